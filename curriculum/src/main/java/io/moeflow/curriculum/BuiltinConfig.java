@@ -14,7 +14,7 @@ import java.util.Objects;
  *   <li>{@code copy}: {@code copy abc=abc}; 8 levels = word length 1..8.</li>
  *   <li>{@code reverse}: {@code rev abc=cba}; 8 levels = word length 1..8.</li>
  *   <li>{@code pattern}: {@code seq abcab=cab}; continue a periodic string by one period; 6 levels = period 1..6.</li>
- *   <li>{@code text}: short English-like sentences from a small grammar, loss only; 8 levels = clauses and modifiers.</li>
+ *   <li>{@code text}: short English-like sentences from a small grammar, loss only; 8 levels by word count (3 to 26 words).</li>
  * </ul>
  * Everything after {@code '='} up to the newline is the checkable answer.
  *

@@ -19,6 +19,8 @@ final class BuiltinGenerator {
     private static final String[] ADVERBS = {"today", "again", "slowly", "quietly", "at night"};
     private static final String[] DETERMINERS = {"the", "a", "my", "one"};
     private static final String[] CONJUNCTIONS = {"and", "but", "because", "so"};
+    private static final int[] TEXT_CLAUSES = {1, 1, 2, 1, 3, 2, 2, 3};
+    private static final int[] TEXT_MODIFIERS = {0, 1, 0, 2, 0, 1, 2, 2};
 
     private BuiltinGenerator() {
     }
@@ -110,10 +112,13 @@ final class BuiltinGenerator {
         return answered(prompt, answer, level / 5.0, "pattern");
     }
 
-    /** Clauses = 1 + level / 3 joined by conjunctions; modifiers per clause = level % 3 (adjectives, object, adverb). */
+    /**
+     * Clauses joined by conjunctions, each with 0, 1 or 2 modifiers (0: "the cat sleeps"; 1: adjective and object;
+     * 2: a second adjective and an adverb). The levels are ordered by word count: 3, 6, 7, 8, 11, 13, 17, 26 words.
+     */
     private static Sample text(final int level, final SplitMix64 rng) {
-        final int clauses = 1 + level / 3;
-        final int modifiers = level % 3;
+        final int clauses = TEXT_CLAUSES[level];
+        final int modifiers = TEXT_MODIFIERS[level];
         final StringBuilder s = new StringBuilder();
         for (int c = 0; c < clauses; c++) {
             if (c > 0) {
