@@ -205,7 +205,7 @@ final class DatasetReader {
             }
             final JsonToken after = p.nextToken();
             if (after != null) {
-                throw new BadLine("unexpected " + describe(after) + " after the JSON object",
+                throw new BadLine("found " + describe(after) + " after the JSON object",
                         "put exactly one object on each line" + SKIP_HINT);
             }
         } catch (final JsonProcessingException e) {
@@ -250,7 +250,7 @@ final class DatasetReader {
         try {
             return new Sample(fullText, difficulty, domain, start);
         } catch (final IllegalArgumentException e) {
-            throw new BadLine(e.getMessage().replace("answerStart=", "\"answer_start\"="), "fix the field" + SKIP_HINT);
+            throw new BadLine(e.getMessage().replace("answerStart=", "\"answer_start\"="), "correct the sample" + SKIP_HINT);
         }
     }
 
@@ -277,8 +277,8 @@ final class DatasetReader {
             case START_OBJECT: return "an object";
             case START_ARRAY: return "an array";
             case VALUE_STRING: return "a string";
-            case VALUE_NUMBER_INT:
-            case VALUE_NUMBER_FLOAT: return "a number";
+            case VALUE_NUMBER_INT: return "an integer";
+            case VALUE_NUMBER_FLOAT: return "a decimal number";
             case VALUE_TRUE:
             case VALUE_FALSE: return "a boolean";
             case VALUE_NULL: return "null";
