@@ -13,7 +13,8 @@ import java.util.Objects;
  * @param stages               {@link Kind#STAGED}: the stages in order (must be non-empty for STAGED; ignored otherwise)
  * @param replayFraction       {@link Kind#STAGED}: share of each stage's samples drawn instead from the easier samples
  *                             (difficulty below the stage's minimum), so earlier skills are not forgotten; in [0,1)
- * @param difficultyScale      pacing: integer difficulty units per 1.0 of sample difficulty (100: pacing values are percent)
+ * @param difficultyScale      pacing: integer difficulty units per 1.0 of sample difficulty (100: pacing values are
+ *                             percent), in [1, {@value #MAX_DIFFICULTY_SCALE}]
  * @param minDifficulty        pacing: DeepSpeed {@code min_difficulty}, in [0, difficultyScale]
  * @param maxDifficulty        pacing: DeepSpeed {@code max_difficulty}, in [minDifficulty, difficultyScale]
  * @param totalCurriculumSteps FIXED_LINEAR/FIXED_ROOT: DeepSpeed {@code total_curriculum_step}, steps to reach the maximum, >= 1
@@ -51,6 +52,8 @@ public record CurriculumConfig(Kind kind, List<Stage> stages, double replayFract
      * from collapsing during the expert stage of a short run, while 80% of each stage stays on its own band.
      */
     public static final double DEFAULT_REPLAY_FRACTION = 0.2;
+    /** Largest scale: a resolution of 0.0001 is far finer than any difficulty metric needs. */
+    public static final int MAX_DIFFICULTY_SCALE = 10_000;
     /** Default scale: pacing values are percent of the [0,1] difficulty range. */
     public static final int DEFAULT_DIFFICULTY_SCALE = 100;
     /**
@@ -85,8 +88,9 @@ public record CurriculumConfig(Kind kind, List<Stage> stages, double replayFract
         if (!(replayFraction >= 0.0 && replayFraction < 1.0)) {
             throw new IllegalArgumentException("replayFraction=" + replayFraction + " must be in [0,1)");
         }
-        if (difficultyScale < 1) {
-            throw new IllegalArgumentException("difficultyScale=" + difficultyScale + " must be >= 1");
+        if (difficultyScale < 1 || difficultyScale > MAX_DIFFICULTY_SCALE) {
+            throw new IllegalArgumentException("difficultyScale=" + difficultyScale + " must be in [1, "
+                    + MAX_DIFFICULTY_SCALE + "]");
         }
         if (minDifficulty < 0 || minDifficulty > maxDifficulty || maxDifficulty > difficultyScale) {
             throw new IllegalArgumentException("minDifficulty=" + minDifficulty + ", maxDifficulty=" + maxDifficulty

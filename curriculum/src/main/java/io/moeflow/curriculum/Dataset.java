@@ -201,26 +201,21 @@ public final class Dataset {
 
     /** First index whose difficulty is {@code >= d} ({@link #size()} if none). */
     public int lowerBound(final double d) {
-        int lo = 0;
-        int hi = difficulty.length;
-        while (lo < hi) {
-            final int mid = (lo + hi) >>> 1;
-            if (difficulty[mid] < d) {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        return lo;
+        return firstIndexAbove(d, false);
     }
 
     /** First index whose difficulty is {@code > d} ({@link #size()} if none): samples {@code [0, upperBound(d))} have difficulty {@code <= d}. */
     public int upperBound(final double d) {
+        return firstIndexAbove(d, true);
+    }
+
+    /** Binary search over the sorted difficulties: the first index with difficulty > d, or >= d when !skipEqual. */
+    private int firstIndexAbove(final double d, final boolean skipEqual) {
         int lo = 0;
         int hi = difficulty.length;
         while (lo < hi) {
             final int mid = (lo + hi) >>> 1;
-            if (difficulty[mid] <= d) {
+            if (difficulty[mid] < d || skipEqual && difficulty[mid] == d) {
                 lo = mid + 1;
             } else {
                 hi = mid;

@@ -16,7 +16,9 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Reads JSONL and plain-text files into samples, line by line, so every problem is reported with its 1-based
@@ -76,9 +78,13 @@ final class DatasetReader {
         }
         final int[] sorted = lengths.clone();
         Arrays.sort(sorted);
+        final Map<Integer, Integer> shorterCount = new HashMap<>(); // length -> lines strictly shorter
+        for (int i = n - 1; i >= 0; i--) {
+            shorterCount.put(sorted[i], i); // the lowest index of each length wins
+        }
         final List<Sample> samples = new ArrayList<>(n);
         for (int i = 0; i < n; i++) {
-            final int shorter = firstAtLeast(sorted, lengths[i]);
+            final int shorter = shorterCount.get(lengths[i]);
             samples.add(new Sample(texts.get(i), n == 1 ? 0.0 : shorter / (double) (n - 1), TEXT_DOMAIN));
         }
         return finish(file, samples, skipped);
@@ -299,20 +305,5 @@ final class DatasetReader {
             }
         }
         return -1;
-    }
-
-    /** Number of values in sorted {@code a} that are smaller than {@code key}. */
-    private static int firstAtLeast(final int[] a, final int key) {
-        int lo = 0;
-        int hi = a.length;
-        while (lo < hi) {
-            final int mid = (lo + hi) >>> 1;
-            if (a[mid] < key) {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        return lo;
     }
 }

@@ -41,6 +41,8 @@ class CurriculumConfigTest {
         expect("stage s: lengthSteps=0, lengthTokens=0", () -> new Stage("s", 0.0, 0.5, 0, 0, 1e-3));
         expect("stage s: lr=-1.0", () -> new Stage("s", 0.0, 0.5, 1, 0, -1.0));
         expect("totalSteps=0", () -> CurriculumConfig.defaults(0));
+        expect("difficultyScale=0", () -> new CurriculumConfig(CurriculumConfig.Kind.NONE, List.of(), 0, 0, 0, 0, 1, 1, 1,
+                List.of(0), List.of(), 1));
         // a config without stages is fine for kinds that do not stage
         assertEquals(CurriculumConfig.Kind.NONE,
                 CurriculumConfig.defaults(CurriculumConfig.Kind.NONE, 10).withStages(List.of()).kind());
