@@ -141,7 +141,7 @@ public final class CurriculumScheduler {
         final int hi;
         int replayHi = 0;
         int reportedStage = 0;
-        String name;
+        final String name;
         double lr = Double.NaN;
         switch (kind) {
             case STAGED:

@@ -32,6 +32,8 @@ final class DatasetReader {
     private static final String SKIP_HINT = " (or pass --skip-bad-samples to skip and count such lines)";
     private static final String JSONL_EXAMPLE =
             "{\"text\": \"3+4=7\", \"difficulty\": 0.1, \"domain\": \"arith\"}";
+    /** Largest file read: one Java array (datasets hold all samples in one byte array). */
+    private static final long MAX_FILE_BYTES = Integer.MAX_VALUE - 8;
     /** Domain of samples read by {@link #readText}. */
     static final String TEXT_DOMAIN = "text";
 
@@ -147,15 +149,20 @@ final class DatasetReader {
     }
 
     private static byte[] readAll(final Path file) {
+        if (Files.isDirectory(file)) {
+            throw new DataFormatException(file, 0, "is a directory, not a data file",
+                    "give the path of a .jsonl or text file");
+        }
         try {
-            if (Files.isDirectory(file)) {
-                throw new DataFormatException(file, 0, "is a directory, not a data file",
-                        "give the path of a .jsonl or text file");
+            final long sizeBytes = Files.size(file);
+            if (sizeBytes > MAX_FILE_BYTES) {
+                throw new DataFormatException(file, 0, "is " + sizeBytes + " bytes, more than one dataset holds ("
+                        + MAX_FILE_BYTES + ")", "split it into smaller files");
             }
             return Files.readAllBytes(file);
-        } catch (final IOException | OutOfMemoryError e) {
+        } catch (final IOException e) {
             throw new DataFormatException(file, 0, "cannot read the file (" + e + ")",
-                    "check that the path exists, is a readable regular file, and is under 2 GiB");
+                    "check that the path exists and is a readable regular file");
         }
     }
 
