@@ -6,7 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import org.junit.jupiter.api.Test;
 
 /**
- * Holds the fast {@link AdamW} (float32, Vector API) to the plain {@link AdamWReference} (double) over
+ * Holds the fast {@link AdamW} (float32, C2-vectorised loop) to the plain {@link AdamWReference} (double) over
  * many random steps with clipping, decay, gaps and a never-used expert.
  */
 class AdamWFastVsReferenceTest {

@@ -97,8 +97,8 @@ class AdamWStateTest {
         final float[] params = slab.params();
         final float[] grads = slab.nextGrads();
         final long thread = Thread.currentThread().getId();
-        // Warm-up lets C2 compile the kernel and scalar-replace the vector objects; the JIT works in the
-        // background, so measure a few rounds and pass on the first that allocates nothing.
+        // Warm-up lets C2 compile the step (escape analysis, inlining); the JIT works in the background,
+        // so measure a few rounds and pass on the first that allocates nothing.
         long bytes = -1;
         for (int round = 0; round < 20 && bytes != 0; round++) {
             for (int i = 0; i < 2000; i++) {

@@ -119,13 +119,13 @@ class ClipGradNormTest {
 
     @Test
     void shouldSumSquaresInDoubleSoSmallTermsAreNotLostNextToLargeOnes() {
-        // four squares of 1e8 (one per accumulator), then 1000 squares of 1: in float, 1e8 + 1 == 1e8
+        // eight squares of 1e8 (one per accumulator), then 1000 squares of 1: in float, 1e8 + 1 == 1e8
         // (the float spacing at 1e8 is 8), so a float sum would lose all 1000; a double sum is exact
-        final float[] x = new float[1004];
+        final float[] x = new float[1008];
         Arrays.fill(x, 1.0f);
-        Arrays.fill(x, 0, 4, 1e4f);
+        Arrays.fill(x, 0, 8, 1e4f);
 
-        assertEquals(4e8 + 1000, AdamW.sumOfSquares(x, 0, x.length));
-        assertEquals(7.0, AdamW.sumOfSquares(x, 5, 12));
+        assertEquals(8e8 + 1000, AdamW.sumOfSquares(x, 0, x.length));
+        assertEquals(7.0, AdamW.sumOfSquares(x, 10, 17));
     }
 }
