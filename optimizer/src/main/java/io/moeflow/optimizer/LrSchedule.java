@@ -22,7 +22,10 @@ public interface LrSchedule {
         return new ConstantLr(lr);
     }
 
-    /** Linear warmup to {@code peakLr}, then cosine decay to {@code minLr} at {@code totalSteps}; see {@link WarmupCosineLr}. */
+    /**
+     * Linear warmup to {@code peakLr}, then cosine decay to {@code minLr} at {@code totalSteps}; see
+     * {@link WarmupCosineLr}.
+     */
     static LrSchedule warmupCosine(final double peakLr, final long warmupSteps, final long totalSteps,
                                    final double minLr) {
         return new WarmupCosineLr(peakLr, warmupSteps, totalSteps, minLr);

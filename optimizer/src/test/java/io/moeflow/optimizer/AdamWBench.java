@@ -72,7 +72,8 @@ public final class AdamWBench {
         System.out.printf("AdamW update of %,d floats in %d segments, median of %d rounds%n",
                 floats, segments.size(), rounds);
         System.out.printf("  reference (scalar, double) : %8.2f ms%n", referenceMs);
-        System.out.printf("  fast, 1 thread             : %8.2f ms   %.1fx the reference%n", fastMs, referenceMs / fastMs);
+        System.out.printf("  fast, 1 thread             : %8.2f ms   %.1fx the reference%n", fastMs,
+                referenceMs / fastMs);
         System.out.printf("  fast, 2 threads            : %8.2f ms   %.1fx the reference%n", twoThreadMs,
                 referenceMs / twoThreadMs);
         System.out.printf("  clipGradNorm, 1 thread     : %8.2f ms%n", clipMs);
