@@ -19,7 +19,8 @@ import org.junit.jupiter.api.Timeout;
 /**
  * The parallel form gives bit-for-bit the result of the serial one, whatever the split: ranges that cut
  * segments, start at odd offsets (so the same element falls in the SIMD body of the compiled loop in
- * one split and in its scalar tail in another), are empty, cover gaps only, or run in a scrambled order or on other threads.
+ * one split and in its scalar tail in another), are empty, cover gaps only, or run in a scrambled order
+ * or on other threads.
  */
 class AdamWParallelTest {
 
