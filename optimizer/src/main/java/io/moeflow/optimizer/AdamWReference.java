@@ -59,24 +59,24 @@ public final class AdamWReference implements AdamWUpdater {
         layout.checkCoversSlab("params", params);
         layout.checkCoversSlab("grads", grads);
         stepCount++;
-        final long t = stepCount;                                          // t counts from 1
+        final long t = stepCount;                                                // t counts from 1
         final double beta1 = config.beta1();
         final double beta2 = config.beta2();
-        final double bias1 = 1.0 - Math.pow(beta1, t);                     // bias correction 1 - beta1^t
-        final double bias2 = 1.0 - Math.pow(beta2, t);                     // bias correction 1 - beta2^t
+        final double bias1 = 1.0 - Math.pow(beta1, t);                           // bias correction 1 - beta1^t
+        final double bias2 = 1.0 - Math.pow(beta2, t);                           // bias correction 1 - beta2^t
         for (int s = 0; s < layout.count(); s++) {
             final boolean decay = layout.decay(s);
             for (int i = layout.offset(s); i < layout.end(s); i++) {
                 final double g = grads[i];
                 double p = params[i];
                 if (decay) {
-                    p = p - lr * config.weightDecay() * p;                // decoupled decay: p -= lr * wd * p
+                    p = p - lr * config.weightDecay() * p;                       // decoupled decay: p -= lr * wd * p
                 }
-                final double m = beta1 * expAvg[i] + (1.0 - beta1) * g;    // m_t = beta1 m_{t-1} + (1 - beta1) g
-                final double v = beta2 * expAvgSq[i] + (1.0 - beta2) * g * g; // v_t = beta2 v_{t-1} + (1 - beta2) g^2
-                final double mHat = m / bias1;                                 // m_hat = m_t / (1 - beta1^t)
-                final double vHat = v / bias2;                                 // v_hat = v_t / (1 - beta2^t)
-                p = p - lr * mHat / (Math.sqrt(vHat) + config.eps());      // p -= lr m_hat / (sqrt(v_hat) + eps)
+                final double m = beta1 * expAvg[i] + (1.0 - beta1) * g;          // m_t = beta1 m_{t-1} + (1 - beta1) g
+                final double v = beta2 * expAvgSq[i] + (1.0 - beta2) * g * g;   // v_t = beta2 v_{t-1} + (1 - beta2) g^2
+                final double mHat = m / bias1;                                   // m_hat = m_t / (1 - beta1^t)
+                final double vHat = v / bias2;                                   // v_hat = v_t / (1 - beta2^t)
+                p = p - lr * mHat / (Math.sqrt(vHat) + config.eps());            // p -= lr m_hat / (sqrt(v_hat) + eps)
                 params[i] = (float) p;
                 expAvg[i] = (float) m;
                 expAvgSq[i] = (float) v;
