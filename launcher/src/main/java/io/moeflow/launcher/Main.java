@@ -1,8 +1,11 @@
 package io.moeflow.launcher;
 
 import java.io.File;
+import java.io.UncheckedIOException;
 import java.util.concurrent.Callable;
 
+import io.moeflow.curriculum.DataFormatException;
+import io.moeflow.trainer.TrainingDivergedException;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -15,7 +18,7 @@ import picocli.CommandLine.Command;
     mixinStandardHelpOptions = true,
     versionProvider = Main.Version.class,
     description = "Train Mixture-of-Experts language models on the JVM.",
-    subcommands = {CommandLine.HelpCommand.class})
+    subcommands = {TrainCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Callable<Integer> {
 
     @Override
@@ -40,7 +43,24 @@ public final class Main implements Callable<Integer> {
             // Keys are option names without dashes (steps=200), or command-qualified (moeflow.train.steps=200).
             cli.setDefaultValueProvider(new CommandLine.PropertiesDefaultProvider(config));
         }
+        cli.setExecutionExceptionHandler(Main::report);
         return cli.execute(args);
+    }
+
+    /**
+     * Bad input (a config value, a data file, a checkpoint) is one clear line and exit code 2; anything
+     * else is a bug or an environment failure and keeps its stack trace (exit code 1).
+     */
+    static int report(final Exception e, final CommandLine cli, final CommandLine.ParseResult parsed) {
+        final String command = "moeflow " + cli.getCommandName();
+        if (e instanceof IllegalArgumentException || e instanceof UncheckedIOException || e instanceof DataFormatException
+            || e instanceof TrainingDivergedException) {
+            System.err.println(command + ": " + e.getMessage());
+            return 2;
+        }
+        System.err.println(command + ": unexpected error, please report it with this trace:");
+        e.printStackTrace();
+        return 1;
     }
 
     /** Pre-scans the arguments for {@code --config FILE} or {@code --config=FILE}. */

@@ -1,0 +1,195 @@
+package io.moeflow.trainer;
+
+import java.util.ArrayList;
+import java.util.List;
+
+import io.moeflow.curriculum.CurriculumConfig;
+import io.moeflow.curriculum.CurriculumScheduler;
+import io.moeflow.curriculum.Dataset;
+import io.moeflow.curriculum.StepPlan;
+import io.moeflow.optimizer.AdamW;
+import io.moeflow.optimizer.AdamWConfig;
+import io.moeflow.optimizer.LrSchedule;
+import io.moeflow.optimizer.ParamSegment;
+import io.moeflow.trainer.model.ModelConfig;
+import io.moeflow.trainer.model.MoeModel;
+import io.moeflow.trainer.model.Parallel;
+import io.moeflow.trainer.model.TensorView;
+
+/**
+ * Trains a {@link MoeModel} in one process: the curriculum feeds batches, AdamW updates the
+ * parameters. {@link #trainStep()} is the whole training step, top to bottom.
+ */
+public final class Trainer implements AutoCloseable {
+    private final TrainerConfig config;
+    private final MoeModel model;
+    private final AdamW optimizer;
+    private final CurriculumScheduler curriculum;
+    private final LrSchedule lrSchedule;
+
+    // Preallocated per-step state: the step itself allocates nothing.
+    private final int[] tokens;
+    private final StepPlan plan = new StepPlan();
+    private final StepMetrics metrics;
+    private final double[] normChunkSums;
+    private final Parallel.Task normTask = this::normStage;
+    private final Parallel.Task updateTask = this::updateStage;
+    private float clipFactor;
+    private long completedSteps;
+
+    public Trainer(final TrainerConfig config, final ModelConfig modelConfig, final AdamWConfig adamWConfig,
+                   final CurriculumConfig curriculumConfig, final Dataset training) {
+        this.config = config;
+        this.model = new MoeModel(modelConfig, config.batchSize(), config.threads(), config.kernels(), config.seed());
+        this.optimizer = new AdamW(adamWConfig, segments(model.tensors()));
+        this.curriculum = new CurriculumScheduler(curriculumConfig, training, config.batchSize(), modelConfig.seqLen());
+        this.lrSchedule = schedule(config, curriculumConfig);
+        this.tokens = new int[config.batchSize() * (modelConfig.seqLen() + 1)];
+        this.metrics = new StepMetrics(modelConfig.layers(), modelConfig.experts());
+        this.normChunkSums = new double[optimizer.normChunkCount()];
+    }
+
+    /** Runs steps until {@link TrainerConfig#steps()} are done, reporting each one to {@code monitor}. */
+    public void train(final StepMonitor monitor) {
+        while (completedSteps < config.steps()) {
+            monitor.onStep(trainStep());
+        }
+    }
+
+    /**
+     * One training step: data, forward, backward, gradient clipping, AdamW, load balancing, metrics.
+     *
+     * @return this step's measurements (a reused object)
+     */
+    public StepMetrics trainStep() {
+        final long startNs = System.nanoTime();
+
+        // 1. Data: the curriculum picks this step's samples (and, when staged, its learning rate).
+        curriculum.next(tokens, plan);
+        final double lr = lrSchedule.lr(plan.step());
+
+        // 2. Forward: embeddings -> L x [attention, MoE] -> head -> cross-entropy + aux + z losses.
+        final double loss = model.forward(tokens);
+
+        // 3. Backward: the gradient of that loss for every parameter, into model.grads().
+        model.backward();
+
+        // 4. Reduce: one process holds every parameter, so there is nothing to reduce yet.
+
+        // 5. Clip the global gradient norm, then the AdamW update (both spread over the model's threads).
+        final double gradNorm = globalGradNorm();
+        if (!Double.isFinite(gradNorm) || !Double.isFinite(loss)) {
+            throw new TrainingDivergedException(plan.step() + 1, loss, gradNorm, lr);
+        }
+        clipFactor = (float) optimizer.config().clipCoefficient(gradNorm);
+        optimizer.beginStep(lr);
+        model.parallel().run(updateTask);
+
+        // 6. MoE balancing: the auxiliary-loss-free bias follows this batch's expert load.
+        model.updateBalancingBias();
+
+        completedSteps++;
+        record(loss, lr, gradNorm, System.nanoTime() - startNs);
+        return metrics;
+    }
+
+    /** The global L2 norm of the gradients, summed over AdamW's fixed chunks so any thread count gives the same bits. */
+    private double globalGradNorm() {
+        model.parallel().run(normTask);
+        double sum = 0;
+        for (final double chunkSum : normChunkSums) {
+            sum += chunkSum;
+        }
+        return Math.sqrt(sum);
+    }
+
+    private void normStage(final int worker, final int workers) {
+        final int chunks = normChunkSums.length;
+        final float[] grads = model.grads();
+        for (int c = Parallel.start(chunks, worker, workers, 1); c < Parallel.start(chunks, worker + 1, workers, 1); c++) {
+            normChunkSums[c] = optimizer.normChunkSumOfSquares(grads, c);
+        }
+    }
+
+    private void updateStage(final int worker, final int workers) {
+        final int slab = optimizer.slabLength();
+        final int from = Parallel.start(slab, worker, workers, 16);
+        final int to = Parallel.start(slab, worker + 1, workers, 16);
+        if (clipFactor < 1f) {
+            optimizer.scaleRange(model.grads(), from, to, clipFactor);
+        }
+        optimizer.updateRange(model.params(), model.grads(), from, to);
+    }
+
+    private void record(final double loss, final double lr, final double gradNorm, final long stepTimeNs) {
+        final StepMetrics m = metrics;
+        m.step = completedSteps;
+        m.loss = loss;
+        m.crossEntropy = model.crossEntropy();
+        m.auxLoss = model.auxLoss();
+        m.zLoss = model.zLoss();
+        m.lr = lr;
+        m.stageIndex = plan.stageIndex();
+        m.stageName = plan.stageName();
+        m.maxDifficulty = plan.maxDifficulty();
+        m.gradNorm = gradNorm;
+        m.stepTimeNs = stepTimeNs;
+        m.tokensPerSecond = config.batchSize() * (double) model.config().seqLen() / (stepTimeNs / 1e9);
+        m.samplesConsumed = plan.samplesConsumed();
+        m.tokensConsumed = plan.tokensConsumed();
+        System.arraycopy(model.expertLoad(), 0, m.expertLoad, 0, m.expertLoad.length);
+        m.droppedTokens = model.droppedTokens();
+        m.checkpointStallNs = 0;
+    }
+
+    /** Optimizer segments: one per parameter tensor, decayed as the model says. */
+    static List<ParamSegment> segments(final List<TensorView> tensors) {
+        final List<ParamSegment> segments = new ArrayList<>(tensors.size());
+        for (final TensorView t : tensors) {
+            segments.add(new ParamSegment(t.name(), t.offset(), t.length(), t.decay()));
+        }
+        return segments;
+    }
+
+    private LrSchedule schedule(final TrainerConfig c, final CurriculumConfig curriculumConfig) {
+        final LrSchedule base = switch (c.lrSchedule()) {
+            case CONSTANT -> LrSchedule.constant(c.lr());
+            case COSINE -> LrSchedule.warmupCosine(c.lr(), 0, c.steps(), c.minLr());
+            case CURRICULUM -> {
+                if (curriculumConfig.kind() != CurriculumConfig.Kind.STAGED) {
+                    throw new IllegalArgumentException("lrSchedule=curriculum needs a staged curriculum (curriculum="
+                        + curriculumConfig.kind().name().toLowerCase() + " sets no learning rate); choose --lr-schedule "
+                        + "constant or cosine");
+                }
+                yield step -> plan.lr();
+            }
+        };
+        return c.warmupSteps() > 0 ? LrSchedule.withWarmup(base, c.warmupSteps()) : base;
+    }
+
+    public MoeModel model() {
+        return model;
+    }
+
+    public AdamW optimizer() {
+        return optimizer;
+    }
+
+    public CurriculumScheduler curriculum() {
+        return curriculum;
+    }
+
+    public TrainerConfig config() {
+        return config;
+    }
+
+    /** Steps completed so far (including those before a resume). */
+    public long completedSteps() {
+        return completedSteps;
+    }
+
+    @Override
+    public void close() {
+        model.close();
+    }
+}
