@@ -1,6 +1,8 @@
 package io.moeflow.launcher.report;
 
 import java.awt.Color;
+import java.awt.Graphics2D;
+import java.awt.image.BufferedImage;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -9,6 +11,8 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+
+import javax.imageio.ImageIO;
 
 import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonParser;
@@ -19,6 +23,7 @@ import org.knowm.xchart.HeatMapChartBuilder;
 import org.knowm.xchart.XYChart;
 import org.knowm.xchart.XYChartBuilder;
 import org.knowm.xchart.XYSeries;
+import org.knowm.xchart.internal.chartpart.Chart;
 import org.knowm.xchart.style.markers.SeriesMarkers;
 
 /**
@@ -29,8 +34,8 @@ import org.knowm.xchart.style.markers.SeriesMarkers;
  * cover the whole run.
  */
 public final class RunCharts {
-    /** Heat-map columns: the steps are averaged into at most this many buckets. */
-    private static final int LOAD_BUCKETS = 60;
+    /** Heat-map columns: the steps are averaged into at most this many buckets (each labelled by its last step). */
+    private static final int LOAD_BUCKETS = 25;
 
     private RunCharts() {
     }
@@ -50,10 +55,10 @@ public final class RunCharts {
             final Path loss = outDir.resolve("loss.png");
             BitmapEncoder.saveBitmap(lossChart(rows, vocabSize), loss.toString(), BitmapEncoder.BitmapFormat.PNG);
             written.add(loss);
-            final List<org.knowm.xchart.internal.chartpart.Chart<?, ?>> load = expertLoadCharts(rows);
+            final List<Chart<?, ?>> load = expertLoadCharts(rows);
             if (!load.isEmpty()) {
                 final Path file = outDir.resolve("expert-load.png");
-                BitmapEncoder.saveBitmap(load, load.size(), 1, file.toString(), BitmapEncoder.BitmapFormat.PNG);
+                ImageIO.write(stack(load), "png", file.toFile());
                 written.add(file);
             }
         } catch (final IOException e) {
@@ -158,8 +163,32 @@ public final class RunCharts {
         return chart;
     }
 
-    private static List<org.knowm.xchart.internal.chartpart.Chart<?, ?>> expertLoadCharts(final List<Row> rows) {
-        final List<org.knowm.xchart.internal.chartpart.Chart<?, ?>> charts = new ArrayList<>();
+    /** The charts one below the other in one image, each at its own size. */
+    private static BufferedImage stack(final List<Chart<?, ?>> charts) {
+        final List<BufferedImage> images = new ArrayList<>();
+        int width = 0;
+        int height = 0;
+        for (final Chart<?, ?> c : charts) {
+            final BufferedImage image = BitmapEncoder.getBufferedImage(c);
+            images.add(image);
+            width = Math.max(width, image.getWidth());
+            height += image.getHeight();
+        }
+        final BufferedImage all = new BufferedImage(width, height, BufferedImage.TYPE_INT_RGB);
+        final Graphics2D g = all.createGraphics();
+        g.setColor(Color.WHITE);
+        g.fillRect(0, 0, width, height);
+        int y = 0;
+        for (final BufferedImage image : images) {
+            g.drawImage(image, 0, y, null);
+            y += image.getHeight();
+        }
+        g.dispose();
+        return all;
+    }
+
+    private static List<Chart<?, ?>> expertLoadCharts(final List<Row> rows) {
+        final List<Chart<?, ?>> charts = new ArrayList<>();
         final int[][] first = rows.get(0).expertLoad();
         final int layers = first.length;
         if (layers == 0 || first[0].length == 0) {
