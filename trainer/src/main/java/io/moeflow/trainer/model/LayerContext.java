@@ -40,6 +40,12 @@ final class LayerContext
         return Parallel.start(total, w + 1, workers, align);
     }
 
+    /** Packed W^T panel [in, out + 16] plus the padded bias and one spare row of out + 16 (FastOps.linearForward). */
+    private static long linear(final int in, final int out)
+    {
+        return (long) in * (out + 16) + 2L * (out + 16);
+    }
+
     /**
      * Scratch floats the kernels need for this config and batch: the packed weight panel of the widest linear layer
      * (see {@link Ops#linearForward}), the attention scratch and the router's transposed weight.
@@ -50,11 +56,11 @@ final class LayerContext
         final int F = c.expertHidden();
         final int T = c.seqLen();
         final int D = c.headDim();
-        long need = (long) C * (3 * C + 16);
-        need = Math.max(need, (long) C * (c.vocabSize() + 16));
-        need = Math.max(need, (long) C * (F + 16));
-        need = Math.max(need, (long) F * (C + 16));
-        need = Math.max(need, (long) C * (c.experts() + 16));
+        long need = linear(C, 3 * C);
+        need = Math.max(need, linear(C, c.vocabSize()));
+        need = Math.max(need, linear(C, F));
+        need = Math.max(need, linear(F, C));
+        need = Math.max(need, linear(C, c.experts()));
         need = Math.max(need, (long) T * T + 2L * D * T + 2L * T + 64);
         if (need > Integer.MAX_VALUE - 16)
         {
