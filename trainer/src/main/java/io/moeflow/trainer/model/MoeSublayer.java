@@ -1,0 +1,464 @@
+package io.moeflow.trainer.model;
+
+import static io.moeflow.trainer.model.LayerContext.from;
+import static io.moeflow.trainer.model.LayerContext.to;
+
+import io.moeflow.trainer.kernels.Ops;
+
+/**
+ * The MoE half of a block: res[l+1] = resMid + sum_j w_j * expert_j(ln2(resMid)).
+ * <p>
+ * Written as separate stages so expert parallelism can later put an all-to-all between {@link #permute} and
+ * {@link #experts} and another between {@link #experts} and {@link #combine}:
+ * <ol>
+ *   <li>{@link #routeScores}: ln2, router logits, scores, top-k, gates (per token);</li>
+ *   <li>{@link #assignSlots}: load counting, capacity and dropping, each kept (token, expert) pair gets a row in its
+ *       expert's contiguous block of the permuted buffer (sequential, deterministic);</li>
+ *   <li>{@link #permute}: gather the tokens into the blocks;</li>
+ *   <li>{@link #experts}: one GEMM pair per expert block (C -> F -> C, GELU between);</li>
+ *   <li>{@link #combine}: weighted gather back to token order, plus the residual.</li>
+ * </ol>
+ * Shared experts are extra blocks E..E+S-1 that receive every token with weight 1.
+ * <p>
+ * Dropping priority (capacity factor &gt; 0): all first choices before any second choice (GShard), and within one
+ * choice rank, earlier tokens of the batch first (Switch's position order). A dropped pair contributes nothing: the
+ * token keeps its other experts (gates not renormalised) and the residual.
+ */
+final class MoeSublayer
+{
+    private final LayerContext ctx;
+    private final Ops ops;
+    private final ModelConfig c;
+    private final float[][] expertBias;
+    private final int[] fill;
+    private final Parallel.Task routeTask = this::routeStage;
+    private final Parallel.Task permuteTask = this::permuteStage;
+    private final Parallel.Task fc1Task = this::fc1Stage;
+    private final Parallel.Task fc2Task = this::fc2Stage;
+    private final Parallel.Task combineTask = this::combineStage;
+    private final Parallel.Task combineBackTask = this::combineBackStage;
+    private final Parallel.Task fc2BackTask = this::fc2BackStage;
+    private final Parallel.Task fc1BackTask = this::fc1BackStage;
+    private final Parallel.Task routerBackTask = this::routerBackStage;
+    private final Parallel.Task routerParamsTask = this::routerParamsStage;
+
+    private Workspace ws;
+    private int layer;
+    private ParameterLayout.Block b;
+
+    MoeSublayer(final LayerContext ctx, final float[][] expertBias)
+    {
+        this.ctx = ctx;
+        this.ops = ctx.ops;
+        this.c = ctx.config;
+        this.expertBias = expertBias;
+        this.fill = new int[c.experts()];
+    }
+
+    // Forward. resMid[l]: [N, C] -> ln2: [N, C] -> scores [N, E], selected/gates [N, K] -> xperm [P, C]
+    //          -> h, a: [P, F] -> yperm: [P, C] -> res[l+1] = resMid + sum_j w_j yperm[slot_j]: [N, C]
+    void forward(final Workspace w, final int l, final boolean dropless)
+    {
+        bind(w, l);
+        routeScores();
+        assignSlots(dropless);
+        permute();
+        experts();
+        combine();
+    }
+
+    void routeScores()
+    {
+        ctx.parallel.run(routeTask);
+    }
+
+    void permute()
+    {
+        ctx.parallel.run(permuteTask);
+    }
+
+    void experts()
+    {
+        ctx.parallel.run(fc1Task);
+        ctx.parallel.run(fc2Task);
+    }
+
+    void combine()
+    {
+        ctx.parallel.run(combineTask);
+    }
+
+    // Backward. dres = dL/dres[l+1]: [N, C] in, dL/dresMid[l] out (in place); writes ln2, router and expert grads.
+    void backward(final Workspace w, final int l)
+    {
+        bind(w, l);
+        ctx.parallel.run(combineBackTask);   // dyperm [P, C], dgates [N, K]
+        ctx.parallel.run(fc2BackTask);       // dW2, db2; dh = (dyperm W2) * gelu'(h): [P, F]
+        ctx.parallel.run(fc1BackTask);       // dW1, db1; dxperm = dh W1: [P, C]
+        ctx.parallel.run(routerBackTask);    // dln2 = unpermute(dxperm) + dlogits Wr; dres += LN2'(dln2)
+        ctx.parallel.run(routerParamsTask);  // dWr, dln2 weight/bias
+    }
+
+    private void bind(final Workspace w, final int l)
+    {
+        ws = w;
+        layer = l;
+        b = ctx.layout.blocks[l];
+    }
+
+    /**
+     * Counts the load, applies the capacity and lays out the permuted blocks; computes the aux and z losses.
+     * Sequential on the calling thread: O(N * (K + E)), deterministic by construction.
+     */
+    void assignSlots(final boolean dropless)
+    {
+        final int N = ws.tokens;
+        final int E = c.experts();
+        final int K = c.topK();
+        final int S = c.sharedExperts();
+        final int J = ws.slotsPerToken;
+        final int lnk = layer * N * K;
+        final int lnj = layer * N * J;
+        final int lp = layer * ws.permRows;
+        final int bs = layer * (E + S + 1);
+        final int le = layer * E;
+
+        for (int e = 0; e < E; e++)
+        {
+            ws.load[le + e] = 0;
+            fill[e] = 0;
+        }
+        for (int i = 0; i < N * K; i++)
+        {
+            ws.load[le + ws.selected[lnk + i]]++;
+        }
+        final int capacity = dropless || c.capacityFactor() == 0.0
+            ? Integer.MAX_VALUE
+            : (int) Math.ceil((double) K * N / E * c.capacityFactor());
+        // priority: choice rank k first, then token order; the rank inside the block goes into slots for now
+        int droppedPairs = 0;
+        for (int k = 0; k < K; k++)
+        {
+            for (int n = 0; n < N; n++)
+            {
+                final int e = ws.selected[lnk + n * K + k];
+                if (fill[e] < capacity)
+                {
+                    ws.slots[lnj + n * J + k] = fill[e]++;
+                }
+                else
+                {
+                    ws.slots[lnj + n * J + k] = -1;
+                    droppedPairs++;
+                }
+            }
+        }
+        ws.dropped[layer] = droppedPairs;
+        ws.blockStart[bs] = 0;
+        for (int e = 0; e < E; e++)
+        {
+            ws.blockStart[bs + e + 1] = ws.blockStart[bs + e] + fill[e];
+        }
+        for (int s = 0; s < S; s++)
+        {
+            ws.blockStart[bs + E + s + 1] = ws.blockStart[bs + E + s] + N;
+        }
+        for (int n = 0; n < N; n++)
+        {
+            for (int k = 0; k < K; k++)
+            {
+                final int rank = ws.slots[lnj + n * J + k];
+                if (rank >= 0)
+                {
+                    final int slot = ws.blockStart[bs + ws.selected[lnk + n * K + k]] + rank;
+                    ws.slots[lnj + n * J + k] = slot;
+                    ws.slotWeights[lnj + n * J + k] = ws.gates[lnk + n * K + k];
+                    ws.permToken[lp + slot] = n;
+                }
+                else
+                {
+                    ws.slotWeights[lnj + n * J + k] = 0f;
+                }
+            }
+            for (int s = 0; s < S; s++)
+            {
+                final int slot = ws.blockStart[bs + E + s] + n;
+                ws.slots[lnj + n * J + K + s] = slot;
+                ws.slotWeights[lnj + n * J + K + s] = 1f;
+                ws.permToken[lp + slot] = n;
+            }
+        }
+        balanceLosses();
+    }
+
+    // aux = coef * E * sum_e f_e P_e, f_e = load_e / (K N), P_e = mean_n normalised score;  z = coef * mean_n lse^2
+    private void balanceLosses()
+    {
+        final int N = ws.tokens;
+        final int E = c.experts();
+        final int K = c.topK();
+        final int le = layer * E;
+        final int lne = layer * N * E;
+        final boolean sigmoid = c.routerScore() == RouterScore.SIGMOID;
+        double aux = 0;
+        if (c.auxLossCoef() > 0)
+        {
+            for (int e = 0; e < E; e++)
+            {
+                double meanScore = 0;
+                for (int n = 0; n < N; n++)
+                {
+                    meanScore += normalisedScore(lne + n * E, e, sigmoid);
+                }
+                meanScore /= N;
+                final double f = (double) ws.load[le + e] / ((double) K * N);
+                aux += f * meanScore;
+                ws.dAuxRows[layer][e] = (float) (c.auxLossCoef() * E * f / N);
+            }
+            aux *= c.auxLossCoef() * E;
+        }
+        ws.aux[layer] = aux;
+        double z = 0;
+        if (c.zLossCoef() > 0)
+        {
+            for (int n = 0; n < N; n++)
+            {
+                final double l = ws.lse[layer * N + n];
+                z += l * l;
+            }
+            z *= c.zLossCoef() / N;
+        }
+        ws.z[layer] = z;
+    }
+
+    private double normalisedScore(final int row, final int e, final boolean sigmoid)
+    {
+        if (!sigmoid)
+        {
+            return ws.scores[row + e];
+        }
+        double total = 0;
+        for (int j = 0; j < c.experts(); j++)
+        {
+            total += ws.scores[row + j];
+        }
+        return ws.scores[row + e] / total;
+    }
+
+    private int blocks()
+    {
+        return c.experts() + c.sharedExperts();
+    }
+
+    private int blockStart(final int e)
+    {
+        return ws.blockStart[layer * (blocks() + 1) + e];
+    }
+
+    private int keptRows()
+    {
+        return blockStart(blocks());
+    }
+
+    private void routeStage(final int w, final int workers)
+    {
+        final int N = ws.tokens;
+        final int C = c.channels();
+        final int E = c.experts();
+        final int K = c.topK();
+        final int n0 = from(N, w, workers, 1);
+        final int n1 = to(N, w, workers, 1);
+        final int nc = layer * N * C;
+        ops.layerNormForward(ws.resMid, nc, ctx.params, b.ln2Weight, b.ln2Bias, ws.ln2, nc, ws.ln2Mean, ws.ln2Rstd,
+            layer * N, C, n0, n1);
+        ops.routerForward(ws.ln2, nc, ctx.params, b.router, c.biasBalancing() ? expertBias[layer] : null, 0,
+            c.routerScore() == RouterScore.SIGMOID, C, E, K, ws.routerLogits, layer * N * E, ws.scores, layer * N * E,
+            ws.lse, layer * N, ws.selected, layer * N * K, ws.gates, layer * N * K, n0, n1, ctx.scratch[w]);
+    }
+
+    private void permuteStage(final int w, final int workers)
+    {
+        final int rows = keptRows();
+        final int C = c.channels();
+        ops.gatherRows(ws.ln2, layer * ws.tokens * C, ws.permToken, layer * ws.permRows, ws.xperm,
+            layer * ws.permRows * C, C, from(rows, w, workers, 1), to(rows, w, workers, 1));
+    }
+
+    // h = xperm W1^T + b1, a = gelu(h), one GEMM per expert block, columns of F split over the workers
+    private void fc1Stage(final int w, final int workers)
+    {
+        final int C = c.channels();
+        final int F = c.expertHidden();
+        final int o0 = from(F, w, workers, 16);
+        final int o1 = to(F, w, workers, 16);
+        if (o0 >= o1)
+        {
+            return;
+        }
+        final int pc = layer * ws.permRows * C;
+        final int pf = layer * ws.permRows * F;
+        for (int e = 0; e < blocks(); e++)
+        {
+            final int start = blockStart(e);
+            final int rows = blockStart(e + 1) - start;
+            if (rows == 0)
+            {
+                continue;
+            }
+            ops.linearForward(ws.xperm, pc + start * C, ctx.params, b.w1[e], b.b1[e], ws.h, pf + start * F, rows, C, F,
+                o0, o1, ctx.scratch[w]);
+            for (int r = start; r < start + rows; r++)
+            {
+                ops.geluForward(ws.h, pf + r * F + o0, ws.a, pf + r * F + o0, o1 - o0);
+            }
+        }
+    }
+
+    // yperm = a W2^T + b2 per expert block, columns of C split over the workers
+    private void fc2Stage(final int w, final int workers)
+    {
+        final int C = c.channels();
+        final int F = c.expertHidden();
+        final int o0 = from(C, w, workers, 16);
+        final int o1 = to(C, w, workers, 16);
+        if (o0 >= o1)
+        {
+            return;
+        }
+        final int pc = layer * ws.permRows * C;
+        final int pf = layer * ws.permRows * F;
+        for (int e = 0; e < blocks(); e++)
+        {
+            final int start = blockStart(e);
+            final int rows = blockStart(e + 1) - start;
+            if (rows == 0)
+            {
+                continue;
+            }
+            ops.linearForward(ws.a, pf + start * F, ctx.params, b.w2[e], b.b2[e], ws.yperm, pc + start * C, rows, F, C,
+                o0, o1, ctx.scratch[w]);
+        }
+    }
+
+    private void combineStage(final int w, final int workers)
+    {
+        final int N = ws.tokens;
+        final int C = c.channels();
+        final int J = ws.slotsPerToken;
+        ops.combineForward(ws.yperm, layer * ws.permRows * C, ws.slots, layer * N * J, ws.slotWeights, layer * N * J,
+            J, ws.resMid, layer * N * C, ws.res, (layer + 1) * N * C, C, from(N, w, workers, 1), to(N, w, workers, 1));
+    }
+
+    private void combineBackStage(final int w, final int workers)
+    {
+        final int N = ws.tokens;
+        final int C = c.channels();
+        final int J = ws.slotsPerToken;
+        ops.combineBackward(ws.dres, 0, ws.yperm, layer * ws.permRows * C, ws.slots, layer * N * J, ws.slotWeights,
+            layer * N * J, J, c.topK(), ws.dyperm, 0, ws.dgates, 0, C, from(N, w, workers, 1), to(N, w, workers, 1));
+    }
+
+    private void fc2BackStage(final int w, final int workers)
+    {
+        final int C = c.channels();
+        final int F = c.expertHidden();
+        final int pf = layer * ws.permRows * F;
+        // dW2 = dyperm^T a, db2 = sum dyperm, per block (every block, so an empty one gets exact zeros)
+        final int o0 = from(C, w, workers, 16);
+        final int o1 = to(C, w, workers, 16);
+        for (int e = 0; e < blocks(); e++)
+        {
+            final int start = blockStart(e);
+            ops.linearBackwardWeight(ws.dyperm, start * C, ws.a, pf + start * F, ctx.grads, b.w2[e], b.b2[e],
+                blockStart(e + 1) - start, F, C, o0, o1);
+        }
+        // dh = (dyperm W2) * gelu'(h) over this worker's permuted rows
+        final int rows = keptRows();
+        final int r0 = from(rows, w, workers, 1);
+        final int r1 = to(rows, w, workers, 1);
+        for (int e = 0; e < blocks(); e++)
+        {
+            final int start = blockStart(e);
+            final int lo = Math.max(r0, start) - start;
+            final int hi = Math.min(r1, blockStart(e + 1)) - start;
+            if (lo < hi)
+            {
+                ops.linearBackwardInput(ws.dyperm, start * C, ctx.params, b.w2[e], ws.dh, start * F, F, C, lo, hi,
+                    false);
+            }
+        }
+        if (r0 < r1)
+        {
+            ops.geluBackward(ws.h, pf + r0 * F, ws.dh, r0 * F, ws.dh, r0 * F, (r1 - r0) * F);
+        }
+    }
+
+    private void fc1BackStage(final int w, final int workers)
+    {
+        final int C = c.channels();
+        final int F = c.expertHidden();
+        final int pc = layer * ws.permRows * C;
+        // dW1 = dh^T xperm, db1 = sum dh, per block
+        final int o0 = from(F, w, workers, 16);
+        final int o1 = to(F, w, workers, 16);
+        for (int e = 0; e < blocks(); e++)
+        {
+            final int start = blockStart(e);
+            ops.linearBackwardWeight(ws.dh, start * F, ws.xperm, pc + start * C, ctx.grads, b.w1[e], b.b1[e],
+                blockStart(e + 1) - start, C, F, o0, o1);
+        }
+        // dxperm = dh W1 over this worker's permuted rows
+        final int rows = keptRows();
+        final int r0 = from(rows, w, workers, 1);
+        final int r1 = to(rows, w, workers, 1);
+        for (int e = 0; e < blocks(); e++)
+        {
+            final int start = blockStart(e);
+            final int lo = Math.max(r0, start) - start;
+            final int hi = Math.min(r1, blockStart(e + 1)) - start;
+            if (lo < hi)
+            {
+                ops.linearBackwardInput(ws.dh, start * F, ctx.params, b.w1[e], ws.dxperm, start * C, C, F, lo, hi,
+                    false);
+            }
+        }
+    }
+
+    private void routerBackStage(final int w, final int workers)
+    {
+        final int N = ws.tokens;
+        final int C = c.channels();
+        final int E = c.experts();
+        final int K = c.topK();
+        final int J = ws.slotsPerToken;
+        final int n0 = from(N, w, workers, 1);
+        final int n1 = to(N, w, workers, 1);
+        // dln2[n] = sum over the token's kept slots of dxperm[slot]
+        ops.scatterBackward(ws.dxperm, 0, ws.slots, layer * N * J, J, ws.dln, 0, C, n0, n1, false);
+        // router: dlogits from gates, aux and z losses; dln2 += dlogits Wr
+        ops.routerBackward(ws.routerLogits, layer * N * E, ws.scores, layer * N * E, ws.lse, layer * N, ws.selected,
+            layer * N * K, ws.gates, layer * N * K, ws.dgates, 0, c.auxLossCoef() > 0 ? auxRow() : null,
+            (float) (c.zLossCoef() / N), c.routerScore() == RouterScore.SIGMOID, E, K, ws.dRouterLogits, 0, n0, n1);
+        ops.linearBackwardInput(ws.dRouterLogits, 0, ctx.params, b.router, ws.dln, 0, C, E, n0, n1, true);
+        // dres += LN2'(dln2)
+        ops.layerNormBackwardInput(ws.dln, 0, ws.resMid, layer * N * C, ctx.params, b.ln2Weight, ws.ln2Mean,
+            ws.ln2Rstd, layer * N, ws.dres, 0, C, n0, n1, true);
+    }
+
+    private float[] auxRow()
+    {
+        return ws.dAuxRows[layer];
+    }
+
+    private void routerParamsStage(final int w, final int workers)
+    {
+        final int N = ws.tokens;
+        final int C = c.channels();
+        final int E = c.experts();
+        // dWr = dlogits^T ln2
+        ops.linearBackwardWeight(ws.dRouterLogits, 0, ws.ln2, layer * N * C, ctx.grads, b.router, -1, N, C, E,
+            from(E, w, workers, 1), to(E, w, workers, 1));
+        ops.layerNormBackwardParams(ws.dln, 0, ws.resMid, layer * N * C, ws.ln2Mean, ws.ln2Rstd, layer * N, ctx.grads,
+            b.ln2Weight, b.ln2Bias, N, C, from(C, w, workers, 16), to(C, w, workers, 16));
+    }
+}
