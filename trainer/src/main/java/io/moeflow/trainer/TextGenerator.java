@@ -1,6 +1,5 @@
 package io.moeflow.trainer;
 
-import java.io.ByteArrayOutputStream;
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 import java.util.SplittableRandom;
@@ -38,6 +37,17 @@ public final class TextGenerator {
      */
     public String generate(final String prompt, final int maxNewTokens, final double temperature, final int topK,
                            final boolean stopAtNewline) {
+        final int[] tokens = generateTokens(prompt, maxNewTokens, temperature, topK, stopAtNewline);
+        final byte[] bytes = new byte[tokens.length];
+        for (int i = 0; i < tokens.length; i++) {
+            bytes[i] = (byte) tokens[i];
+        }
+        return new String(bytes, StandardCharsets.UTF_8);
+    }
+
+    /** Like {@link #generate} but returns the generated token ids (bytes 0..255 for a byte-level model). */
+    public int[] generateTokens(final String prompt, final int maxNewTokens, final double temperature, final int topK,
+                                final boolean stopAtNewline) {
         if (temperature < 0 || !Double.isFinite(temperature)) {
             throw new IllegalArgumentException("temperature=" + temperature + " must be a finite number >= 0");
         }
@@ -52,7 +62,6 @@ public final class TextGenerator {
         }
         int length = promptBytes.length;
         final int[] window = new int[seqLen];
-        final ByteArrayOutputStream out = new ByteArrayOutputStream();
         for (int n = 0; n < maxNewTokens; n++) {
             final int start = Math.max(0, length - seqLen);
             final int windowLength = length - start;
@@ -63,12 +72,11 @@ public final class TextGenerator {
             model.logits(window, Math.max(1, windowLength), logits);
             final int next = temperature == 0 ? Evaluator.argmax(logits) : sample(temperature, topK);
             text[length++] = next;
-            out.write(next);
             if (stopAtNewline && next == '\n') {
                 break;
             }
         }
-        return out.toString(StandardCharsets.UTF_8);
+        return Arrays.copyOfRange(text, promptBytes.length, length);
     }
 
     private int sample(final double temperature, final int topK) {
