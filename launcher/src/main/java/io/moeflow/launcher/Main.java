@@ -44,6 +44,8 @@ public final class Main implements Callable<Integer> {
             cli.setDefaultValueProvider(new CommandLine.PropertiesDefaultProvider(config));
         }
         cli.setExecutionExceptionHandler(Main::report);
+        // A repeated option takes its last value, as in most command lines (handy with shell aliases and scripts).
+        cli.setOverwrittenOptionsAllowed(true);
         return cli.execute(args);
     }
 
