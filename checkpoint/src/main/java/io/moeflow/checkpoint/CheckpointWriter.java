@@ -146,7 +146,10 @@ public final class CheckpointWriter implements AutoCloseable
     public Snapshot begin(final long step)
     {
         ensureOpen();
-        CheckpointFormat.directoryName(step);
+        if (step < 0)
+        {
+            throw new IllegalArgumentException("step=" + step + " must be >= 0");
+        }
         openedNs = System.nanoTime();
         open = null;
         final SaveResult previous = finishInFlight();
@@ -355,11 +358,9 @@ public final class CheckpointWriter implements AutoCloseable
 
             stage = "syncing " + tmp;
             faults.at(SaveStage.BEFORE_FSYNC, step, tmp);
-            long bytes = 0;
             for (final Path path : written)
             {
                 DurableFiles.fsyncFile(path);
-                bytes += Files.size(path);
             }
             DurableFiles.fsyncDirectory(tmp);
             final long t3 = System.nanoTime();
@@ -391,6 +392,8 @@ public final class CheckpointWriter implements AutoCloseable
             faults.at(SaveStage.BEFORE_RETENTION, step, directory);
             final List<Path> removed = store.applyRetention(step, config.keepLast(), pid);
             final long t4 = System.nanoTime();
+            final long bytes = sizes.values().stream().mapToLong(Long::longValue).sum()
+                + manifest.toText().getBytes(java.nio.charset.StandardCharsets.UTF_8).length;
             return new SaveResult(step, target, bytes, t1 - t0, t2 - t1, t3 - t2, t4 - t3, removed);
         }
         catch (final IOException | RuntimeException e)

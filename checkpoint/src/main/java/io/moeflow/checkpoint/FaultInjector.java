@@ -5,7 +5,8 @@ import java.nio.file.Path;
 
 /**
  * Called by the writer at every {@link SaveStage} of a save, so tests can fail or stop a save at a chosen point. An
- * exception thrown here aborts the save exactly like a real I/O error at that point would.
+ * exception thrown here aborts the save exactly like a real I/O error at that point would. It runs on the thread that
+ * writes: the background thread when saves are asynchronous.
  */
 @FunctionalInterface
 public interface FaultInjector
