@@ -189,7 +189,7 @@ public final class CheckpointBenchmark
                     final long t0 = System.nanoTime();
                     final SaveTicket ticket = save(w, 1, tensors, sources);
                     final long t1 = System.nanoTime();
-                    final SaveResult result = w.pollCompleted().orElseThrow();
+                    final SaveResult result = w.pollCompleted().get(0);
                     bytes = result.bytes();
                     checkpoint[r] = bytes / 1e6 / ((t1 - t0) / 1e9);
                     final double total = t1 - t0;

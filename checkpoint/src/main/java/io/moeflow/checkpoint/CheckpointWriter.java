@@ -7,11 +7,11 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.time.Clock;
 import java.time.format.DateTimeFormatter;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -51,6 +51,12 @@ public final class CheckpointWriter implements AutoCloseable
     /** 1 MiB: the buffer staged rows pass through (as little-endian bytes) on their way into the CRC. */
     static final int SCRATCH_BYTES = 1 << 20;
 
+    /**
+     * Completed saves kept for {@link #pollCompleted} when the caller does not poll: results are informational (a
+     * failure is always thrown, never queued), so a caller that never polls loses only old success reports.
+     */
+    static final int MAX_UNREPORTED = 8;
+
     private final CheckpointConfig config;
     private final CheckpointLayout layout;
     private final RunMetadata metadata;
@@ -71,7 +77,8 @@ public final class CheckpointWriter implements AutoCloseable
     private long waitNs;
     private Future<SaveResult> inFlight;
     private long inFlightStep;
-    private SaveResult unreported;
+    /** Completed saves not yet returned by {@link #pollCompleted}, oldest first, at most {@link #MAX_UNREPORTED}. */
+    private final ArrayDeque<SaveResult> unreported = new ArrayDeque<>();
     private boolean closed;
 
     /** A writer with no fault injection and the system UTC clock. */
@@ -152,11 +159,7 @@ public final class CheckpointWriter implements AutoCloseable
         }
         openedNs = System.nanoTime();
         open = null;
-        final SaveResult previous = finishInFlight();
-        if (previous != null)
-        {
-            unreported = previous;
-        }
+        report(finishInFlight());
         waitNs = System.nanoTime() - openedNs;
         staging.reset();
         open = new Snapshot(step);
@@ -192,42 +195,56 @@ public final class CheckpointWriter implements AutoCloseable
         }
         else
         {
-            unreported = write(step);
+            report(write(step));
         }
         return new SaveTicket(step, waitNs, System.nanoTime() - openedNs, executor != null);
     }
 
     /**
-     * The result of a save that finished since the last call, without waiting; each result is returned once.
+     * The saves that completed since the last call, oldest first, without waiting (usually none or one; an empty
+     * list allocates nothing, so this may be called every step).
      *
-     * @throws CheckpointException if that save failed
+     * @throws CheckpointException if the save in flight failed
      */
-    public Optional<SaveResult> pollCompleted()
+    public List<SaveResult> pollCompleted()
     {
         ensureOpen();
         if (inFlight != null && inFlight.isDone())
         {
-            unreported = finishInFlight();
+            report(finishInFlight());
         }
-        final SaveResult result = unreported;
-        unreported = null;
-        return Optional.ofNullable(result);
+        if (unreported.isEmpty())
+        {
+            return List.of();
+        }
+        final List<SaveResult> out = List.copyOf(unreported);
+        unreported.clear();
+        return out;
     }
 
     /**
-     * Waits (at most {@code saveTimeoutNs}) until no save is in flight; returns the result not yet reported, if any.
+     * Waits (at most {@code saveTimeoutNs}) until no save is in flight, then returns what {@link #pollCompleted}
+     * would.
      *
      * @throws CheckpointException if the save failed or did not finish in time
      */
-    public Optional<SaveResult> awaitIdle()
+    public List<SaveResult> awaitIdle()
     {
         ensureOpen();
-        final SaveResult finished = finishInFlight();
-        if (finished != null)
-        {
-            unreported = finished;
-        }
+        report(finishInFlight());
         return pollCompleted();
+    }
+
+    private void report(final SaveResult result)
+    {
+        if (result != null)
+        {
+            if (unreported.size() == MAX_UNREPORTED)
+            {
+                unreported.removeFirst();
+            }
+            unreported.addLast(result);
+        }
     }
 
     /**

@@ -65,7 +65,9 @@ class CheckpointRoundTripTest
         {
             final SaveTicket ticket = Fixtures.save(w, 7);
             assertTrue(ticket.async());
-            final SaveResult result = w.awaitIdle().orElseThrow();
+            final List<SaveResult> results = w.awaitIdle();
+            assertEquals(1, results.size());
+            final SaveResult result = results.get(0);
             assertEquals(7, result.step());
             assertEquals(dir.resolve("step-00000007"), result.directory());
         }

@@ -1,7 +1,6 @@
 package io.moeflow.checkpoint;
 
 import java.nio.file.Path;
-import java.util.Optional;
 
 /**
  * A child JVM for {@link KillDuringSaveTest}: saves fixture checkpoints and gets killed by the parent mid-save.
@@ -63,8 +62,7 @@ public final class CrashingSaveMain
             for (long step = 1; step < 100_000; step++)
             {
                 Fixtures.save(w, step);
-                final Optional<SaveResult> done = w.pollCompleted();
-                done.ifPresent(r -> System.out.println("COMMITTED " + r.step()));
+                w.pollCompleted().forEach(r -> System.out.println("COMMITTED " + r.step()));
                 System.out.flush();
             }
         }
