@@ -79,6 +79,8 @@ public final class CheckpointWriter implements AutoCloseable
     private long inFlightStep;
     /** Completed saves not yet returned by {@link #pollCompleted}, oldest first, at most {@link #MAX_UNREPORTED}. */
     private final ArrayDeque<SaveResult> unreported = new ArrayDeque<>();
+    /** String attributes of the current save, written on both files' roots. */
+    private final Map<String, String> saveAttributes = new LinkedHashMap<>();
     private boolean closed;
 
     /** A writer with no fault injection and the system UTC clock. */
@@ -162,6 +164,7 @@ public final class CheckpointWriter implements AutoCloseable
         report(finishInFlight());
         waitNs = System.nanoTime() - openedNs;
         staging.reset();
+        saveAttributes.clear();
         open = new Snapshot(step);
         return open;
     }
@@ -334,6 +337,7 @@ public final class CheckpointWriter implements AutoCloseable
         attrs.put(CheckpointFormat.ATTR_CREATED_UTC, DateTimeFormatter.ISO_INSTANT.format(clock.instant()));
         attrs.put(CheckpointFormat.ATTR_WORLD_SIZE, (long) metadata.worldSize());
         attrs.putAll(new java.util.TreeMap<>(metadata.extra()));
+        attrs.putAll(saveAttributes);
         return attrs;
     }
 
@@ -509,6 +513,34 @@ public final class CheckpointWriter implements AutoCloseable
             return this;
         }
 
+        /**
+         * Adds a string attribute to this save, on the root of both files (for example the curriculum stage's name).
+         * Names must differ from the standard attributes and the run's extra ones; values hold at most
+         * {@link RunMetadata#MAX_ATTRIBUTE_BYTES} bytes of UTF-8.
+         */
+        public Snapshot attribute(final String name, final String value)
+        {
+            checkCurrent();
+            if (name == null || name.isEmpty() || CheckpointFormat.STANDARD_ATTRIBUTES.contains(name)
+                || metadata.extra().containsKey(name))
+            {
+                throw new IllegalArgumentException("attribute name=" + name + " is empty or clashes with a standard "
+                    + "or run attribute; standard ones are " + CheckpointFormat.STANDARD_ATTRIBUTES);
+            }
+            RunMetadata.requireFits("attribute '" + name + "'", value);
+            saveAttributes.put(name, value);
+            return this;
+        }
+
+        private void checkCurrent()
+        {
+            if (open != this)
+            {
+                throw new IllegalStateException("this snapshot of step " + step + " was committed or replaced by a "
+                    + "later begin(); call begin() again");
+            }
+        }
+
         private Snapshot copy(final CheckpointFile file, final String name, final DType dtype, final Object src,
             final int srcLength, final int offset)
         {
@@ -539,11 +571,7 @@ public final class CheckpointWriter implements AutoCloseable
 
         private int index(final CheckpointFile file, final String name, final DType dtype)
         {
-            if (open != this)
-            {
-                throw new IllegalStateException("this snapshot of step " + step + " was committed or replaced by a "
-                    + "later begin(); call begin() again");
-            }
+            checkCurrent();
             final int index = layout.indexOf(file, name);
             if (index < 0)
             {

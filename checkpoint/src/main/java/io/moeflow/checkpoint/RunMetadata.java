@@ -67,8 +67,9 @@ public record RunMetadata(
             Runtime.version().toString(), worldSize, Map.of());
     }
 
-    private static void requireFits(final String name, final String value)
+    static void requireFits(final String name, final String value)
     {
+        java.util.Objects.requireNonNull(value, name);
         final int bytes = value.getBytes(java.nio.charset.StandardCharsets.UTF_8).length;
         if (bytes > MAX_ATTRIBUTE_BYTES)
         {

@@ -128,6 +128,33 @@ class CheckpointRoundTripTest
     }
 
     @Test
+    void shouldStorePerSaveStringAttributesOnBothFiles()
+    {
+        try (CheckpointWriter w = writer(true))
+        {
+            final CheckpointWriter.Snapshot s = w.begin(4).attribute("curriculum_stage", "warmup-\u00e9");
+            Fixtures.fill(s);
+            w.commit(s);
+            final CheckpointWriter.Snapshot next = w.begin(5);
+            Fixtures.fill(next);
+            w.commit(next);
+            final IllegalArgumentException clash = assertThrows(IllegalArgumentException.class,
+                () -> w.begin(6).attribute("step", "x"));
+            assertTrue(clash.getMessage().contains("clashes"), clash.getMessage());
+            w.awaitIdle();
+        }
+        try (CheckpointReader r = CheckpointReader.open(dir.resolve("step-00000004")))
+        {
+            assertEquals("warmup-\u00e9", r.attributes(MODEL).get("curriculum_stage"));
+            assertEquals("warmup-\u00e9", r.attributes(STATE).get("curriculum_stage"));
+        }
+        try (CheckpointReader r = CheckpointReader.open(dir.resolve("step-00000005")))
+        {
+            assertEquals(null, r.attributes(STATE).get("curriculum_stage"), "attributes are per save");
+        }
+    }
+
+    @Test
     void shouldCopyAtPutSoTheCallerMayChangeItsArraysRightAway()
     {
         final CheckpointLayout layout = CheckpointLayout.builder().float32(MODEL, "w", 2, 3).build();
