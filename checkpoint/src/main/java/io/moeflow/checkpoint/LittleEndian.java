@@ -58,44 +58,24 @@ final class LittleEndian
     static double sumOfSquares(final DType dtype, final ByteBuffer src)
     {
         double sum = 0;
-        final int end = src.limit();
-        switch (dtype)
+        for (int i = src.position(); i < src.limit(); i += dtype.sizeBytes())
         {
-            case FLOAT32 ->
-            {
-                for (int i = src.position(); i < end; i += 4)
-                {
-                    final double x = src.getFloat(i);
-                    sum += x * x;
-                }
-            }
-            case FLOAT64 ->
-            {
-                for (int i = src.position(); i < end; i += 8)
-                {
-                    final double x = src.getDouble(i);
-                    sum += x * x;
-                }
-            }
-            case INT64 ->
-            {
-                for (int i = src.position(); i < end; i += 8)
-                {
-                    final double x = src.getLong(i);
-                    sum += x * x;
-                }
-            }
-            case INT32 ->
-            {
-                for (int i = src.position(); i < end; i += 4)
-                {
-                    final double x = src.getInt(i);
-                    sum += x * x;
-                }
-            }
-            default -> throw new IllegalStateException("dtype=" + dtype);
+            final double x = element(dtype, src, i);
+            sum += x * x;
         }
         return sum;
+    }
+
+    /** The element at byte index {@code i} of {@code src}, as a double. */
+    private static double element(final DType dtype, final ByteBuffer src, final int i)
+    {
+        return switch (dtype)
+        {
+            case FLOAT32 -> src.getFloat(i);
+            case FLOAT64 -> src.getDouble(i);
+            case INT64 -> src.getLong(i);
+            case INT32 -> src.getInt(i);
+        };
     }
 
     /**
