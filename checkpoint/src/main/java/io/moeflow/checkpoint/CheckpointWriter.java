@@ -71,16 +71,17 @@ public final class CheckpointWriter implements AutoCloseable
     private final ExecutorService executor;
     private final long pid = ProcessHandle.current().pid();
     private final List<Path> removedAtStart;
-
-    private Snapshot open;
-    private long openedNs;
-    private long waitNs;
-    private Future<SaveResult> inFlight;
-    private long inFlightStep;
     /** Completed saves not yet returned by {@link #pollCompleted}, oldest first, at most {@link #MAX_UNREPORTED}. */
     private final ArrayDeque<SaveResult> unreported = new ArrayDeque<>();
     /** String attributes of the current save, written on both files' roots. */
     private final Map<String, String> saveAttributes = new LinkedHashMap<>();
+
+    /** The snapshot being filled, between {@code begin} and {@code commit}; null otherwise. */
+    private Snapshot current;
+    private long beganNs;
+    private long waitNs;
+    private Future<SaveResult> inFlight;
+    private long inFlightStep;
     private boolean closed;
 
     /** A writer with no fault injection and the system UTC clock. */
@@ -159,14 +160,14 @@ public final class CheckpointWriter implements AutoCloseable
         {
             throw new IllegalArgumentException("step=" + step + " must be >= 0");
         }
-        openedNs = System.nanoTime();
-        open = null;
+        beganNs = System.nanoTime();
+        current = null;
         report(finishInFlight());
-        waitNs = System.nanoTime() - openedNs;
+        waitNs = System.nanoTime() - beganNs;
         staging.reset();
         saveAttributes.clear();
-        open = new Snapshot(step);
-        return open;
+        current = new Snapshot(step);
+        return current;
     }
 
     /**
@@ -179,7 +180,7 @@ public final class CheckpointWriter implements AutoCloseable
     public SaveTicket commit(final Snapshot snapshot)
     {
         ensureOpen();
-        if (snapshot == null || snapshot != open)
+        if (snapshot == null || snapshot != current)
         {
             throw new IllegalStateException("commit of a snapshot that is not the one returned by the last begin()");
         }
@@ -189,7 +190,7 @@ public final class CheckpointWriter implements AutoCloseable
             throw new IllegalStateException("the snapshot of step " + snapshot.step + " lacks tensors of the layout, "
                 + "e.g. " + missing + "; put every tensor before commit");
         }
-        open = null;
+        current = null;
         final long step = snapshot.step;
         if (executor != null)
         {
@@ -200,7 +201,7 @@ public final class CheckpointWriter implements AutoCloseable
         {
             report(write(step));
         }
-        return new SaveTicket(step, waitNs, System.nanoTime() - openedNs, executor != null);
+        return new SaveTicket(step, waitNs, System.nanoTime() - beganNs, executor != null);
     }
 
     /**
@@ -534,7 +535,7 @@ public final class CheckpointWriter implements AutoCloseable
 
         private void checkCurrent()
         {
-            if (open != this)
+            if (current != this)
             {
                 throw new IllegalStateException("this snapshot of step " + step + " was committed or replaced by a "
                     + "later begin(); call begin() again");
