@@ -302,7 +302,7 @@ public final class CheckpointWriter implements AutoCloseable
         catch (final TimeoutException e)
         {
             throw new CheckpointException(config.directory(), null, null, "the save of step " + inFlightStep
-                + " is still running after " + TimeUnit.NANOSECONDS.toSeconds(config.saveTimeoutNs()) + " s",
+                + " is still running after " + TimeUnit.NANOSECONDS.toMillis(config.saveTimeoutNs()) + " ms",
                 "the disk or file system may be hung; check it (raise saveTimeoutNs if saves are this slow)", e);
         }
         catch (final InterruptedException e)
