@@ -111,11 +111,16 @@ class KillDuringSaveTest
         }
 
         @Override
-        public void close() throws InterruptedException
+        public void close()
         {
-            if (process.isAlive())
+            process.destroyForcibly();
+            try
             {
-                kill();
+                process.waitFor(60, TimeUnit.SECONDS);
+            }
+            catch (final InterruptedException e)
+            {
+                Thread.currentThread().interrupt();
             }
         }
     }
