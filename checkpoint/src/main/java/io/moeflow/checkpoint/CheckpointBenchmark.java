@@ -28,12 +28,10 @@ import java.util.zip.CRC32;
  * </ul>
  * Figures are medians over the repeats, in MB/s (10^6 bytes per second).
  */
-public final class CheckpointBenchmark
-{
+public final class CheckpointBenchmark {
     /** The shape of a GPT-style MoE model, for a realistic mix of tensor sizes. */
     public record ModelShape(String name, int vocab, int seqLen, int channels, int layers, int experts,
-        int expertHidden)
-    {
+        int expertHidden) {
         /** The bench model of the training benchmark: V=256, T=128, C=128, L=2, E=16, F=256, about 2.3 M params. */
         public static final ModelShape BENCH = new ModelShape("bench", 256, 128, 128, 2, 16, 256);
 
@@ -41,15 +39,12 @@ public final class CheckpointBenchmark
         public static final ModelShape LARGE = new ModelShape("large", 8192, 512, 512, 5, 16, 1024);
 
         /** Parameters (model.h5) and AdamW moments (state.h5), PyTorch names, plus a step counter. */
-        public CheckpointLayout layout()
-        {
+        public CheckpointLayout layout() {
             final List<TensorSpec> params = parameters();
             final CheckpointLayout.Builder b = CheckpointLayout.builder();
             params.forEach(b::add);
-            for (final String moment : new String[] {"exp_avg", "exp_avg_sq"})
-            {
-                for (final TensorSpec p : params)
-                {
+            for (final String moment : new String[] {"exp_avg", "exp_avg_sq"}) {
+                for (final TensorSpec p : params) {
                     b.add(new TensorSpec(CheckpointFile.STATE, "optimizer/" + moment + "/" + p.name(), DType.FLOAT32,
                         p.shape()));
                 }
@@ -58,14 +53,12 @@ public final class CheckpointBenchmark
         }
 
         /** The parameter tensors. */
-        List<TensorSpec> parameters()
-        {
+        List<TensorSpec> parameters() {
             final int c = channels;
             final List<TensorSpec> t = new ArrayList<>();
             t.add(TensorSpec.float32(CheckpointFile.MODEL, "wte.weight", vocab, c));
             t.add(TensorSpec.float32(CheckpointFile.MODEL, "wpe.weight", seqLen, c));
-            for (int l = 0; l < layers; l++)
-            {
+            for (int l = 0; l < layers; l++) {
                 final String p = "blocks." + l + ".";
                 t.add(TensorSpec.float32(CheckpointFile.MODEL, p + "ln1.weight", c));
                 t.add(TensorSpec.float32(CheckpointFile.MODEL, p + "ln1.bias", c));
@@ -76,8 +69,7 @@ public final class CheckpointBenchmark
                 t.add(TensorSpec.float32(CheckpointFile.MODEL, p + "ln2.weight", c));
                 t.add(TensorSpec.float32(CheckpointFile.MODEL, p + "ln2.bias", c));
                 t.add(TensorSpec.float32(CheckpointFile.MODEL, p + "moe.router.weight", experts, c));
-                for (int e = 0; e < experts; e++)
-                {
+                for (int e = 0; e < experts; e++) {
                     final String ep = p + "moe.experts." + e + ".";
                     t.add(TensorSpec.float32(CheckpointFile.MODEL, ep + "w1.weight", expertHidden, c));
                     t.add(TensorSpec.float32(CheckpointFile.MODEL, ep + "w1.bias", expertHidden));
@@ -112,17 +104,14 @@ public final class CheckpointBenchmark
      */
     public record Result(String model, long parameters, long bytes, int repeats, double checkpointMBps,
         double plainMBps, double jhdfDirectMBps, double jhdfCoalescedMBps, long stallNs, double copyShare,
-        double checksumShare, double writeShare, double syncShare, double commitShare)
-    {
+        double checksumShare, double writeShare, double syncShare, double commitShare) {
         /** Checkpoint throughput over plain throughput; the aim is at least 0.5. */
-        public double ratio()
-        {
+        public double ratio() {
             return checkpointMBps / plainMBps;
         }
 
         @Override
-        public String toString()
-        {
+        public String toString() {
             return String.format("%s: %,d params, %.1f MB per checkpoint, median of %d%n"
                     + "  checkpoint save      %8.1f MB/s%n"
                     + "  plain write + fsync  %8.1f MB/s   ratio %.2f%n"
@@ -140,14 +129,12 @@ public final class CheckpointBenchmark
     private final Path workDir;
 
     /** @param workDir a directory on the disk to measure; the benchmark removes what it writes */
-    public CheckpointBenchmark(final Path workDir)
-    {
+    public CheckpointBenchmark(final Path workDir) {
         this.workDir = workDir;
     }
 
     /** Measures the bench model and the large one, {@code repeats} times each. */
-    public List<Result> runAll(final int repeats)
-    {
+    public List<Result> runAll(final int repeats) {
         return List.of(run(ModelShape.BENCH, repeats), run(ModelShape.LARGE, repeats));
     }
 
@@ -156,10 +143,8 @@ public final class CheckpointBenchmark
      *
      * @throws CheckpointException if writing fails
      */
-    public Result run(final ModelShape shape, final int repeats)
-    {
-        if (repeats < 1)
-        {
+    public Result run(final ModelShape shape, final int repeats) {
+        if (repeats < 1) {
             throw new IllegalArgumentException("repeats=" + repeats + " must be >= 1");
         }
         final CheckpointLayout layout = shape.layout();
@@ -173,19 +158,16 @@ public final class CheckpointBenchmark
         final long[] stall = new long[repeats];
         final double[] shares = new double[5];
         long bytes = 0;
-        try
-        {
+        try {
             Files.createDirectories(root);
             final RunMetadata metadata = RunMetadata.of(shape.toString(), "benchmark", null, 1);
             final Staging staging = new Staging(layout);
             fill(staging, tensors, sources);
-            for (int r = 0; r < repeats; r++)
-            {
+            for (int r = 0; r < repeats; r++) {
                 // Checkpoint: a synchronous save, timed from begin to committed.
                 final Path ckptDir = root.resolve("ckpt");
                 try (CheckpointWriter w = new CheckpointWriter(new CheckpointConfig(ckptDir, 1, false,
-                    CheckpointConfig.DEFAULT_SAVE_TIMEOUT_NS), layout, metadata))
-                {
+                    CheckpointConfig.DEFAULT_SAVE_TIMEOUT_NS), layout, metadata)) {
                     final long t0 = System.nanoTime();
                     final SaveTicket ticket = save(w, 1, tensors, sources);
                     final long t1 = System.nanoTime();
@@ -204,8 +186,7 @@ public final class CheckpointBenchmark
 
                 // The caller-side stall of an asynchronous save (the wait is zero: nothing in flight).
                 try (CheckpointWriter w = new CheckpointWriter(new CheckpointConfig(ckptDir, 1, true,
-                    CheckpointConfig.DEFAULT_SAVE_TIMEOUT_NS), layout, metadata))
-                {
+                    CheckpointConfig.DEFAULT_SAVE_TIMEOUT_NS), layout, metadata)) {
                     stall[r] = save(w, 1, tensors, sources).stallNs();
                     w.awaitIdle();
                 }
@@ -216,26 +197,18 @@ public final class CheckpointBenchmark
                 coalesced[r] = jhdfOnly(root.resolve("coalesced"),
                     staging, ByteBuffer.allocateDirect(CheckpointWriter.COALESCE_BUFFER_BYTES));
             }
-        }
-        catch (final IOException e)
-        {
+        } catch (final IOException e) {
             throw new CheckpointException(root, null, null, "benchmark I/O failed: " + e,
                 "check free space in " + workDir, e);
-        }
-        finally
-        {
-            try
-            {
+        } finally {
+            try {
                 DurableFiles.deleteRecursively(root);
-            }
-            catch (final IOException ignored)
-            {
+            } catch (final IOException ignored) {
                 // Leaves a directory named checkpoint-bench-<pid> behind; harmless.
             }
         }
         long parameters = 0;
-        for (final TensorSpec t : tensors)
-        {
+        for (final TensorSpec t : tensors) {
             parameters += t.file() == CheckpointFile.MODEL ? t.elements() : 0;
         }
         return new Result(shape.name(), parameters, bytes, repeats, median(checkpoint), median(plain),
@@ -244,17 +217,13 @@ public final class CheckpointBenchmark
     }
 
     /** One deterministic pseudo-random float array per tensor (the values do not matter for speed). */
-    private static float[][] sources(final List<TensorSpec> tensors)
-    {
+    private static float[][] sources(final List<TensorSpec> tensors) {
         final SplittableRandom random = new SplittableRandom(42);
         final float[][] sources = new float[tensors.size()][];
-        for (int i = 0; i < sources.length; i++)
-        {
-            if (tensors.get(i).dtype() == DType.FLOAT32)
-            {
+        for (int i = 0; i < sources.length; i++) {
+            if (tensors.get(i).dtype() == DType.FLOAT32) {
                 sources[i] = new float[tensors.get(i).elements()];
-                for (int k = 0; k < sources[i].length; k++)
-                {
+                for (int k = 0; k < sources[i].length; k++) {
                     sources[i][k] = (float) random.nextGaussian();
                 }
             }
@@ -263,30 +232,22 @@ public final class CheckpointBenchmark
     }
 
     private static SaveTicket save(final CheckpointWriter w, final long step, final List<TensorSpec> tensors,
-        final float[][] sources)
-    {
+        final float[][] sources) {
         final CheckpointWriter.Snapshot s = w.begin(step);
-        for (int i = 0; i < tensors.size(); i++)
-        {
+        for (int i = 0; i < tensors.size(); i++) {
             final TensorSpec t = tensors.get(i);
-            if (t.dtype() == DType.FLOAT32)
-            {
+            if (t.dtype() == DType.FLOAT32) {
                 s.float32(t.file(), t.name(), sources[i], 0);
-            }
-            else
-            {
+            } else {
                 s.int64(t.file(), t.name(), step);
             }
         }
         return w.commit(s);
     }
 
-    private static void fill(final Staging staging, final List<TensorSpec> tensors, final float[][] sources)
-    {
-        for (int i = 0; i < tensors.size(); i++)
-        {
-            if (sources[i] != null)
-            {
+    private static void fill(final Staging staging, final List<TensorSpec> tensors, final float[][] sources) {
+        for (int i = 0; i < tensors.size(); i++) {
+            if (sources[i] != null) {
                 staging.copyIn(i, sources[i], 0);
             }
         }
@@ -296,31 +257,25 @@ public final class CheckpointBenchmark
      * Writes the sources' floats as little-endian bytes through one direct buffer, pads to {@code bytes} (the
      * checkpoint's size, which adds its HDF5 metadata), fsyncs; returns MB/s.
      */
-    private static double plainWrite(final Path file, final long bytes, final float[][] sources) throws IOException
-    {
+    private static double plainWrite(final Path file, final long bytes, final float[][] sources) throws IOException {
         final ByteBuffer buffer = LittleEndian.allocate(PLAIN_BUFFER_BYTES);
         final long t0 = System.nanoTime();
         try (FileChannel channel = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-            StandardOpenOption.TRUNCATE_EXISTING))
-        {
+            StandardOpenOption.TRUNCATE_EXISTING)) {
             long written = 0;
-            for (final float[] source : sources)
-            {
-                for (int from = 0; source != null && from < source.length; )
-                {
+            for (final float[] source : sources) {
+                for (int from = 0; source != null && from < source.length; ) {
                     final int n = Math.min(source.length - from, buffer.remaining() / 4);
                     LittleEndian.put(DType.FLOAT32, source, from, n, buffer);
                     from += n;
-                    if (!buffer.hasRemaining())
-                    {
+                    if (!buffer.hasRemaining()) {
                         written += writeAll(channel, buffer.flip());
                         buffer.clear();
                     }
                 }
             }
             written += writeAll(channel, buffer.flip());
-            while (written < bytes)
-            {
+            while (written < bytes) {
                 buffer.clear().limit((int) Math.min(buffer.capacity(), bytes - written));
                 written += writeAll(channel, buffer);
             }
@@ -333,11 +288,9 @@ public final class CheckpointBenchmark
     }
 
     /** Writes the buffer's remaining bytes. */
-    private static long writeAll(final FileChannel channel, final ByteBuffer buffer) throws IOException
-    {
+    private static long writeAll(final FileChannel channel, final ByteBuffer buffer) throws IOException {
         long n = 0;
-        while (buffer.hasRemaining())
-        {
+        while (buffer.hasRemaining()) {
             n += channel.write(buffer);
         }
         return n;
@@ -345,20 +298,17 @@ public final class CheckpointBenchmark
 
     /** Writes only the two HDF5 files from the staged arrays (checksums precomputed), then fsyncs them. */
     private static double jhdfOnly(final Path dir, final Staging staging, final ByteBuffer coalesceBuffer)
-        throws IOException
-    {
+        throws IOException {
         final long[] crc32 = new long[staging.layout.size()];
         final CRC32 crc = new CRC32();
         final ByteBuffer scratch = LittleEndian.allocate(CheckpointWriter.SCRATCH_BYTES);
-        for (int i = 0; i < crc32.length; i++)
-        {
+        for (int i = 0; i < crc32.length; i++) {
             crc32[i] = staging.crc32(i, crc, scratch);
         }
         Files.createDirectories(dir);
         final long t0 = System.nanoTime();
         long bytes = 0;
-        for (final CheckpointFile file : CheckpointFile.values())
-        {
+        for (final CheckpointFile file : CheckpointFile.values()) {
             final Path path = dir.resolve(file.fileName());
             JhdfFileWriter.write(path, file, staging, crc32, Map.of(CheckpointFormat.ATTR_KIND, file.kind()),
                 coalesceBuffer);
@@ -370,8 +320,7 @@ public final class CheckpointBenchmark
         return bytes / 1e6 / ((t1 - t0) / 1e9);
     }
 
-    private static double median(final double[] values)
-    {
+    private static double median(final double[] values) {
         final double[] sorted = values.clone();
         Arrays.sort(sorted);
         final int n = sorted.length;

@@ -14,8 +14,7 @@ import java.util.concurrent.TimeUnit;
  * @param saveTimeoutNs the longest a caller waits for the save in flight (in {@code begin}, {@code awaitIdle},
  *                      {@code close}) before giving up with a {@link CheckpointException}
  */
-public record CheckpointConfig(Path directory, int keepLast, boolean asyncSave, long saveTimeoutNs)
-{
+public record CheckpointConfig(Path directory, int keepLast, boolean asyncSave, long saveTimeoutNs) {
     /**
      * Three: the newest plus two fallbacks, so {@code --resume auto} still finds a good one if the newest turns out
      * corrupt, at a disk cost of three checkpoints.
@@ -32,40 +31,33 @@ public record CheckpointConfig(Path directory, int keepLast, boolean asyncSave, 
     public static final long DEFAULT_SAVE_TIMEOUT_NS = TimeUnit.MINUTES.toNanos(10);
 
     /** Validates with {@code name=value} messages. */
-    public CheckpointConfig
-    {
+    public CheckpointConfig {
         Objects.requireNonNull(directory, "directory");
-        if (keepLast < 0)
-        {
+        if (keepLast < 0) {
             throw new IllegalArgumentException("keepLast=" + keepLast + " must be >= 0 (0 keeps every checkpoint)");
         }
-        if (saveTimeoutNs <= 0)
-        {
+        if (saveTimeoutNs <= 0) {
             throw new IllegalArgumentException("saveTimeoutNs=" + saveTimeoutNs + " must be > 0");
         }
     }
 
     /** The defaults for a directory: keep 3, asynchronous, 10 minute timeout. */
-    public static CheckpointConfig defaults(final Path directory)
-    {
+    public static CheckpointConfig defaults(final Path directory) {
         return new CheckpointConfig(directory, DEFAULT_KEEP_LAST, DEFAULT_ASYNC_SAVE, DEFAULT_SAVE_TIMEOUT_NS);
     }
 
     /** A copy with another {@code keepLast}. */
-    public CheckpointConfig withKeepLast(final int keepLast)
-    {
+    public CheckpointConfig withKeepLast(final int keepLast) {
         return new CheckpointConfig(directory, keepLast, asyncSave, saveTimeoutNs);
     }
 
     /** A copy with {@code asyncSave} switched. */
-    public CheckpointConfig withAsyncSave(final boolean asyncSave)
-    {
+    public CheckpointConfig withAsyncSave(final boolean asyncSave) {
         return new CheckpointConfig(directory, keepLast, asyncSave, saveTimeoutNs);
     }
 
     /** A copy with another timeout. */
-    public CheckpointConfig withSaveTimeoutNs(final long saveTimeoutNs)
-    {
+    public CheckpointConfig withSaveTimeoutNs(final long saveTimeoutNs) {
         return new CheckpointConfig(directory, keepLast, asyncSave, saveTimeoutNs);
     }
 }

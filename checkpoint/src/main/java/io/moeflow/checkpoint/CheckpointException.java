@@ -7,8 +7,7 @@ import java.nio.file.Path;
  * when they are known, and says what to do. Unchecked: the caller usually cannot recover beyond reporting it or
  * choosing another checkpoint.
  */
-public final class CheckpointException extends RuntimeException
-{
+public final class CheckpointException extends RuntimeException {
     private final Path directory;
     private final String file;
     private final String dataset;
@@ -22,8 +21,7 @@ public final class CheckpointException extends RuntimeException
      * @param cause     the underlying exception, may be null
      */
     public CheckpointException(final Path directory, final String file, final String dataset, final String problem,
-        final String action, final Throwable cause)
-    {
+        final String action, final Throwable cause) {
         super(message(directory, file, dataset, problem, action), cause);
         this.directory = directory;
         this.file = file;
@@ -32,45 +30,37 @@ public final class CheckpointException extends RuntimeException
 
     /** Without a cause. */
     public CheckpointException(final Path directory, final String file, final String dataset, final String problem,
-        final String action)
-    {
+        final String action) {
         this(directory, file, dataset, problem, action, null);
     }
 
     /** The directory concerned, or null. */
-    public Path directory()
-    {
+    public Path directory() {
         return directory;
     }
 
     /** The file name concerned, or null. */
-    public String file()
-    {
+    public String file() {
         return file;
     }
 
     /** The dataset concerned, or null. */
-    public String dataset()
-    {
+    public String dataset() {
         return dataset;
     }
 
     private static String message(final Path directory, final String file, final String dataset,
-        final String problem, final String action)
-    {
+        final String problem, final String action) {
         final StringBuilder sb = new StringBuilder("checkpoint ");
         sb.append(directory == null ? "?" : directory.toString());
-        if (file != null)
-        {
+        if (file != null) {
             sb.append(", file ").append(file);
         }
-        if (dataset != null)
-        {
+        if (dataset != null) {
             sb.append(", dataset '").append(dataset).append('\'');
         }
         sb.append(": ").append(problem);
-        if (action != null && !action.isEmpty())
-        {
+        if (action != null && !action.isEmpty()) {
             sb.append(". ").append(action);
         }
         return sb.toString();

@@ -9,8 +9,7 @@ import java.util.regex.Pattern;
  * The names and numbers that define the on-disk format (documented in {@code docs/checkpoint-format.md}). Change
  * {@link #VERSION} whenever a reader of the old version could misread a new file.
  */
-public final class CheckpointFormat
-{
+public final class CheckpointFormat {
     /** Value of the {@link #ATTR_FORMAT} root attribute of both files. */
     public static final String MAGIC = "moeflow-checkpoint";
 
@@ -57,42 +56,35 @@ public final class CheckpointFormat
     private static final Pattern COMMITTED = Pattern.compile("step-(\\d{8,18})");
     private static final Pattern TEMPORARY = Pattern.compile("step-\\d{8,18}\\.(tmp|deleting)-(\\d+)");
 
-    private CheckpointFormat()
-    {
+    private CheckpointFormat() {
     }
 
     /** The committed directory name of a step: {@code step-00000400} (at least 8 digits). */
-    public static String directoryName(final long step)
-    {
-        if (step < 0)
-        {
+    public static String directoryName(final long step) {
+        if (step < 0) {
             throw new IllegalArgumentException("step=" + step + " must be >= 0");
         }
         return String.format("step-%08d", step);
     }
 
     /** The step of a committed directory name, or empty when the name is not one. */
-    public static OptionalLong parseStep(final String directoryName)
-    {
+    public static OptionalLong parseStep(final String directoryName) {
         final Matcher m = COMMITTED.matcher(directoryName);
         return m.matches() ? OptionalLong.of(Long.parseLong(m.group(1))) : OptionalLong.empty();
     }
 
     /** The temporary name a save writes under: {@code step-00000400.tmp-<pid>}. */
-    static String temporaryName(final long step, final long pid)
-    {
+    static String temporaryName(final long step, final long pid) {
         return directoryName(step) + ".tmp-" + pid;
     }
 
     /** The name a checkpoint is renamed to before it is deleted: {@code step-00000400.deleting-<pid>}. */
-    static String deletingName(final long step, final long pid)
-    {
+    static String deletingName(final long step, final long pid) {
         return directoryName(step) + ".deleting-" + pid;
     }
 
     /** The pid in a temporary or deleting directory name, or empty when the name is neither. */
-    static OptionalLong temporaryOwnerPid(final String directoryName)
-    {
+    static OptionalLong temporaryOwnerPid(final String directoryName) {
         final Matcher m = TEMPORARY.matcher(directoryName);
         return m.matches() ? OptionalLong.of(Long.parseLong(m.group(2))) : OptionalLong.empty();
     }

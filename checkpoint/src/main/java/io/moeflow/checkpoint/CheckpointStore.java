@@ -19,40 +19,33 @@ import java.util.OptionalLong;
  * was written and synced. {@code latest} names the newest committed one for people and scripts; resolution scans the
  * directories themselves, so a crash between the rename and the pointer update loses nothing.
  */
-public final class CheckpointStore
-{
+public final class CheckpointStore {
     /** The word that asks for the newest valid checkpoint. */
     public static final String AUTO = "auto";
 
     private final Path directory;
 
     /** @param directory the run's checkpoints directory (need not exist yet) */
-    public CheckpointStore(final Path directory)
-    {
+    public CheckpointStore(final Path directory) {
         this.directory = directory;
     }
 
     /** The checkpoints directory. */
-    public Path directory()
-    {
+    public Path directory() {
         return directory;
     }
 
     /** The directory a step is committed under. */
-    public Path directoryOf(final long step)
-    {
+    public Path directoryOf(final long step) {
         return directory.resolve(CheckpointFormat.directoryName(step));
     }
 
     /** Steps of the committed checkpoints, ascending (whether or not they validate). */
-    public List<Long> committedSteps()
-    {
+    public List<Long> committedSteps() {
         final List<Long> steps = new ArrayList<>();
-        for (final Path child : children())
-        {
+        for (final Path child : children()) {
             final OptionalLong step = CheckpointFormat.parseStep(child.getFileName().toString());
-            if (step.isPresent() && Files.isDirectory(child))
-            {
+            if (step.isPresent() && Files.isDirectory(child)) {
                 steps.add(step.getAsLong());
             }
         }
@@ -61,16 +54,12 @@ public final class CheckpointStore
     }
 
     /** What the {@code latest} pointer names, if the file exists. */
-    public Optional<String> latestPointer()
-    {
+    public Optional<String> latestPointer() {
         final Path latest = directory.resolve(CheckpointFormat.LATEST);
-        try
-        {
+        try {
             return Files.isRegularFile(latest)
                 ? Optional.of(Files.readString(latest, StandardCharsets.UTF_8).strip()) : Optional.empty();
-        }
-        catch (final IOException e)
-        {
+        } catch (final IOException e) {
             return Optional.empty();
         }
     }
@@ -81,10 +70,8 @@ public final class CheckpointStore
      *
      * @throws CheckpointException if nothing valid is found; the message lists what was tried
      */
-    public Resolution resolve(final String spec)
-    {
-        if (AUTO.equals(spec))
-        {
+    public Resolution resolve(final String spec) {
+        if (AUTO.equals(spec)) {
             return resolveAuto().orElseThrow(() -> new CheckpointException(directory, null, null,
                 "there is no committed checkpoint to resume from",
                 "start the run without --resume, or point --resume at a checkpoint directory"));
@@ -99,24 +86,18 @@ public final class CheckpointStore
      * @return empty when the directory holds no committed checkpoint at all (a fresh run)
      * @throws CheckpointException when checkpoints exist but none validates; it lists every failure
      */
-    public Optional<Resolution> resolveAuto()
-    {
+    public Optional<Resolution> resolveAuto() {
         final List<Long> steps = committedSteps();
-        if (steps.isEmpty())
-        {
+        if (steps.isEmpty()) {
             return Optional.empty();
         }
         final List<String> warnings = new ArrayList<>();
-        for (int i = steps.size() - 1; i >= 0; i--)
-        {
+        for (int i = steps.size() - 1; i >= 0; i--) {
             final Path candidate = directoryOf(steps.get(i));
-            try
-            {
+            try {
                 validate(candidate);
                 return Optional.of(new Resolution(candidate, steps.get(i), warnings));
-            }
-            catch (final CheckpointException e)
-            {
+            } catch (final CheckpointException e) {
                 warnings.add("skipped " + e.getMessage());
             }
         }
@@ -130,11 +111,9 @@ public final class CheckpointStore
      *
      * @throws CheckpointException saying why it cannot be used
      */
-    public Resolution resolve(final Path checkpoint)
-    {
+    public Resolution resolve(final Path checkpoint) {
         if (Files.isDirectory(checkpoint) && !Files.exists(checkpoint.resolve(CheckpointFormat.MANIFEST))
-            && !new CheckpointStore(checkpoint).committedSteps().isEmpty())
-        {
+            && !new CheckpointStore(checkpoint).committedSteps().isEmpty()) {
             throw new CheckpointException(checkpoint, null, null,
                 "this is a run's checkpoints directory, not one checkpoint",
                 "use --resume auto, or one of its step-NNNNNNNN directories");
@@ -143,10 +122,8 @@ public final class CheckpointStore
     }
 
     /** Opens and fully verifies a checkpoint; returns its step. */
-    private static long validate(final Path checkpoint)
-    {
-        try (CheckpointReader reader = CheckpointReader.open(checkpoint))
-        {
+    private static long validate(final Path checkpoint) {
+        try (CheckpointReader reader = CheckpointReader.open(checkpoint)) {
             reader.verify();
             return reader.step();
         }
@@ -158,19 +135,15 @@ public final class CheckpointStore
      *
      * @return the paths removed
      */
-    List<Path> removeLeftovers() throws IOException
-    {
+    List<Path> removeLeftovers() throws IOException {
         final List<Path> removed = new ArrayList<>();
-        for (final Path child : children())
-        {
+        for (final Path child : children()) {
             final String name = child.getFileName().toString();
             OptionalLong pid = CheckpointFormat.temporaryOwnerPid(name);
-            if (pid.isEmpty() && name.startsWith(CheckpointFormat.LATEST + ".tmp-"))
-            {
+            if (pid.isEmpty() && name.startsWith(CheckpointFormat.LATEST + ".tmp-")) {
                 pid = parsePid(name.substring(CheckpointFormat.LATEST.length() + ".tmp-".length()));
             }
-            if (pid.isPresent() && !isAlive(pid.getAsLong()))
-            {
+            if (pid.isPresent() && !isAlive(pid.getAsLong())) {
                 DurableFiles.deleteRecursively(child);
                 removed.add(child);
             }
@@ -185,17 +158,14 @@ public final class CheckpointStore
      *
      * @return the directories removed
      */
-    List<Path> applyRetention(final long newest, final int keepLast, final long pid) throws IOException
-    {
+    List<Path> applyRetention(final long newest, final int keepLast, final long pid) throws IOException {
         final List<Path> removed = new ArrayList<>();
         final List<Long> steps = committedSteps();
         int kept = 0;
-        for (int i = steps.size() - 1; i >= 0; i--)
-        {
+        for (int i = steps.size() - 1; i >= 0; i--) {
             final long step = steps.get(i);
             final boolean keep = step <= newest && (keepLast == 0 || kept < keepLast);
-            if (keep)
-            {
+            if (keep) {
                 kept++;
                 continue;
             }
@@ -208,8 +178,7 @@ public final class CheckpointStore
      * Removes a committed checkpoint without ever leaving a half-deleted {@code step-N}: renames it to
      * {@code step-N.deleting-<pid>} first, then deletes that.
      */
-    Path remove(final long step, final long pid) throws IOException
-    {
+    Path remove(final long step, final long pid) throws IOException {
         final Path committed = directoryOf(step);
         final Path doomed = directory.resolve(CheckpointFormat.deletingName(step, pid));
         DurableFiles.deleteRecursively(doomed);
@@ -220,45 +189,34 @@ public final class CheckpointStore
     }
 
     /** Points {@code latest} at a committed step, atomically. */
-    void writeLatest(final long step, final long pid) throws IOException
-    {
+    void writeLatest(final long step, final long pid) throws IOException {
         DurableFiles.replaceAtomically(directory.resolve(CheckpointFormat.LATEST),
             CheckpointFormat.directoryName(step) + "\n", pid);
     }
 
-    private List<Path> children()
-    {
+    private List<Path> children() {
         final List<Path> out = new ArrayList<>();
-        if (!Files.isDirectory(directory))
-        {
+        if (!Files.isDirectory(directory)) {
             return out;
         }
-        try (DirectoryStream<Path> stream = Files.newDirectoryStream(directory))
-        {
+        try (DirectoryStream<Path> stream = Files.newDirectoryStream(directory)) {
             stream.forEach(out::add);
-        }
-        catch (final IOException e)
-        {
+        } catch (final IOException e) {
             throw new CheckpointException(directory, null, null, "cannot list the directory: " + e,
                 "check that it is readable", e);
         }
         return out;
     }
 
-    private static OptionalLong parsePid(final String text)
-    {
-        try
-        {
+    private static OptionalLong parsePid(final String text) {
+        try {
             return OptionalLong.of(Long.parseLong(text));
-        }
-        catch (final NumberFormatException e)
-        {
+        } catch (final NumberFormatException e) {
             return OptionalLong.empty();
         }
     }
 
-    private static boolean isAlive(final long pid)
-    {
+    private static boolean isAlive(final long pid) {
         // Our own pid counts as gone: one writer per directory, so a leftover with our pid is from an earlier failure.
         return pid != ProcessHandle.current().pid() && ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false);
     }

@@ -40,8 +40,7 @@ import java.util.zip.CRC32;
  *
  * <p>One writer per checkpoints directory. Not thread-safe: call it from the training thread only.
  */
-public final class CheckpointWriter implements AutoCloseable
-{
+public final class CheckpointWriter implements AutoCloseable {
     /**
      * 8 MiB: jHDF's row-sized writes are gathered into writes of this size; large enough that system-call overhead is
      * negligible next to the copy, small enough to allocate once per writer.
@@ -85,8 +84,7 @@ public final class CheckpointWriter implements AutoCloseable
     private boolean closed;
 
     /** A writer with no fault injection and the system UTC clock. */
-    public CheckpointWriter(final CheckpointConfig config, final CheckpointLayout layout, final RunMetadata metadata)
-    {
+    public CheckpointWriter(final CheckpointConfig config, final CheckpointLayout layout, final RunMetadata metadata) {
         this(config, layout, metadata, FaultInjector.NONE, Clock.systemUTC());
     }
 
@@ -99,29 +97,24 @@ public final class CheckpointWriter implements AutoCloseable
      * @throws CheckpointException if the directory cannot be created or cleaned
      */
     public CheckpointWriter(final CheckpointConfig config, final CheckpointLayout layout, final RunMetadata metadata,
-        final FaultInjector faults, final Clock clock)
-    {
+        final FaultInjector faults, final Clock clock) {
         this.config = config;
         this.layout = layout;
         this.metadata = metadata;
         this.faults = faults;
         this.clock = clock;
         this.store = new CheckpointStore(config.directory());
-        try
-        {
+        try {
             Files.createDirectories(config.directory());
             this.removedAtStart = List.copyOf(store.removeLeftovers());
-        }
-        catch (final IOException e)
-        {
+        } catch (final IOException e) {
             throw new CheckpointException(config.directory(), null, null, "cannot prepare the directory: " + e,
                 "check that the path is writable", e);
         }
         this.staging = new Staging(layout);
         this.crc32 = new long[layout.size()];
         this.coalesceBuffer = ByteBuffer.allocateDirect(COALESCE_BUFFER_BYTES);
-        this.executor = config.asyncSave() ? Executors.newSingleThreadExecutor(r ->
-        {
+        this.executor = config.asyncSave() ? Executors.newSingleThreadExecutor(r -> {
             final Thread t = new Thread(r, "moeflow-checkpoint-writer");
             // A daemon: if the JVM exits mid-save, the save is abandoned like a crash, which the protocol survives.
             t.setDaemon(true);
@@ -130,20 +123,17 @@ public final class CheckpointWriter implements AutoCloseable
     }
 
     /** Leftovers of interrupted saves removed when this writer started (for the caller to log). */
-    public List<Path> removedAtStart()
-    {
+    public List<Path> removedAtStart() {
         return removedAtStart;
     }
 
     /** The checkpoints directory this writer commits into. */
-    public CheckpointStore store()
-    {
+    public CheckpointStore store() {
         return store;
     }
 
     /** The layout every save must fill. */
-    public CheckpointLayout layout()
-    {
+    public CheckpointLayout layout() {
         return layout;
     }
 
@@ -153,11 +143,9 @@ public final class CheckpointWriter implements AutoCloseable
      *
      * @throws CheckpointException if the previous save failed or is still running after the timeout
      */
-    public Snapshot begin(final long step)
-    {
+    public Snapshot begin(final long step) {
         ensureOpen();
-        if (step < 0)
-        {
+        if (step < 0) {
             throw new IllegalArgumentException("step=" + step + " must be >= 0");
         }
         beganNs = System.nanoTime();
@@ -177,28 +165,22 @@ public final class CheckpointWriter implements AutoCloseable
      * @throws IllegalStateException if a tensor of the layout was not put, or the snapshot is not the current one
      * @throws CheckpointException    if a synchronous save fails
      */
-    public SaveTicket commit(final Snapshot snapshot)
-    {
+    public SaveTicket commit(final Snapshot snapshot) {
         ensureOpen();
-        if (snapshot == null || snapshot != current)
-        {
+        if (snapshot == null || snapshot != current) {
             throw new IllegalStateException("commit of a snapshot that is not the one returned by the last begin()");
         }
         final List<String> missing = staging.missing(5);
-        if (!missing.isEmpty())
-        {
+        if (!missing.isEmpty()) {
             throw new IllegalStateException("the snapshot of step " + snapshot.step + " lacks tensors of the layout, "
                 + "e.g. " + missing + "; put every tensor before commit");
         }
         current = null;
         final long step = snapshot.step;
-        if (executor != null)
-        {
+        if (executor != null) {
             inFlight = executor.submit(() -> write(step));
             inFlightStep = step;
-        }
-        else
-        {
+        } else {
             report(write(step));
         }
         return new SaveTicket(step, waitNs, System.nanoTime() - beganNs, executor != null);
@@ -210,15 +192,12 @@ public final class CheckpointWriter implements AutoCloseable
      *
      * @throws CheckpointException if the save in flight failed
      */
-    public List<SaveResult> pollCompleted()
-    {
+    public List<SaveResult> pollCompleted() {
         ensureOpen();
-        if (inFlight != null && inFlight.isDone())
-        {
+        if (inFlight != null && inFlight.isDone()) {
             report(finishInFlight());
         }
-        if (unreported.isEmpty())
-        {
+        if (unreported.isEmpty()) {
             return List.of();
         }
         final List<SaveResult> out = List.copyOf(unreported);
@@ -232,19 +211,15 @@ public final class CheckpointWriter implements AutoCloseable
      *
      * @throws CheckpointException if the save failed or did not finish in time
      */
-    public List<SaveResult> awaitIdle()
-    {
+    public List<SaveResult> awaitIdle() {
         ensureOpen();
         report(finishInFlight());
         return pollCompleted();
     }
 
-    private void report(final SaveResult result)
-    {
-        if (result != null)
-        {
-            if (unreported.size() == MAX_UNREPORTED)
-            {
+    private void report(final SaveResult result) {
+        if (result != null) {
+            if (unreported.size() == MAX_UNREPORTED) {
                 unreported.removeFirst();
             }
             unreported.addLast(result);
@@ -257,65 +232,47 @@ public final class CheckpointWriter implements AutoCloseable
      * @throws CheckpointException if that save failed or did not finish in time
      */
     @Override
-    public void close()
-    {
-        if (closed)
-        {
+    public void close() {
+        if (closed) {
             return;
         }
-        try
-        {
+        try {
             finishInFlight();
-        }
-        finally
-        {
+        } finally {
             closed = true;
-            if (executor != null)
-            {
+            if (executor != null) {
                 executor.shutdownNow();
             }
         }
     }
 
-    private void ensureOpen()
-    {
-        if (closed)
-        {
+    private void ensureOpen() {
+        if (closed) {
             throw new IllegalStateException("the checkpoint writer for " + config.directory() + " is closed");
         }
     }
 
     /** Waits for the save in flight; returns its result, or null when there was none. */
-    private SaveResult finishInFlight()
-    {
-        if (inFlight == null)
-        {
+    private SaveResult finishInFlight() {
+        if (inFlight == null) {
             return null;
         }
         final Future<SaveResult> future = inFlight;
-        try
-        {
+        try {
             final SaveResult result = future.get(config.saveTimeoutNs(), TimeUnit.NANOSECONDS);
             inFlight = null;
             return result;
-        }
-        catch (final TimeoutException e)
-        {
+        } catch (final TimeoutException e) {
             throw new CheckpointException(config.directory(), null, null, "the save of step " + inFlightStep
                 + " is still running after " + TimeUnit.NANOSECONDS.toMillis(config.saveTimeoutNs()) + " ms",
                 "the disk or file system may be hung; check it (raise saveTimeoutNs if saves are this slow)", e);
-        }
-        catch (final InterruptedException e)
-        {
+        } catch (final InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new CheckpointException(config.directory(), null, null, "interrupted while waiting for the save "
                 + "of step " + inFlightStep, "", e);
-        }
-        catch (final ExecutionException e)
-        {
+        } catch (final ExecutionException e) {
             inFlight = null;
-            if (e.getCause() instanceof CheckpointException ce)
-            {
+            if (e.getCause() instanceof CheckpointException ce) {
                 throw ce;
             }
             throw new CheckpointException(config.directory(), null, null, "the save of step " + inFlightStep
@@ -324,8 +281,7 @@ public final class CheckpointWriter implements AutoCloseable
     }
 
     /** Root attributes of one file for a save. */
-    private Map<String, Object> rootAttributes(final CheckpointFile file, final long step)
-    {
+    private Map<String, Object> rootAttributes(final CheckpointFile file, final long step) {
         final Map<String, Object> attrs = new LinkedHashMap<>();
         attrs.put(CheckpointFormat.ATTR_FORMAT, CheckpointFormat.MAGIC);
         attrs.put(CheckpointFormat.ATTR_VERSION, CheckpointFormat.VERSION);
@@ -343,17 +299,14 @@ public final class CheckpointWriter implements AutoCloseable
     }
 
     /** The whole save of the staged data, following the commit protocol in the class comment. */
-    private SaveResult write(final long step)
-    {
+    private SaveResult write(final long step) {
         final Path directory = config.directory();
         final Path tmp = directory.resolve(CheckpointFormat.temporaryName(step, pid));
         String stage = "computing checksums";
         boolean committed = false;
-        try
-        {
+        try {
             final long t0 = System.nanoTime();
-            for (int i = 0; i < crc32.length; i++)
-            {
+            for (int i = 0; i < crc32.length; i++) {
                 crc32[i] = staging.crc32(i, crc, scratch);
             }
             final long t1 = System.nanoTime();
@@ -363,8 +316,7 @@ public final class CheckpointWriter implements AutoCloseable
             Files.createDirectories(tmp);
             final Map<String, Long> sizes = new LinkedHashMap<>();
             final List<Path> written = new ArrayList<>();
-            for (final CheckpointFile file : CheckpointFile.values())
-            {
+            for (final CheckpointFile file : CheckpointFile.values()) {
                 final Path path = tmp.resolve(file.fileName());
                 JhdfFileWriter.write(path, file, staging, crc32, rootAttributes(file, step), coalesceBuffer);
                 sizes.put(file.fileName(), Files.size(path));
@@ -380,8 +332,7 @@ public final class CheckpointWriter implements AutoCloseable
 
             stage = "syncing " + tmp;
             faults.at(SaveStage.BEFORE_FSYNC, step, tmp);
-            for (final Path path : written)
-            {
+            for (final Path path : written) {
                 DurableFiles.fsyncFile(path);
             }
             DurableFiles.fsyncDirectory(tmp);
@@ -391,8 +342,7 @@ public final class CheckpointWriter implements AutoCloseable
             faults.at(SaveStage.BEFORE_RENAME, step, tmp);
             final Path target = store.directoryOf(step);
             Path replaced = null;
-            if (Files.exists(target))
-            {
+            if (Files.exists(target)) {
                 // A second save of the same step (a resumed run passing it again) replaces the first.
                 replaced = directory.resolve(CheckpointFormat.deletingName(step, pid));
                 DurableFiles.deleteRecursively(replaced);
@@ -401,8 +351,7 @@ public final class CheckpointWriter implements AutoCloseable
             Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
             DurableFiles.fsyncDirectory(directory);
             committed = true;
-            if (replaced != null)
-            {
+            if (replaced != null) {
                 DurableFiles.deleteRecursively(replaced);
             }
 
@@ -417,11 +366,8 @@ public final class CheckpointWriter implements AutoCloseable
             final long bytes = sizes.values().stream().mapToLong(Long::longValue).sum()
                 + manifest.toText().getBytes(java.nio.charset.StandardCharsets.UTF_8).length;
             return new SaveResult(step, target, bytes, t1 - t0, t2 - t1, t3 - t2, t4 - t3, removed);
-        }
-        catch (final IOException | RuntimeException e)
-        {
-            if (!committed)
-            {
+        } catch (final IOException | RuntimeException e) {
+            if (!committed) {
                 deleteQuietly(tmp);
             }
             throw new CheckpointException(directory, null, null,
@@ -431,14 +377,10 @@ public final class CheckpointWriter implements AutoCloseable
         }
     }
 
-    private static void deleteQuietly(final Path path)
-    {
-        try
-        {
+    private static void deleteQuietly(final Path path) {
+        try {
             DurableFiles.deleteRecursively(path);
-        }
-        catch (final IOException ignored)
-        {
+        } catch (final IOException ignored) {
             // Best effort: the next writer removes leftovers of dead processes.
         }
     }
@@ -447,69 +389,58 @@ public final class CheckpointWriter implements AutoCloseable
      * The data of one save: put every tensor of the layout, then {@link CheckpointWriter#commit}. Each put copies the
      * caller's elements into the writer's staging buffers at once, so the caller may change its arrays right after.
      */
-    public final class Snapshot
-    {
+    public final class Snapshot {
         private final long step;
 
-        private Snapshot(final long step)
-        {
+        private Snapshot(final long step) {
             this.step = step;
         }
 
         /** The step being saved. */
-        public long step()
-        {
+        public long step() {
             return step;
         }
 
         /** Copies a float32 tensor from {@code src[offset, offset + elements)} (row-major). */
-        public Snapshot float32(final CheckpointFile file, final String name, final float[] src, final int offset)
-        {
+        public Snapshot float32(final CheckpointFile file, final String name, final float[] src, final int offset) {
             return copy(file, name, DType.FLOAT32, src, src.length, offset);
         }
 
         /** Copies a float64 tensor from {@code src[offset, offset + elements)} (row-major). */
-        public Snapshot float64(final CheckpointFile file, final String name, final double[] src, final int offset)
-        {
+        public Snapshot float64(final CheckpointFile file, final String name, final double[] src, final int offset) {
             return copy(file, name, DType.FLOAT64, src, src.length, offset);
         }
 
         /** Copies an int64 tensor from {@code src[offset, offset + elements)} (row-major). */
-        public Snapshot int64(final CheckpointFile file, final String name, final long[] src, final int offset)
-        {
+        public Snapshot int64(final CheckpointFile file, final String name, final long[] src, final int offset) {
             return copy(file, name, DType.INT64, src, src.length, offset);
         }
 
         /** Copies an int32 tensor from {@code src[offset, offset + elements)} (row-major). */
-        public Snapshot int32(final CheckpointFile file, final String name, final int[] src, final int offset)
-        {
+        public Snapshot int32(final CheckpointFile file, final String name, final int[] src, final int offset) {
             return copy(file, name, DType.INT32, src, src.length, offset);
         }
 
         /** Sets a float32 scalar (or one-element tensor). */
-        public Snapshot float32(final CheckpointFile file, final String name, final float value)
-        {
+        public Snapshot float32(final CheckpointFile file, final String name, final float value) {
             ((float[]) scalar(file, name, DType.FLOAT32))[0] = value;
             return this;
         }
 
         /** Sets a float64 scalar (or one-element tensor). */
-        public Snapshot float64(final CheckpointFile file, final String name, final double value)
-        {
+        public Snapshot float64(final CheckpointFile file, final String name, final double value) {
             ((double[]) scalar(file, name, DType.FLOAT64))[0] = value;
             return this;
         }
 
         /** Sets an int64 scalar (or one-element tensor). */
-        public Snapshot int64(final CheckpointFile file, final String name, final long value)
-        {
+        public Snapshot int64(final CheckpointFile file, final String name, final long value) {
             ((long[]) scalar(file, name, DType.INT64))[0] = value;
             return this;
         }
 
         /** Sets an int32 scalar (or one-element tensor). */
-        public Snapshot int32(final CheckpointFile file, final String name, final int value)
-        {
+        public Snapshot int32(final CheckpointFile file, final String name, final int value) {
             ((int[]) scalar(file, name, DType.INT32))[0] = value;
             return this;
         }
@@ -519,12 +450,10 @@ public final class CheckpointWriter implements AutoCloseable
          * Names must differ from the standard attributes and the run's extra ones; values hold at most
          * {@link RunMetadata#MAX_ATTRIBUTE_BYTES} bytes of UTF-8.
          */
-        public Snapshot attribute(final String name, final String value)
-        {
+        public Snapshot attribute(final String name, final String value) {
             checkCurrent();
             if (name == null || name.isEmpty() || CheckpointFormat.STANDARD_ATTRIBUTES.contains(name)
-                || metadata.extra().containsKey(name))
-            {
+                || metadata.extra().containsKey(name)) {
                 throw new IllegalArgumentException("attribute name=" + name + " is empty or clashes with a standard "
                     + "or run attribute; standard ones are " + CheckpointFormat.STANDARD_ATTRIBUTES);
             }
@@ -533,22 +462,18 @@ public final class CheckpointWriter implements AutoCloseable
             return this;
         }
 
-        private void checkCurrent()
-        {
-            if (current != this)
-            {
+        private void checkCurrent() {
+            if (current != this) {
                 throw new IllegalStateException("this snapshot of step " + step + " was committed or replaced by a "
                     + "later begin(); call begin() again");
             }
         }
 
         private Snapshot copy(final CheckpointFile file, final String name, final DType dtype, final Object src,
-            final int srcLength, final int offset)
-        {
+            final int srcLength, final int offset) {
             final int index = index(file, name, dtype);
             final int elements = layout.tensors().get(index).elements();
-            if (offset < 0 || (long) offset + elements > srcLength)
-            {
+            if (offset < 0 || (long) offset + elements > srcLength) {
                 throw new IllegalArgumentException("tensor '" + name + "' needs " + elements + " elements from src["
                     + offset + " ..] but src has length " + srcLength);
             }
@@ -557,12 +482,10 @@ public final class CheckpointWriter implements AutoCloseable
         }
 
         /** The one-element row of a scalar tensor, marked as put. */
-        private Object scalar(final CheckpointFile file, final String name, final DType dtype)
-        {
+        private Object scalar(final CheckpointFile file, final String name, final DType dtype) {
             final int index = index(file, name, dtype);
             final TensorSpec t = layout.tensors().get(index);
-            if (t.elements() != 1)
-            {
+            if (t.elements() != 1) {
                 throw new IllegalArgumentException("tensor '" + name + "' is " + t.dtype() + t.shapeText()
                     + ", not a single value; put it from an array");
             }
@@ -570,18 +493,15 @@ public final class CheckpointWriter implements AutoCloseable
             return staging.rows[index][0];
         }
 
-        private int index(final CheckpointFile file, final String name, final DType dtype)
-        {
+        private int index(final CheckpointFile file, final String name, final DType dtype) {
             checkCurrent();
             final int index = layout.indexOf(file, name);
-            if (index < 0)
-            {
+            if (index < 0) {
                 throw new IllegalArgumentException("tensor '" + name + "' is not in " + file.fileName()
                     + " of the checkpoint layout; declare it in the CheckpointLayout");
             }
             final TensorSpec t = layout.tensors().get(index);
-            if (t.dtype() != dtype)
-            {
+            if (t.dtype() != dtype) {
                 throw new IllegalArgumentException("tensor '" + name + "' is declared " + t.dtype() + t.shapeText()
                     + " but was put as " + dtype);
             }

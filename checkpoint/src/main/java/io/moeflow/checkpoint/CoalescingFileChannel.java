@@ -21,8 +21,7 @@ import java.nio.channels.WritableByteChannel;
  * read, {@code size}, {@code force}, a move of the position, close) first writes the pending bytes. Not thread-safe:
  * one writer thread, as jHDF uses it.
  */
-final class CoalescingFileChannel extends FileChannel
-{
+final class CoalescingFileChannel extends FileChannel {
     private final FileChannel file;
     private final ByteBuffer buffer;
     /** File position of {@code buffer}'s first byte; the channel's position is {@code start + buffer.position()}. */
@@ -32,8 +31,7 @@ final class CoalescingFileChannel extends FileChannel
      * @param file   the real channel; only positional operations are used on it
      * @param buffer a direct buffer the caller owns and may reuse after this channel is closed
      */
-    CoalescingFileChannel(final FileChannel file, final ByteBuffer buffer) throws IOException
-    {
+    CoalescingFileChannel(final FileChannel file, final ByteBuffer buffer) throws IOException {
         this.file = file;
         this.buffer = buffer;
         this.buffer.clear();
@@ -41,12 +39,10 @@ final class CoalescingFileChannel extends FileChannel
     }
 
     /** Writes the gathered bytes to the file. */
-    private void flushPending() throws IOException
-    {
+    private void flushPending() throws IOException {
         buffer.flip();
         long at = start;
-        while (buffer.hasRemaining())
-        {
+        while (buffer.hasRemaining()) {
             at += file.write(buffer, at);
         }
         buffer.clear();
@@ -54,26 +50,21 @@ final class CoalescingFileChannel extends FileChannel
     }
 
     @Override
-    public int write(final ByteBuffer src) throws IOException
-    {
+    public int write(final ByteBuffer src) throws IOException {
         ensureOpen();
         final int length = src.remaining();
-        if (src.isDirect() && length >= buffer.capacity())
-        {
+        if (src.isDirect() && length >= buffer.capacity()) {
             // Large direct source: one copy fewer by writing it straight through.
             flushPending();
             long at = start;
-            while (src.hasRemaining())
-            {
+            while (src.hasRemaining()) {
                 at += file.write(src, at);
             }
             start = at;
             return length;
         }
-        while (src.hasRemaining())
-        {
-            if (!buffer.hasRemaining())
-            {
+        while (src.hasRemaining()) {
+            if (!buffer.hasRemaining()) {
                 flushPending();
             }
             final int n = Math.min(src.remaining(), buffer.remaining());
@@ -86,51 +77,42 @@ final class CoalescingFileChannel extends FileChannel
     }
 
     @Override
-    public long write(final ByteBuffer[] srcs, final int offset, final int length) throws IOException
-    {
+    public long write(final ByteBuffer[] srcs, final int offset, final int length) throws IOException {
         long total = 0;
-        for (int i = offset; i < offset + length; i++)
-        {
+        for (int i = offset; i < offset + length; i++) {
             total += write(srcs[i]);
         }
         return total;
     }
 
     @Override
-    public int write(final ByteBuffer src, final long position) throws IOException
-    {
+    public int write(final ByteBuffer src, final long position) throws IOException {
         ensureOpen();
         flushPending();
         return file.write(src, position);
     }
 
     @Override
-    public int read(final ByteBuffer dst) throws IOException
-    {
+    public int read(final ByteBuffer dst) throws IOException {
         ensureOpen();
         flushPending();
         final int n = file.read(dst, start);
-        if (n > 0)
-        {
+        if (n > 0) {
             start += n;
         }
         return n;
     }
 
     @Override
-    public long read(final ByteBuffer[] dsts, final int offset, final int length) throws IOException
-    {
+    public long read(final ByteBuffer[] dsts, final int offset, final int length) throws IOException {
         long total = 0;
-        for (int i = offset; i < offset + length; i++)
-        {
+        for (int i = offset; i < offset + length; i++) {
             final int n = read(dsts[i]);
-            if (n < 0)
-            {
+            if (n < 0) {
                 return total == 0 ? -1 : total;
             }
             total += n;
-            if (dsts[i].hasRemaining())
-            {
+            if (dsts[i].hasRemaining()) {
                 break;
             }
         }
@@ -138,30 +120,25 @@ final class CoalescingFileChannel extends FileChannel
     }
 
     @Override
-    public int read(final ByteBuffer dst, final long position) throws IOException
-    {
+    public int read(final ByteBuffer dst, final long position) throws IOException {
         ensureOpen();
         flushPending();
         return file.read(dst, position);
     }
 
     @Override
-    public long position() throws IOException
-    {
+    public long position() throws IOException {
         ensureOpen();
         return start + buffer.position();
     }
 
     @Override
-    public FileChannel position(final long newPosition) throws IOException
-    {
+    public FileChannel position(final long newPosition) throws IOException {
         ensureOpen();
-        if (newPosition < 0)
-        {
+        if (newPosition < 0) {
             throw new IllegalArgumentException("newPosition=" + newPosition + " must be >= 0");
         }
-        if (newPosition != position())
-        {
+        if (newPosition != position()) {
             flushPending();
             start = newPosition;
         }
@@ -169,16 +146,14 @@ final class CoalescingFileChannel extends FileChannel
     }
 
     @Override
-    public long size() throws IOException
-    {
+    public long size() throws IOException {
         ensureOpen();
         flushPending();
         return file.size();
     }
 
     @Override
-    public FileChannel truncate(final long size) throws IOException
-    {
+    public FileChannel truncate(final long size) throws IOException {
         ensureOpen();
         flushPending();
         file.truncate(size);
@@ -187,8 +162,7 @@ final class CoalescingFileChannel extends FileChannel
     }
 
     @Override
-    public void force(final boolean metaData) throws IOException
-    {
+    public void force(final boolean metaData) throws IOException {
         ensureOpen();
         flushPending();
         file.force(metaData);
@@ -196,8 +170,7 @@ final class CoalescingFileChannel extends FileChannel
 
     @Override
     public long transferTo(final long position, final long count, final WritableByteChannel target)
-        throws IOException
-    {
+        throws IOException {
         ensureOpen();
         flushPending();
         return file.transferTo(position, count, target);
@@ -205,50 +178,40 @@ final class CoalescingFileChannel extends FileChannel
 
     @Override
     public long transferFrom(final ReadableByteChannel src, final long position, final long count)
-        throws IOException
-    {
+        throws IOException {
         ensureOpen();
         flushPending();
         return file.transferFrom(src, position, count);
     }
 
     @Override
-    public MappedByteBuffer map(final MapMode mode, final long position, final long size) throws IOException
-    {
+    public MappedByteBuffer map(final MapMode mode, final long position, final long size) throws IOException {
         ensureOpen();
         flushPending();
         return file.map(mode, position, size);
     }
 
     @Override
-    public FileLock lock(final long position, final long size, final boolean shared) throws IOException
-    {
+    public FileLock lock(final long position, final long size, final boolean shared) throws IOException {
         return file.lock(position, size, shared);
     }
 
     @Override
-    public FileLock tryLock(final long position, final long size, final boolean shared) throws IOException
-    {
+    public FileLock tryLock(final long position, final long size, final boolean shared) throws IOException {
         return file.tryLock(position, size, shared);
     }
 
     @Override
-    protected void implCloseChannel() throws IOException
-    {
-        try
-        {
+    protected void implCloseChannel() throws IOException {
+        try {
             flushPending();
-        }
-        finally
-        {
+        } finally {
             file.close();
         }
     }
 
-    private void ensureOpen() throws IOException
-    {
-        if (!isOpen())
-        {
+    private void ensureOpen() throws IOException {
+        if (!isOpen()) {
             throw new java.nio.channels.ClosedChannelException();
         }
     }

@@ -5,8 +5,7 @@ package io.moeflow.checkpoint;
  * {@code H5T_IEEE_F64LE}, {@code H5T_STD_I64LE} or {@code H5T_STD_I32LE}; the Java array type that holds it in memory
  * is {@code float[]}, {@code double[]}, {@code long[]} or {@code int[]}.
  */
-public enum DType
-{
+public enum DType {
     /** 32-bit IEEE float: parameters and optimizer moments. */
     FLOAT32(4, float[].class, "float32"),
     /** 64-bit IEEE float: schedule positions, running averages, MoE balancing biases kept in double. */
@@ -20,34 +19,29 @@ public enum DType
     private final Class<?> arrayType;
     private final String label;
 
-    DType(final int sizeBytes, final Class<?> arrayType, final String label)
-    {
+    DType(final int sizeBytes, final Class<?> arrayType, final String label) {
         this.sizeBytes = sizeBytes;
         this.arrayType = arrayType;
         this.label = label;
     }
 
     /** Bytes per element in the file and in memory. */
-    public int sizeBytes()
-    {
+    public int sizeBytes() {
         return sizeBytes;
     }
 
     /** The Java array class that holds elements of this type, e.g. {@code float[].class}. */
-    public Class<?> arrayType()
-    {
+    public Class<?> arrayType() {
         return arrayType;
     }
 
     /** Lower-case name as numpy spells it ({@code float32}, {@code int64}, ...). */
-    public String label()
-    {
+    public String label() {
         return label;
     }
 
     @Override
-    public String toString()
-    {
+    public String toString() {
         return label;
     }
 }

@@ -13,17 +13,13 @@ import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 
 /** The fsync-and-rename steps of the commit protocol, in one place. */
-final class DurableFiles
-{
-    private DurableFiles()
-    {
+final class DurableFiles {
+    private DurableFiles() {
     }
 
     /** Flushes a file's data and metadata to the device. */
-    static void fsyncFile(final Path file) throws IOException
-    {
-        try (FileChannel channel = FileChannel.open(file, StandardOpenOption.WRITE))
-        {
+    static void fsyncFile(final Path file) throws IOException {
+        try (FileChannel channel = FileChannel.open(file, StandardOpenOption.WRITE)) {
             channel.force(true);
         }
     }
@@ -32,10 +28,8 @@ final class DurableFiles
      * Flushes a directory's entries (created, renamed, deleted names) to the device. Linux allows opening a directory
      * read-only and fsyncing it; this is what makes a rename durable.
      */
-    static void fsyncDirectory(final Path directory) throws IOException
-    {
-        try (FileChannel channel = FileChannel.open(directory, StandardOpenOption.READ))
-        {
+    static void fsyncDirectory(final Path directory) throws IOException {
+        try (FileChannel channel = FileChannel.open(directory, StandardOpenOption.READ)) {
             channel.force(true);
         }
     }
@@ -44,15 +38,12 @@ final class DurableFiles
      * Replaces {@code target} with {@code text} so that a reader sees either the old or the new content: writes
      * {@code target.tmp-<pid>}, fsyncs it, renames it over the target, fsyncs the directory.
      */
-    static void replaceAtomically(final Path target, final String text, final long pid) throws IOException
-    {
+    static void replaceAtomically(final Path target, final String text, final long pid) throws IOException {
         final Path tmp = target.resolveSibling(target.getFileName() + ".tmp-" + pid);
         try (FileChannel channel = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-            StandardOpenOption.TRUNCATE_EXISTING))
-        {
+            StandardOpenOption.TRUNCATE_EXISTING)) {
             final ByteBuffer bytes = ByteBuffer.wrap(text.getBytes(StandardCharsets.UTF_8));
-            while (bytes.hasRemaining())
-            {
+            while (bytes.hasRemaining()) {
                 channel.write(bytes);
             }
             channel.force(true);
@@ -62,19 +53,13 @@ final class DurableFiles
     }
 
     /** Deletes a directory tree (or a file); a missing path is not an error. Symbolic links are not followed. */
-    static void deleteRecursively(final Path path) throws IOException
-    {
-        if (Files.isDirectory(path, LinkOption.NOFOLLOW_LINKS))
-        {
-            try (DirectoryStream<Path> children = Files.newDirectoryStream(path))
-            {
-                for (final Path child : children)
-                {
+    static void deleteRecursively(final Path path) throws IOException {
+        if (Files.isDirectory(path, LinkOption.NOFOLLOW_LINKS)) {
+            try (DirectoryStream<Path> children = Files.newDirectoryStream(path)) {
+                for (final Path child : children) {
                     deleteRecursively(child);
                 }
-            }
-            catch (final NoSuchFileException e)
-            {
+            } catch (final NoSuchFileException e) {
                 return;
             }
         }

@@ -9,11 +9,9 @@ import java.nio.file.Path;
  * writes: the background thread when saves are asynchronous.
  */
 @FunctionalInterface
-public interface FaultInjector
-{
+public interface FaultInjector {
     /** The default: does nothing. */
-    FaultInjector NONE = (stage, step, path) ->
-    {
+    FaultInjector NONE = (stage, step, path) -> {
     };
 
     /**

@@ -12,10 +12,8 @@ import java.util.List;
 import java.util.Map;
 
 /** Writes one checkpoint file (model.h5 or state.h5) from the staging arrays with jHDF. */
-final class JhdfFileWriter
-{
-    private JhdfFileWriter()
-    {
+final class JhdfFileWriter {
+    private JhdfFileWriter() {
     }
 
     /**
@@ -27,19 +25,15 @@ final class JhdfFileWriter
      *                       (kept only so the benchmark can show the difference)
      */
     static void write(final Path path, final CheckpointFile file, final Staging staging, final long[] crc32,
-        final Map<String, Object> rootAttributes, final ByteBuffer coalesceBuffer)
-    {
+        final Map<String, Object> rootAttributes, final ByteBuffer coalesceBuffer) {
         final Path target = coalesceBuffer == null ? path : CoalescingPath.of(path, coalesceBuffer);
-        try (WritableHdfFile hdf = HdfFile.write(target))
-        {
+        try (WritableHdfFile hdf = HdfFile.write(target)) {
             rootAttributes.forEach(hdf::putAttribute);
             final Map<String, WritableGroup> groups = new HashMap<>();
             final List<TensorSpec> tensors = staging.layout.tensors();
-            for (int i = 0; i < tensors.size(); i++)
-            {
+            for (int i = 0; i < tensors.size(); i++) {
                 final TensorSpec t = tensors.get(i);
-                if (t.file() != file)
-                {
+                if (t.file() != file) {
                     continue;
                 }
                 final int slash = t.name().lastIndexOf('/');
@@ -53,11 +47,9 @@ final class JhdfFileWriter
 
     /** The group at {@code path} ({@code a/b/c}), creating it and its parents once. */
     private static WritableGroup group(final WritableHdfFile root, final Map<String, WritableGroup> groups,
-        final String path)
-    {
+        final String path) {
         final WritableGroup known = groups.get(path);
-        if (known != null)
-        {
+        if (known != null) {
             return known;
         }
         final int slash = path.lastIndexOf('/');

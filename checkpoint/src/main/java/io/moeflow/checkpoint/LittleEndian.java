@@ -8,15 +8,12 @@ import java.util.zip.CRC32;
  * Moves elements between Java arrays and little-endian byte buffers, and checksums them, for every {@link DType}.
  * The buffers are the caller's (direct, preallocated); nothing here allocates beyond the JDK's small buffer views.
  */
-final class LittleEndian
-{
-    private LittleEndian()
-    {
+final class LittleEndian {
+    private LittleEndian() {
     }
 
     /** A direct little-endian buffer of {@code capacity} bytes. */
-    static ByteBuffer allocate(final int capacity)
-    {
+    static ByteBuffer allocate(final int capacity) {
         return ByteBuffer.allocateDirect(capacity).order(ByteOrder.LITTLE_ENDIAN);
     }
 
@@ -24,10 +21,8 @@ final class LittleEndian
      * Appends {@code count} elements of {@code array} starting at {@code from} to {@code dst} at its position, which
      * advances; {@code dst} must be little-endian with room for them.
      */
-    static void put(final DType dtype, final Object array, final int from, final int count, final ByteBuffer dst)
-    {
-        switch (dtype)
-        {
+    static void put(final DType dtype, final Object array, final int from, final int count, final ByteBuffer dst) {
+        switch (dtype) {
             case FLOAT32 -> dst.asFloatBuffer().put((float[]) array, from, count);
             case FLOAT64 -> dst.asDoubleBuffer().put((double[]) array, from, count);
             case INT64 -> dst.asLongBuffer().put((long[]) array, from, count);
@@ -41,10 +36,8 @@ final class LittleEndian
      * Copies {@code count} elements from {@code src} at its position (which advances) into {@code array} starting at
      * {@code from}.
      */
-    static void get(final DType dtype, final ByteBuffer src, final Object array, final int from, final int count)
-    {
-        switch (dtype)
-        {
+    static void get(final DType dtype, final ByteBuffer src, final Object array, final int from, final int count) {
+        switch (dtype) {
             case FLOAT32 -> src.asFloatBuffer().get((float[]) array, from, count);
             case FLOAT64 -> src.asDoubleBuffer().get((double[]) array, from, count);
             case INT64 -> src.asLongBuffer().get((long[]) array, from, count);
@@ -55,11 +48,9 @@ final class LittleEndian
     }
 
     /** Sum of squares of the elements in {@code src} from its position to its limit (position unchanged). */
-    static double sumOfSquares(final DType dtype, final ByteBuffer src)
-    {
+    static double sumOfSquares(final DType dtype, final ByteBuffer src) {
         double sum = 0;
-        for (int i = src.position(); i < src.limit(); i += dtype.sizeBytes())
-        {
+        for (int i = src.position(); i < src.limit(); i += dtype.sizeBytes()) {
             final double x = element(dtype, src, i);
             sum += x * x;
         }
@@ -67,10 +58,8 @@ final class LittleEndian
     }
 
     /** The element at byte index {@code i} of {@code src}, as a double. */
-    private static double element(final DType dtype, final ByteBuffer src, final int i)
-    {
-        return switch (dtype)
-        {
+    private static double element(final DType dtype, final ByteBuffer src, final int i) {
+        return switch (dtype) {
             case FLOAT32 -> src.getFloat(i);
             case FLOAT64 -> src.getDouble(i);
             case INT64 -> src.getLong(i);
@@ -83,11 +72,9 @@ final class LittleEndian
      * through {@code scratch} (cleared and reused) in pieces.
      */
     static void update(final CRC32 crc, final DType dtype, final Object array, final int from, final int count,
-        final ByteBuffer scratch)
-    {
+        final ByteBuffer scratch) {
         final int perPiece = scratch.capacity() / dtype.sizeBytes();
-        for (int done = 0; done < count; )
-        {
+        for (int done = 0; done < count; ) {
             final int n = Math.min(perPiece, count - done);
             scratch.clear();
             put(dtype, array, from + done, n, scratch);

@@ -24,16 +24,13 @@ import java.util.Map;
  * @param step      the training step
  * @param fileSizes file name to size in bytes, in the order written
  */
-record Manifest(long version, long step, Map<String, Long> fileSizes)
-{
-    Manifest
-    {
+record Manifest(long version, long step, Map<String, Long> fileSizes) {
+    Manifest {
         fileSizes = java.util.Collections.unmodifiableMap(new LinkedHashMap<>(fileSizes));
     }
 
     /** The manifest text. */
-    String toText()
-    {
+    String toText() {
         final StringBuilder sb = new StringBuilder();
         sb.append(CheckpointFormat.MANIFEST_MAGIC).append(' ').append(version).append('\n');
         sb.append("step ").append(step).append('\n');
@@ -42,8 +39,7 @@ record Manifest(long version, long step, Map<String, Long> fileSizes)
     }
 
     /** Writes the manifest into {@code directory} (not synced: the commit fsyncs every file). */
-    void write(final Path directory) throws IOException
-    {
+    void write(final Path directory) throws IOException {
         Files.writeString(directory.resolve(CheckpointFormat.MANIFEST), toText(), StandardCharsets.UTF_8);
     }
 
@@ -52,11 +48,9 @@ record Manifest(long version, long step, Map<String, Long> fileSizes)
      *
      * @throws CheckpointException when it is missing, malformed, or of a newer format version
      */
-    static Manifest read(final Path directory)
-    {
+    static Manifest read(final Path directory) {
         final Path file = directory.resolve(CheckpointFormat.MANIFEST);
-        if (!Files.isRegularFile(file))
-        {
+        if (!Files.isRegularFile(file)) {
             final boolean unfinished = CheckpointFormat.temporaryOwnerPid(directory.getFileName().toString())
                 .isPresent();
             throw new CheckpointException(directory, CheckpointFormat.MANIFEST, null,
@@ -65,60 +59,43 @@ record Manifest(long version, long step, Map<String, Long> fileSizes)
                 "resume from a committed step-NNNNNNNN directory, or use --resume auto");
         }
         final List<String> lines;
-        try
-        {
+        try {
             lines = Files.readAllLines(file, StandardCharsets.UTF_8);
-        }
-        catch (final IOException | java.io.UncheckedIOException e)
-        {
+        } catch (final IOException | java.io.UncheckedIOException e) {
             throw new CheckpointException(directory, CheckpointFormat.MANIFEST, null, "cannot read it: " + e,
                 "check the file's permissions, or resume from another checkpoint", e);
         }
         long version = -1;
         long step = -1;
         final Map<String, Long> sizes = new LinkedHashMap<>();
-        for (int i = 0; i < lines.size(); i++)
-        {
+        for (int i = 0; i < lines.size(); i++) {
             final String line = lines.get(i).strip();
-            if (line.isEmpty())
-            {
+            if (line.isEmpty()) {
                 continue;
             }
             final String[] words = line.split("\\s+");
-            try
-            {
-                if (i == 0)
-                {
-                    if (words.length != 2 || !words[0].equals(CheckpointFormat.MANIFEST_MAGIC))
-                    {
+            try {
+                if (i == 0) {
+                    if (words.length != 2 || !words[0].equals(CheckpointFormat.MANIFEST_MAGIC)) {
                         throw new IllegalArgumentException("first line must be '" + CheckpointFormat.MANIFEST_MAGIC
                             + " <version>'");
                     }
                     version = Long.parseLong(words[1]);
                     checkVersion(directory, CheckpointFormat.MANIFEST, version);
-                }
-                else if (words[0].equals("step") && words.length == 2)
-                {
+                } else if (words[0].equals("step") && words.length == 2) {
                     step = Long.parseLong(words[1]);
-                }
-                else if (words[0].equals("file") && words.length == 3)
-                {
+                } else if (words[0].equals("file") && words.length == 3) {
                     sizes.put(words[1], Long.parseLong(words[2]));
-                }
-                else
-                {
+                } else {
                     throw new IllegalArgumentException("unexpected line");
                 }
-            }
-            catch (final IllegalArgumentException e)
-            {
+            } catch (final IllegalArgumentException e) {
                 throw new CheckpointException(directory, CheckpointFormat.MANIFEST, null,
                     "line " + (i + 1) + " '" + line + "' is malformed: " + e.getMessage(),
                     "the manifest is corrupt; resume from another checkpoint (--resume auto skips corrupt ones)");
             }
         }
-        if (version < 0 || step < 0 || sizes.isEmpty())
-        {
+        if (version < 0 || step < 0 || sizes.isEmpty()) {
             throw new CheckpointException(directory, CheckpointFormat.MANIFEST, null,
                 "incomplete: it needs the format line, a 'step' line and 'file' lines",
                 "the manifest is corrupt; resume from another checkpoint (--resume auto skips corrupt ones)");
@@ -127,10 +104,8 @@ record Manifest(long version, long step, Map<String, Long> fileSizes)
     }
 
     /** Rejects a format version this code cannot read, saying the highest it can. */
-    static void checkVersion(final Path directory, final String file, final long version)
-    {
-        if (version < 1 || version > CheckpointFormat.VERSION)
-        {
+    static void checkVersion(final Path directory, final String file, final long version) {
+        if (version < 1 || version > CheckpointFormat.VERSION) {
             throw new CheckpointException(directory, file, null,
                 "written in checkpoint format version " + version + "; this MoEFlow supports at most version "
                     + CheckpointFormat.VERSION,

@@ -11,11 +11,9 @@ import java.util.List;
  * @param warnings  one line per newer checkpoint that was skipped because it did not validate, with the reason; the
  *                  caller prints them (the module never prints)
  */
-public record Resolution(Path directory, long step, List<String> warnings)
-{
+public record Resolution(Path directory, long step, List<String> warnings) {
     /** Copies the warnings. */
-    public Resolution
-    {
+    public Resolution {
         warnings = List.copyOf(warnings);
     }
 }

@@ -16,8 +16,7 @@ import java.util.TreeMap;
  * @param extra          further string attributes (sorted by name); names must not clash with the standard ones
  */
 public record RunMetadata(
-    String config, String projectVersion, String gitCommit, String javaVersion, int worldSize, Map<String, String> extra)
-{
+    String config, String projectVersion, String gitCommit, String javaVersion, int worldSize, Map<String, String> extra) {
     /** The value stored when a provenance field is not known. */
     public static final String UNKNOWN = "unknown";
 
@@ -29,27 +28,22 @@ public record RunMetadata(
     public static final int MAX_ATTRIBUTE_BYTES = 56 * 1024;
 
     /** Validates and copies {@code extra}. */
-    public RunMetadata
-    {
+    public RunMetadata {
         Objects.requireNonNull(config, "config");
         requireFits("config", config);
         requireText("projectVersion", projectVersion);
         requireText("gitCommit", gitCommit);
         requireText("javaVersion", javaVersion);
-        if (worldSize < 1)
-        {
+        if (worldSize < 1) {
             throw new IllegalArgumentException("worldSize=" + worldSize + " must be >= 1");
         }
         extra = Map.copyOf(extra);
-        for (final Map.Entry<String, String> e : new TreeMap<>(extra).entrySet())
-        {
-            if (CheckpointFormat.STANDARD_ATTRIBUTES.contains(e.getKey()))
-            {
+        for (final Map.Entry<String, String> e : new TreeMap<>(extra).entrySet()) {
+            if (CheckpointFormat.STANDARD_ATTRIBUTES.contains(e.getKey())) {
                 throw new IllegalArgumentException("extra attribute '" + e.getKey() + "' clashes with a standard "
                     + "checkpoint attribute; standard ones are " + CheckpointFormat.STANDARD_ATTRIBUTES);
             }
-            if (e.getKey().isEmpty())
-            {
+            if (e.getKey().isEmpty()) {
                 throw new IllegalArgumentException("extra attribute names must be non-empty");
             }
             requireFits("extra attribute '" + e.getKey() + "'", e.getValue());
@@ -61,27 +55,22 @@ public record RunMetadata(
      * attributes.
      */
     public static RunMetadata of(final String config, final String projectVersion, final String gitCommit,
-        final int worldSize)
-    {
+        final int worldSize) {
         return new RunMetadata(config, projectVersion, gitCommit == null || gitCommit.isBlank() ? UNKNOWN : gitCommit,
             Runtime.version().toString(), worldSize, Map.of());
     }
 
-    static void requireFits(final String name, final String value)
-    {
+    static void requireFits(final String name, final String value) {
         java.util.Objects.requireNonNull(value, name);
         final int bytes = value.getBytes(java.nio.charset.StandardCharsets.UTF_8).length;
-        if (bytes > MAX_ATTRIBUTE_BYTES)
-        {
+        if (bytes > MAX_ATTRIBUTE_BYTES) {
             throw new IllegalArgumentException(name + " is " + bytes + " bytes of UTF-8; an HDF5 attribute written by "
                 + "jHDF holds at most " + MAX_ATTRIBUTE_BYTES + " bytes, shorten it");
         }
     }
 
-    private static void requireText(final String name, final String value)
-    {
-        if (value == null || value.isBlank())
-        {
+    private static void requireText(final String name, final String value) {
+        if (value == null || value.isBlank()) {
             throw new IllegalArgumentException(name + "=" + value + " must be a non-blank string (use '"
                 + UNKNOWN + "' when not known)");
         }

@@ -16,17 +16,14 @@ import java.util.List;
  * @param removed    the old checkpoint directories removed by retention
  */
 public record SaveResult(long step, Path directory, long bytes, long checksumNs, long writeNs, long syncNs,
-    long commitNs, List<Path> removed)
-{
+    long commitNs, List<Path> removed) {
     /** Copies the list. */
-    public SaveResult
-    {
+    public SaveResult {
         removed = List.copyOf(removed);
     }
 
     /** Time from the start of checksumming to the end of retention. */
-    public long totalNs()
-    {
+    public long totalNs() {
         return checksumNs + writeNs + syncNs + commitNs;
     }
 }

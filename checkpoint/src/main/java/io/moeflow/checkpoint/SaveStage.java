@@ -4,8 +4,7 @@ package io.moeflow.checkpoint;
  * The points of a save at which a {@link FaultInjector} is called, in the order they happen. A crash at any of them
  * (or between them) leaves the previous checkpoint loadable.
  */
-public enum SaveStage
-{
+public enum SaveStage {
     /** One file of the temporary directory has been written and closed, not synced ({@code path}: the file). */
     FILE_WRITTEN,
     /** All files are written; next they and the temporary directory are fsynced ({@code path}: the directory). */

@@ -10,6 +10,5 @@ package io.moeflow.checkpoint;
  *                into staging buffers and, for a synchronous save, the whole write
  * @param async   whether the write continues in the background
  */
-public record SaveTicket(long step, long waitNs, long stallNs, boolean async)
-{
+public record SaveTicket(long step, long waitNs, long stallNs, boolean async) {
 }

@@ -6,6 +6,5 @@ package io.moeflow.checkpoint;
  * @param tensor the tensor's file, name, dtype and shape
  * @param l2Norm the Euclidean norm of all elements, accumulated in double
  */
-public record TensorStats(TensorSpec tensor, double l2Norm)
-{
+public record TensorStats(TensorSpec tensor, double l2Norm) {
 }

@@ -19,58 +19,45 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
 @Timeout(60)
-class CheckpointCommitProtocolTest
-{
+class CheckpointCommitProtocolTest {
     @TempDir
     Path dir;
 
-    private CheckpointWriter writer(final CheckpointConfig config, final FaultInjector faults)
-    {
+    private CheckpointWriter writer(final CheckpointConfig config, final FaultInjector faults) {
         return new CheckpointWriter(config, Fixtures.layout(), Fixtures.METADATA, faults, Fixtures.FIXED_CLOCK);
     }
 
-    private CheckpointConfig sync()
-    {
+    private CheckpointConfig sync() {
         return CheckpointConfig.defaults(dir).withAsyncSave(false);
     }
 
-    private List<String> entries() throws IOException
-    {
-        try (var children = Files.list(dir))
-        {
+    private List<String> entries() throws IOException {
+        try (var children = Files.list(dir)) {
             return children.map(p -> p.getFileName().toString()).sorted().toList();
         }
     }
 
-    private String latest() throws IOException
-    {
+    private String latest() throws IOException {
         return Files.readString(dir.resolve("latest")).strip();
     }
 
-    private static List<Long> steps(final List<SaveResult> results)
-    {
+    private static List<Long> steps(final List<SaveResult> results) {
         return results.stream().map(SaveResult::step).toList();
     }
 
     /** Throws at one stage of one step. */
-    private static FaultInjector failAt(final SaveStage stage, final long step)
-    {
-        return (s, st, path) ->
-        {
-            if (s == stage && st == step)
-            {
+    private static FaultInjector failAt(final SaveStage stage, final long step) {
+        return (s, st, path) -> {
+            if (s == stage && st == step) {
                 throw new IOException("injected fault at " + s);
             }
         };
     }
 
     @Test
-    void shouldKeepTheNewestKAndPointLatestAtTheNewest() throws IOException
-    {
-        try (CheckpointWriter w = writer(sync().withKeepLast(2), FaultInjector.NONE))
-        {
-            for (long step = 100; step <= 500; step += 100)
-            {
+    void shouldKeepTheNewestKAndPointLatestAtTheNewest() throws IOException {
+        try (CheckpointWriter w = writer(sync().withKeepLast(2), FaultInjector.NONE)) {
+            for (long step = 100; step <= 500; step += 100) {
                 Fixtures.save(w, step);
             }
             final List<SaveResult> results = w.pollCompleted();
@@ -84,12 +71,9 @@ class CheckpointCommitProtocolTest
     }
 
     @Test
-    void shouldKeepEveryCheckpointWhenKeepLastIsZero() throws IOException
-    {
-        try (CheckpointWriter w = writer(sync().withKeepLast(0), FaultInjector.NONE))
-        {
-            for (long step = 1; step <= 4; step++)
-            {
+    void shouldKeepEveryCheckpointWhenKeepLastIsZero() throws IOException {
+        try (CheckpointWriter w = writer(sync().withKeepLast(0), FaultInjector.NONE)) {
+            for (long step = 1; step <= 4; step++) {
                 Fixtures.save(w, step);
             }
         }
@@ -97,16 +81,13 @@ class CheckpointCommitProtocolTest
     }
 
     @Test
-    void shouldDropCheckpointsBeyondTheStepOfARunResumedFromAnOlderOne() throws IOException
-    {
-        try (CheckpointWriter w = writer(sync().withKeepLast(0), FaultInjector.NONE))
-        {
+    void shouldDropCheckpointsBeyondTheStepOfARunResumedFromAnOlderOne() throws IOException {
+        try (CheckpointWriter w = writer(sync().withKeepLast(0), FaultInjector.NONE)) {
             Fixtures.save(w, 100);
             Fixtures.save(w, 200);
             Fixtures.save(w, 300);
         }
-        try (CheckpointWriter w = writer(sync().withKeepLast(0), FaultInjector.NONE))
-        {
+        try (CheckpointWriter w = writer(sync().withKeepLast(0), FaultInjector.NONE)) {
             Fixtures.save(w, 150);
         }
         assertEquals(List.of(100L, 150L), new CheckpointStore(dir).committedSteps());
@@ -115,16 +96,13 @@ class CheckpointCommitProtocolTest
     }
 
     @Test
-    void shouldReplaceAnEarlierSaveOfTheSameStep() throws IOException
-    {
-        try (CheckpointWriter w = writer(sync(), FaultInjector.NONE))
-        {
+    void shouldReplaceAnEarlierSaveOfTheSameStep() throws IOException {
+        try (CheckpointWriter w = writer(sync(), FaultInjector.NONE)) {
             Fixtures.save(w, 100);
             Fixtures.save(w, 100);
         }
         assertEquals(List.of("latest", "step-00000100"), entries());
-        try (CheckpointReader r = CheckpointReader.open(dir.resolve("step-00000100")))
-        {
+        try (CheckpointReader r = CheckpointReader.open(dir.resolve("step-00000100"))) {
             Fixtures.assertHoldsStep(r, 100);
         }
     }
@@ -132,10 +110,8 @@ class CheckpointCommitProtocolTest
     @ParameterizedTest
     @EnumSource(value = SaveStage.class, names = {"FILE_WRITTEN", "BEFORE_FSYNC", "BEFORE_RENAME"})
     void shouldLeaveThePreviousCheckpointCurrentWhenASaveFailsBeforeItsCommit(final SaveStage stage)
-        throws IOException
-    {
-        try (CheckpointWriter w = writer(sync(), failAt(stage, 200)))
-        {
+        throws IOException {
+        try (CheckpointWriter w = writer(sync(), failAt(stage, 200))) {
             Fixtures.save(w, 100);
             final CheckpointException e = assertThrows(CheckpointException.class, () -> Fixtures.save(w, 200));
             assertTrue(e.getMessage().contains("injected fault at " + stage), e.getMessage());
@@ -149,10 +125,8 @@ class CheckpointCommitProtocolTest
     }
 
     @Test
-    void shouldTreatTheRenameAsTheCommitWhenLatestCouldNotBeUpdated() throws IOException
-    {
-        try (CheckpointWriter w = writer(sync(), failAt(SaveStage.BEFORE_LATEST, 200)))
-        {
+    void shouldTreatTheRenameAsTheCommitWhenLatestCouldNotBeUpdated() throws IOException {
+        try (CheckpointWriter w = writer(sync(), failAt(SaveStage.BEFORE_LATEST, 200))) {
             Fixtures.save(w, 100);
             final CheckpointException e = assertThrows(CheckpointException.class, () -> Fixtures.save(w, 200));
             assertTrue(e.getMessage().contains("the checkpoint itself is committed"), e.getMessage());
@@ -162,20 +136,16 @@ class CheckpointCommitProtocolTest
     }
 
     @Test
-    void shouldRemoveOldCheckpointsOnlyAfterLatestPointsAtTheNewOne() throws IOException
-    {
+    void shouldRemoveOldCheckpointsOnlyAfterLatestPointsAtTheNewOne() throws IOException {
         final List<String> seenAtRetention = new java.util.ArrayList<>();
-        final FaultInjector spy = (stage, step, path) ->
-        {
-            if (stage == SaveStage.BEFORE_RETENTION && step == 200)
-            {
+        final FaultInjector spy = (stage, step, path) -> {
+            if (stage == SaveStage.BEFORE_RETENTION && step == 200) {
                 seenAtRetention.add(latest());
                 seenAtRetention.addAll(entries());
                 throw new IOException("injected fault at " + stage);
             }
         };
-        try (CheckpointWriter w = writer(sync().withKeepLast(1), spy))
-        {
+        try (CheckpointWriter w = writer(sync().withKeepLast(1), spy)) {
             Fixtures.save(w, 100);
             assertThrows(CheckpointException.class, () -> Fixtures.save(w, 200));
         }
@@ -184,10 +154,8 @@ class CheckpointCommitProtocolTest
     }
 
     @Test
-    void shouldReportABackgroundFailureOnTheNextBeginExactlyOnce() throws IOException
-    {
-        try (CheckpointWriter w = writer(CheckpointConfig.defaults(dir), failAt(SaveStage.BEFORE_RENAME, 200)))
-        {
+    void shouldReportABackgroundFailureOnTheNextBeginExactlyOnce() throws IOException {
+        try (CheckpointWriter w = writer(CheckpointConfig.defaults(dir), failAt(SaveStage.BEFORE_RENAME, 200))) {
             Fixtures.save(w, 100);
             final SaveTicket ticket = Fixtures.save(w, 200);
             assertTrue(ticket.async());
@@ -200,8 +168,7 @@ class CheckpointCommitProtocolTest
     }
 
     @Test
-    void shouldReportABackgroundFailureOnClose()
-    {
+    void shouldReportABackgroundFailureOnClose() {
         final CheckpointWriter w = writer(CheckpointConfig.defaults(dir), failAt(SaveStage.FILE_WRITTEN, 5));
         Fixtures.save(w, 5);
         final CheckpointException e = assertThrows(CheckpointException.class, w::close);
@@ -211,27 +178,20 @@ class CheckpointCommitProtocolTest
     }
 
     @Test
-    void shouldGiveUpWaitingForAHungSaveAfterTheTimeout() throws Exception
-    {
+    void shouldGiveUpWaitingForAHungSaveAfterTheTimeout() throws Exception {
         final CountDownLatch release = new CountDownLatch(1);
-        final FaultInjector hang = (stage, step, path) ->
-        {
-            if (stage == SaveStage.BEFORE_RENAME)
-            {
-                try
-                {
+        final FaultInjector hang = (stage, step, path) -> {
+            if (stage == SaveStage.BEFORE_RENAME) {
+                try {
                     release.await(30, TimeUnit.SECONDS);
-                }
-                catch (final InterruptedException e)
-                {
+                } catch (final InterruptedException e) {
                     Thread.currentThread().interrupt();
                 }
             }
         };
         final CheckpointConfig config = CheckpointConfig.defaults(dir).withSaveTimeoutNs(TimeUnit.MILLISECONDS
             .toNanos(200));
-        try (CheckpointWriter w = writer(config, hang))
-        {
+        try (CheckpointWriter w = writer(config, hang)) {
             Fixtures.save(w, 1);
             final CheckpointException e = assertThrows(CheckpointException.class, () -> w.begin(2));
             assertTrue(e.getMessage().contains("still running after"), e.getMessage());
@@ -244,38 +204,27 @@ class CheckpointCommitProtocolTest
     }
 
     @Test
-    void shouldMakeTheSecondSaveWaitForTheFirstAndReportTheStall() throws Exception
-    {
+    void shouldMakeTheSecondSaveWaitForTheFirstAndReportTheStall() throws Exception {
         final CountDownLatch entered = new CountDownLatch(1);
         final CountDownLatch release = new CountDownLatch(1);
-        final FaultInjector slow = (stage, step, path) ->
-        {
-            if (stage == SaveStage.BEFORE_RENAME && step == 1)
-            {
+        final FaultInjector slow = (stage, step, path) -> {
+            if (stage == SaveStage.BEFORE_RENAME && step == 1) {
                 entered.countDown();
-                try
-                {
+                try {
                     release.await(30, TimeUnit.SECONDS);
-                }
-                catch (final InterruptedException e)
-                {
+                } catch (final InterruptedException e) {
                     Thread.currentThread().interrupt();
                 }
             }
         };
-        try (CheckpointWriter w = writer(CheckpointConfig.defaults(dir), slow))
-        {
+        try (CheckpointWriter w = writer(CheckpointConfig.defaults(dir), slow)) {
             final SaveTicket first = Fixtures.save(w, 1);
             assertTrue(entered.await(30, TimeUnit.SECONDS));
             assertEquals(List.of(), w.pollCompleted(), "the first save is still in flight");
-            final Thread releaser = new Thread(() ->
-            {
-                try
-                {
+            final Thread releaser = new Thread(() -> {
+                try {
                     Thread.sleep(100);
-                }
-                catch (final InterruptedException ignored)
-                {
+                } catch (final InterruptedException ignored) {
                     Thread.currentThread().interrupt();
                 }
                 release.countDown();
@@ -293,8 +242,7 @@ class CheckpointCommitProtocolTest
     }
 
     @Test
-    void shouldRemoveLeftoversOfDeadProcessesButNotOfLiveOnesAtStart() throws Exception
-    {
+    void shouldRemoveLeftoversOfDeadProcessesButNotOfLiveOnesAtStart() throws Exception {
         final Process dead = new ProcessBuilder("true").start();
         assertTrue(dead.waitFor(30, TimeUnit.SECONDS));
         final long livePid = ProcessHandle.current().parent().orElseThrow().pid();
@@ -302,18 +250,15 @@ class CheckpointCommitProtocolTest
         Files.createDirectories(dir.resolve("step-00000100.deleting-" + dead.pid()));
         Files.writeString(dir.resolve("latest.tmp-" + dead.pid()), "step-00000300\n");
         Files.createDirectories(dir.resolve("step-00000400.tmp-" + livePid));
-        try (CheckpointWriter w = writer(sync(), FaultInjector.NONE))
-        {
+        try (CheckpointWriter w = writer(sync(), FaultInjector.NONE)) {
             assertEquals(3, w.removedAtStart().size(), w.removedAtStart().toString());
         }
         assertEquals(List.of("step-00000400.tmp-" + livePid), entries());
     }
 
     @Test
-    void shouldLeaveNoTemporaryFilesAfterSuccessfulSaves() throws IOException
-    {
-        try (CheckpointWriter w = writer(CheckpointConfig.defaults(dir).withKeepLast(1), FaultInjector.NONE))
-        {
+    void shouldLeaveNoTemporaryFilesAfterSuccessfulSaves() throws IOException {
+        try (CheckpointWriter w = writer(CheckpointConfig.defaults(dir).withKeepLast(1), FaultInjector.NONE)) {
             Fixtures.save(w, 1);
             Fixtures.save(w, 2);
         }

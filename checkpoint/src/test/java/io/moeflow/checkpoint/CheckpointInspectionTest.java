@@ -12,8 +12,7 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 @Timeout(60)
-class CheckpointInspectionTest
-{
+class CheckpointInspectionTest {
     /** Norms are sums of a few hundred squares accumulated in double: agreement to 1e-12 relative. */
     private static final double NORM_TOLERANCE = 1e-12;
 
@@ -21,15 +20,12 @@ class CheckpointInspectionTest
     Path dir;
 
     @Test
-    void shouldListEveryTensorWithShapeDtypeAndL2Norm()
-    {
+    void shouldListEveryTensorWithShapeDtypeAndL2Norm() {
         try (CheckpointWriter w = new CheckpointWriter(CheckpointConfig.defaults(dir).withAsyncSave(false),
-            Fixtures.layout(), Fixtures.METADATA))
-        {
+            Fixtures.layout(), Fixtures.METADATA)) {
             Fixtures.save(w, 9);
         }
-        try (CheckpointReader r = CheckpointReader.open(dir.resolve("step-00000009")))
-        {
+        try (CheckpointReader r = CheckpointReader.open(dir.resolve("step-00000009"))) {
             assertEquals(9, r.step());
             assertEquals(Fixtures.PARAMS, r.parameterCount());
             final List<TensorStats> model = r.stats(MODEL);
@@ -37,15 +33,13 @@ class CheckpointInspectionTest
                 "blocks.0.moe.experts.1.w1.weight", "lnf.weight", "wte.weight"),
                 model.stream().map(s -> s.tensor().name()).toList());
             int offset = 0;
-            for (int i = 0; i < Fixtures.PARAM_NAMES.length; i++)
-            {
+            for (int i = 0; i < Fixtures.PARAM_NAMES.length; i++) {
                 final String name = Fixtures.PARAM_NAMES[i];
                 final TensorStats stats = model.stream().filter(s -> s.tensor().name().equals(name)).findFirst()
                     .orElseThrow();
                 final int n = stats.tensor().elements();
                 double sum = 0;
-                for (int k = 0; k < n; k++)
-                {
+                for (int k = 0; k < n; k++) {
                     final double x = Fixtures.value(9, 0, offset + k);
                     sum += x * x;
                 }

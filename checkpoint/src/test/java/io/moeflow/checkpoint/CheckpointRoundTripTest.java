@@ -17,26 +17,21 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 @Timeout(60)
-class CheckpointRoundTripTest
-{
+class CheckpointRoundTripTest {
     @TempDir
     Path dir;
 
-    private CheckpointWriter writer(final boolean async)
-    {
+    private CheckpointWriter writer(final boolean async) {
         return new CheckpointWriter(CheckpointConfig.defaults(dir).withAsyncSave(async), Fixtures.layout(),
             Fixtures.METADATA, FaultInjector.NONE, Fixtures.FIXED_CLOCK);
     }
 
     @Test
-    void shouldReadBackEveryTensorBitwiseAfterASynchronousSave()
-    {
-        try (CheckpointWriter w = writer(false))
-        {
+    void shouldReadBackEveryTensorBitwiseAfterASynchronousSave() {
+        try (CheckpointWriter w = writer(false)) {
             Fixtures.save(w, 42);
         }
-        try (CheckpointReader r = CheckpointReader.open(dir.resolve("step-00000042")))
-        {
+        try (CheckpointReader r = CheckpointReader.open(dir.resolve("step-00000042"))) {
             Fixtures.assertHoldsStep(r, 42);
             final long[] rng = new long[4];
             r.readInt64(STATE, "rng/data", rng, 0);
@@ -44,8 +39,7 @@ class CheckpointRoundTripTest
             final double[] bias = new double[6];
             r.readFloat64(STATE, "moe/bias", bias, 0);
             final double[] expected = {0, -0.0, Double.MIN_VALUE, 42, Double.NaN, 1e300};
-            for (int i = 0; i < bias.length; i++)
-            {
+            for (int i = 0; i < bias.length; i++) {
                 assertEquals(Double.doubleToRawLongBits(expected[i]), Double.doubleToRawLongBits(bias[i]), "bias " + i);
             }
             final int[] counters = new int[8];
@@ -59,10 +53,8 @@ class CheckpointRoundTripTest
     }
 
     @Test
-    void shouldReadBackTheSameAfterAnAsynchronousSave()
-    {
-        try (CheckpointWriter w = writer(true))
-        {
+    void shouldReadBackTheSameAfterAnAsynchronousSave() {
+        try (CheckpointWriter w = writer(true)) {
             final SaveTicket ticket = Fixtures.save(w, 7);
             assertTrue(ticket.async());
             final List<SaveResult> results = w.awaitIdle();
@@ -71,21 +63,17 @@ class CheckpointRoundTripTest
             assertEquals(7, result.step());
             assertEquals(dir.resolve("step-00000007"), result.directory());
         }
-        try (CheckpointReader r = CheckpointReader.open(dir.resolve("step-00000007")))
-        {
+        try (CheckpointReader r = CheckpointReader.open(dir.resolve("step-00000007"))) {
             Fixtures.assertHoldsStep(r, 7);
         }
     }
 
     @Test
-    void shouldStoreRealShapesDtypesAndGroups()
-    {
-        try (CheckpointWriter w = writer(false))
-        {
+    void shouldStoreRealShapesDtypesAndGroups() {
+        try (CheckpointWriter w = writer(false)) {
             Fixtures.save(w, 1);
         }
-        try (CheckpointReader r = CheckpointReader.open(dir.resolve("step-00000001")))
-        {
+        try (CheckpointReader r = CheckpointReader.open(dir.resolve("step-00000001"))) {
             assertEquals(TensorSpec.float32(MODEL, "blocks.0.attn.qkv.weight", 24, 8),
                 r.tensor(MODEL, "blocks.0.attn.qkv.weight").orElseThrow());
             assertEquals(TensorSpec.int32(STATE, "counters", 2, 2, 2), r.tensor(STATE, "counters").orElseThrow());
@@ -98,16 +86,12 @@ class CheckpointRoundTripTest
     }
 
     @Test
-    void shouldStoreFormatConfigAndProvenanceAttributesOnBothFiles()
-    {
-        try (CheckpointWriter w = writer(false))
-        {
+    void shouldStoreFormatConfigAndProvenanceAttributesOnBothFiles() {
+        try (CheckpointWriter w = writer(false)) {
             Fixtures.save(w, 3);
         }
-        try (CheckpointReader r = CheckpointReader.open(dir.resolve("step-00000003")))
-        {
-            for (final CheckpointFile file : CheckpointFile.values())
-            {
+        try (CheckpointReader r = CheckpointReader.open(dir.resolve("step-00000003"))) {
+            for (final CheckpointFile file : CheckpointFile.values()) {
                 final Map<String, Object> a = r.attributes(file);
                 assertEquals("moeflow-checkpoint", a.get("moeflow_format"));
                 assertEquals(1L, a.get("format_version"));
@@ -128,10 +112,8 @@ class CheckpointRoundTripTest
     }
 
     @Test
-    void shouldStorePerSaveStringAttributesOnBothFiles()
-    {
-        try (CheckpointWriter w = writer(true))
-        {
+    void shouldStorePerSaveStringAttributesOnBothFiles() {
+        try (CheckpointWriter w = writer(true)) {
             final CheckpointWriter.Snapshot s = w.begin(4).attribute("curriculum_stage", "warmup-\u00e9");
             Fixtures.fill(s);
             w.commit(s);
@@ -143,41 +125,34 @@ class CheckpointRoundTripTest
             assertTrue(clash.getMessage().contains("clashes"), clash.getMessage());
             w.awaitIdle();
         }
-        try (CheckpointReader r = CheckpointReader.open(dir.resolve("step-00000004")))
-        {
+        try (CheckpointReader r = CheckpointReader.open(dir.resolve("step-00000004"))) {
             assertEquals("warmup-\u00e9", r.attributes(MODEL).get("curriculum_stage"));
             assertEquals("warmup-\u00e9", r.attributes(STATE).get("curriculum_stage"));
         }
-        try (CheckpointReader r = CheckpointReader.open(dir.resolve("step-00000005")))
-        {
+        try (CheckpointReader r = CheckpointReader.open(dir.resolve("step-00000005"))) {
             assertEquals(null, r.attributes(STATE).get("curriculum_stage"), "attributes are per save");
         }
     }
 
     @Test
-    void shouldCopyAtPutSoTheCallerMayChangeItsArraysRightAway()
-    {
+    void shouldCopyAtPutSoTheCallerMayChangeItsArraysRightAway() {
         final CheckpointLayout layout = CheckpointLayout.builder().float32(MODEL, "w", 2, 3).build();
         final float[] slab = {9, 9, 1, 2, 3, 4, 5, 6, 9};
-        try (CheckpointWriter w = new CheckpointWriter(CheckpointConfig.defaults(dir), layout, Fixtures.METADATA))
-        {
+        try (CheckpointWriter w = new CheckpointWriter(CheckpointConfig.defaults(dir), layout, Fixtures.METADATA)) {
             final CheckpointWriter.Snapshot s = w.begin(5).float32(MODEL, "w", slab, 2);
             java.util.Arrays.fill(slab, -1f);
             w.commit(s);
             java.util.Arrays.fill(slab, -2f);
             w.awaitIdle();
         }
-        try (CheckpointReader r = CheckpointReader.open(dir.resolve("step-00000005")))
-        {
+        try (CheckpointReader r = CheckpointReader.open(dir.resolve("step-00000005"))) {
             assertArrayEquals(new float[] {1, 2, 3, 4, 5, 6}, r.float32(MODEL, "w"));
         }
     }
 
     @Test
-    void shouldRejectPutsThatDoNotMatchTheLayout()
-    {
-        try (CheckpointWriter w = writer(false))
-        {
+    void shouldRejectPutsThatDoNotMatchTheLayout() {
+        try (CheckpointWriter w = writer(false)) {
             final CheckpointWriter.Snapshot s = w.begin(1);
             final IllegalArgumentException unknown = assertThrows(IllegalArgumentException.class,
                 () -> s.float32(MODEL, "nope.weight", new float[4], 0));
@@ -196,10 +171,8 @@ class CheckpointRoundTripTest
     }
 
     @Test
-    void shouldRefuseToCommitASnapshotWithMissingTensors()
-    {
-        try (CheckpointWriter w = writer(false))
-        {
+    void shouldRefuseToCommitASnapshotWithMissingTensors() {
+        try (CheckpointWriter w = writer(false)) {
             final CheckpointWriter.Snapshot s = w.begin(1);
             s.int64(STATE, "step", 1L);
             final IllegalStateException e = assertThrows(IllegalStateException.class, () -> w.commit(s));
@@ -209,10 +182,8 @@ class CheckpointRoundTripTest
     }
 
     @Test
-    void shouldRejectAStaleSnapshot()
-    {
-        try (CheckpointWriter w = writer(false))
-        {
+    void shouldRejectAStaleSnapshot() {
+        try (CheckpointWriter w = writer(false)) {
             final CheckpointWriter.Snapshot first = w.begin(1);
             Fixtures.fill(first);
             final CheckpointWriter.Snapshot second = w.begin(2);
@@ -225,19 +196,15 @@ class CheckpointRoundTripTest
     }
 
     @Test
-    void shouldWriteOnlyTheCommittedDirectoryManifestAndLatest() throws Exception
-    {
-        try (CheckpointWriter w = writer(false))
-        {
+    void shouldWriteOnlyTheCommittedDirectoryManifestAndLatest() throws Exception {
+        try (CheckpointWriter w = writer(false)) {
             Fixtures.save(w, 10);
         }
-        try (var children = Files.list(dir))
-        {
+        try (var children = Files.list(dir)) {
             assertEquals(List.of("latest", "step-00000010"), children.map(p -> p.getFileName().toString()).sorted()
                 .toList());
         }
-        try (var children = Files.list(dir.resolve("step-00000010")))
-        {
+        try (var children = Files.list(dir.resolve("step-00000010"))) {
             assertEquals(List.of("manifest.txt", "model.h5", "state.h5"),
                 children.map(p -> p.getFileName().toString()).sorted().toList());
         }

@@ -24,8 +24,7 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 @Timeout(60)
-class CheckpointValidationTest
-{
+class CheckpointValidationTest {
     @TempDir
     Path dir;
 
@@ -33,11 +32,9 @@ class CheckpointValidationTest
     private Path step2;
 
     @BeforeEach
-    void saveTwoCheckpoints()
-    {
+    void saveTwoCheckpoints() {
         try (CheckpointWriter w = new CheckpointWriter(CheckpointConfig.defaults(dir).withKeepLast(0)
-            .withAsyncSave(false), Fixtures.layout(), Fixtures.METADATA, FaultInjector.NONE, Fixtures.FIXED_CLOCK))
-        {
+            .withAsyncSave(false), Fixtures.layout(), Fixtures.METADATA, FaultInjector.NONE, Fixtures.FIXED_CLOCK)) {
             Fixtures.save(w, 1);
             Fixtures.save(w, 2);
         }
@@ -46,15 +43,12 @@ class CheckpointValidationTest
     }
 
     /** Flips one bit of a dataset's stored data, found through jHDF. */
-    private static void flipDataBit(final Path file, final String dataset) throws IOException
-    {
+    private static void flipDataBit(final Path file, final String dataset) throws IOException {
         final long address;
-        try (HdfFile hdf = new HdfFile(file))
-        {
+        try (HdfFile hdf = new HdfFile(file)) {
             address = ((ContiguousDataset) hdf.getDatasetByPath(dataset)).getDataAddress() + 5;
         }
-        try (RandomAccessFile raf = new RandomAccessFile(file.toFile(), "rw"))
-        {
+        try (RandomAccessFile raf = new RandomAccessFile(file.toFile(), "rw")) {
             raf.seek(address);
             final int b = raf.read();
             raf.seek(address);
@@ -63,11 +57,9 @@ class CheckpointValidationTest
     }
 
     @Test
-    void shouldNameTheFileAndDatasetWhoseDataWasCorrupted() throws IOException
-    {
+    void shouldNameTheFileAndDatasetWhoseDataWasCorrupted() throws IOException {
         flipDataBit(step2.resolve("model.h5"), "blocks.0.attn.qkv.weight");
-        try (CheckpointReader r = CheckpointReader.open(step2))
-        {
+        try (CheckpointReader r = CheckpointReader.open(step2)) {
             final CheckpointException e = assertThrows(CheckpointException.class, r::verify);
             assertEquals(step2, e.directory());
             assertEquals("model.h5", e.file());
@@ -82,8 +74,7 @@ class CheckpointValidationTest
     }
 
     @Test
-    void shouldFallBackToThePreviousCheckpointWithAWarningWhenTheNewestIsCorrupt() throws IOException
-    {
+    void shouldFallBackToThePreviousCheckpointWithAWarningWhenTheNewestIsCorrupt() throws IOException {
         flipDataBit(step2.resolve("state.h5"), "optimizer/exp_avg/lnf.weight");
         final Resolution resolution = new CheckpointStore(dir).resolveAuto().orElseThrow();
         assertEquals(step1, resolution.directory());
@@ -92,15 +83,13 @@ class CheckpointValidationTest
         final String warning = resolution.warnings().get(0);
         assertTrue(warning.contains("step-00000002") && warning.contains("state.h5")
             && warning.contains("optimizer/exp_avg/lnf.weight"), warning);
-        try (CheckpointReader r = CheckpointReader.open(resolution.directory()))
-        {
+        try (CheckpointReader r = CheckpointReader.open(resolution.directory())) {
             Fixtures.assertHoldsStep(r, 1);
         }
     }
 
     @Test
-    void shouldRefuseACorruptCheckpointNamedExplicitlyWithoutFallingBack() throws IOException
-    {
+    void shouldRefuseACorruptCheckpointNamedExplicitlyWithoutFallingBack() throws IOException {
         flipDataBit(step2.resolve("model.h5"), "wte.weight");
         final CheckpointException e = assertThrows(CheckpointException.class,
             () -> new CheckpointStore(dir).resolve(step2.toString()));
@@ -108,11 +97,9 @@ class CheckpointValidationTest
     }
 
     @Test
-    void shouldDetectATruncatedFileFromTheManifestBeforeParsingIt() throws IOException
-    {
+    void shouldDetectATruncatedFileFromTheManifestBeforeParsingIt() throws IOException {
         final Path state = step2.resolve("state.h5");
-        try (RandomAccessFile raf = new RandomAccessFile(state.toFile(), "rw"))
-        {
+        try (RandomAccessFile raf = new RandomAccessFile(state.toFile(), "rw")) {
             raf.setLength(raf.length() - 100);
         }
         final CheckpointException e = assertThrows(CheckpointException.class, () -> CheckpointReader.open(step2));
@@ -122,10 +109,8 @@ class CheckpointValidationTest
     }
 
     @Test
-    void shouldReportAnUnparseableFileByName() throws IOException
-    {
-        try (RandomAccessFile raf = new RandomAccessFile(step2.resolve("model.h5").toFile(), "rw"))
-        {
+    void shouldReportAnUnparseableFileByName() throws IOException {
+        try (RandomAccessFile raf = new RandomAccessFile(step2.resolve("model.h5").toFile(), "rw")) {
             raf.seek(1);
             raf.write('X');
         }
@@ -135,8 +120,7 @@ class CheckpointValidationTest
     }
 
     @Test
-    void shouldTreatADirectoryWithoutManifestAsIncomplete() throws IOException
-    {
+    void shouldTreatADirectoryWithoutManifestAsIncomplete() throws IOException {
         Files.delete(step2.resolve("manifest.txt"));
         final CheckpointException e = assertThrows(CheckpointException.class, () -> CheckpointReader.open(step2));
         assertEquals("manifest.txt", e.file());
@@ -144,8 +128,7 @@ class CheckpointValidationTest
     }
 
     @Test
-    void shouldRejectANewerManifestVersionSayingTheHighestSupported() throws IOException
-    {
+    void shouldRejectANewerManifestVersionSayingTheHighestSupported() throws IOException {
         final Path manifest = step2.resolve("manifest.txt");
         Files.writeString(manifest, Files.readString(manifest).replace("manifest 1", "manifest 2"));
         final CheckpointException e = assertThrows(CheckpointException.class, () -> CheckpointReader.open(step2));
@@ -155,8 +138,7 @@ class CheckpointValidationTest
     }
 
     @Test
-    void shouldRejectANewerFileVersionAndAForeignFile() throws IOException
-    {
+    void shouldRejectANewerFileVersionAndAForeignFile() throws IOException {
         final Path newer = dir.resolve("newer");
         writeHandMadeCheckpoint(newer, Map.of("moeflow_format", "moeflow-checkpoint", "format_version", 2L,
             "kind", "model", "step", 5L));
@@ -174,16 +156,13 @@ class CheckpointValidationTest
 
     /** A directory with a valid manifest whose model.h5 carries the given root attributes. */
     private static void writeHandMadeCheckpoint(final Path checkpoint, final Map<String, Object> modelAttributes)
-        throws IOException
-    {
+        throws IOException {
         Files.createDirectories(checkpoint);
-        try (WritableHdfFile f = HdfFile.write(checkpoint.resolve("model.h5")))
-        {
+        try (WritableHdfFile f = HdfFile.write(checkpoint.resolve("model.h5"))) {
             modelAttributes.forEach(f::putAttribute);
             f.putDataset("w", new float[] {1, 2});
         }
-        try (WritableHdfFile f = HdfFile.write(checkpoint.resolve("state.h5")))
-        {
+        try (WritableHdfFile f = HdfFile.write(checkpoint.resolve("state.h5"))) {
             f.putAttribute("moeflow_format", "moeflow-checkpoint");
         }
         Files.writeString(checkpoint.resolve("manifest.txt"), "moeflow-checkpoint-manifest 1\nstep 5\nfile model.h5 "
@@ -192,8 +171,7 @@ class CheckpointValidationTest
     }
 
     @Test
-    void shouldRejectACheckpointRenamedToAnotherStep() throws IOException
-    {
+    void shouldRejectACheckpointRenamedToAnotherStep() throws IOException {
         final Path renamed = dir.resolve("step-00000005");
         Files.move(step2, renamed);
         final CheckpointException e = assertThrows(CheckpointException.class, () -> CheckpointReader.open(renamed));
@@ -202,21 +180,17 @@ class CheckpointValidationTest
     }
 
     @Test
-    void shouldLoadACheckpointCopiedUnderAnyOtherName() throws IOException
-    {
+    void shouldLoadACheckpointCopiedUnderAnyOtherName() throws IOException {
         final Path copy = dir.resolve("best");
         Files.move(step2, copy);
-        try (CheckpointReader r = CheckpointReader.open(copy))
-        {
+        try (CheckpointReader r = CheckpointReader.open(copy)) {
             Fixtures.assertHoldsStep(r, 2);
         }
     }
 
     @Test
-    void shouldNameTheFirstMismatchingTensorAndBothShapes()
-    {
-        try (CheckpointReader r = CheckpointReader.open(step2))
-        {
+    void shouldNameTheFirstMismatchingTensorAndBothShapes() {
+        try (CheckpointReader r = CheckpointReader.open(step2)) {
             final CheckpointLayout wider = CheckpointLayout.builder()
                 .float32(MODEL, "wte.weight", 16, 8)
                 .float32(MODEL, "blocks.0.attn.qkv.weight", 48, 16)
@@ -245,8 +219,7 @@ class CheckpointValidationTest
     }
 
     @Test
-    void shouldFindNothingToResumeInAFreshRun()
-    {
+    void shouldFindNothingToResumeInAFreshRun() {
         final CheckpointStore fresh = new CheckpointStore(dir.resolve("fresh"));
         assertEquals(Optional.empty(), fresh.resolveAuto());
         final CheckpointException e = assertThrows(CheckpointException.class, () -> fresh.resolve("auto"));
@@ -254,8 +227,7 @@ class CheckpointValidationTest
     }
 
     @Test
-    void shouldListEveryFailureWhenNoCheckpointValidates() throws IOException
-    {
+    void shouldListEveryFailureWhenNoCheckpointValidates() throws IOException {
         Files.delete(step1.resolve("manifest.txt"));
         Files.delete(step2.resolve("manifest.txt"));
         final CheckpointException e = assertThrows(CheckpointException.class,
@@ -266,16 +238,14 @@ class CheckpointValidationTest
     }
 
     @Test
-    void shouldExplainThatARunDirectoryIsNotACheckpoint()
-    {
+    void shouldExplainThatARunDirectoryIsNotACheckpoint() {
         final CheckpointException e = assertThrows(CheckpointException.class,
             () -> new CheckpointStore(dir).resolve(dir.toString()));
         assertTrue(e.getMessage().contains("use --resume auto"), e.getMessage());
     }
 
     @Test
-    void shouldIgnoreUnfinishedSavesWhenResolving() throws IOException
-    {
+    void shouldIgnoreUnfinishedSavesWhenResolving() throws IOException {
         final Path unfinished = dir.resolve("step-00000009.tmp-12345");
         Files.createDirectories(unfinished);
         Files.writeString(unfinished.resolve("model.h5"), "half written");
@@ -287,10 +257,8 @@ class CheckpointValidationTest
     }
 
     @Test
-    void shouldRejectReadsOfTheWrongTypeOrIntoTooSmallArrays()
-    {
-        try (CheckpointReader r = CheckpointReader.open(step1))
-        {
+    void shouldRejectReadsOfTheWrongTypeOrIntoTooSmallArrays() {
+        try (CheckpointReader r = CheckpointReader.open(step1)) {
             final CheckpointException type = assertThrows(CheckpointException.class,
                 () -> r.readFloat32(STATE, "step", new float[1], 0));
             assertTrue(type.getMessage().contains("stores it as int64[], read as float32"), type.getMessage());

@@ -12,40 +12,30 @@ import java.nio.file.Path;
  * as saves complete, until killed at an arbitrary moment.</li>
  * </ul>
  */
-public final class CrashingSaveMain
-{
-    private CrashingSaveMain()
-    {
+public final class CrashingSaveMain {
+    private CrashingSaveMain() {
     }
 
-    public static void main(final String[] args) throws Exception
-    {
+    public static void main(final String[] args) throws Exception {
         final Path dir = Path.of(args[0]);
-        if (args[1].equals("loop"))
-        {
+        if (args[1].equals("loop")) {
             loop(dir);
             return;
         }
         final SaveStage pauseAt = SaveStage.valueOf(args[1]);
-        final FaultInjector pause = (stage, step, path) ->
-        {
-            if (stage == pauseAt && step == 200)
-            {
+        final FaultInjector pause = (stage, step, path) -> {
+            if (stage == pauseAt && step == 200) {
                 System.out.println("PAUSED " + stage + " " + path);
                 System.out.flush();
-                try
-                {
+                try {
                     Thread.sleep(600_000);
-                }
-                catch (final InterruptedException e)
-                {
+                } catch (final InterruptedException e) {
                     Thread.currentThread().interrupt();
                 }
             }
         };
         try (CheckpointWriter w = new CheckpointWriter(CheckpointConfig.defaults(dir).withAsyncSave(false)
-            .withKeepLast(1), Fixtures.layout(), Fixtures.METADATA, pause, Fixtures.FIXED_CLOCK))
-        {
+            .withKeepLast(1), Fixtures.layout(), Fixtures.METADATA, pause, Fixtures.FIXED_CLOCK)) {
             Fixtures.save(w, 100);
             System.out.println("COMMITTED 100");
             System.out.flush();
@@ -54,13 +44,10 @@ public final class CrashingSaveMain
         System.out.println("NOT KILLED");
     }
 
-    private static void loop(final Path dir)
-    {
+    private static void loop(final Path dir) {
         try (CheckpointWriter w = new CheckpointWriter(CheckpointConfig.defaults(dir).withKeepLast(2),
-            Fixtures.layout(), Fixtures.METADATA))
-        {
-            for (long step = 1; step < 100_000; step++)
-            {
+            Fixtures.layout(), Fixtures.METADATA)) {
+            for (long step = 1; step < 100_000; step++) {
                 Fixtures.save(w, step);
                 w.pollCompleted().forEach(r -> System.out.println("COMMITTED " + r.step()));
                 System.out.flush();

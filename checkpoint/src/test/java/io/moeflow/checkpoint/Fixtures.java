@@ -12,8 +12,7 @@ import java.util.Map;
  * A small model-shaped layout whose every value is a function of (step, tensor, element), so any checkpoint can be
  * checked bit for bit against the step it claims to be.
  */
-final class Fixtures
-{
+final class Fixtures {
     static final Clock FIXED_CLOCK = Clock.fixed(Instant.parse("2025-01-02T03:04:05Z"), ZoneOffset.UTC);
     static final RunMetadata METADATA = new RunMetadata("model.layers=2\nmodel.channels=8\n", "0.1.0-test",
         "abc123", "17.0.99", 2, Map.of("run_name", "fixture"));
@@ -24,22 +23,17 @@ final class Fixtures
     static final long[][] PARAM_SHAPES = {{16, 8}, {24, 8}, {24}, {12, 8}, {8}};
     static final int PARAMS = 16 * 8 + 24 * 8 + 24 + 12 * 8 + 8;
 
-    private Fixtures()
-    {
+    private Fixtures() {
     }
 
     /** Parameters and both AdamW moments in model.h5/state.h5, plus scalars and arrays of every other type. */
-    static CheckpointLayout layout()
-    {
+    static CheckpointLayout layout() {
         final CheckpointLayout.Builder b = CheckpointLayout.builder();
-        for (int i = 0; i < PARAM_NAMES.length; i++)
-        {
+        for (int i = 0; i < PARAM_NAMES.length; i++) {
             b.float32(MODEL, PARAM_NAMES[i], PARAM_SHAPES[i]);
         }
-        for (final String moment : new String[] {"exp_avg", "exp_avg_sq"})
-        {
-            for (int i = 0; i < PARAM_NAMES.length; i++)
-            {
+        for (final String moment : new String[] {"exp_avg", "exp_avg_sq"}) {
+            for (int i = 0; i < PARAM_NAMES.length; i++) {
                 b.float32(STATE, "optimizer/" + moment + "/" + PARAM_NAMES[i], PARAM_SHAPES[i]);
             }
         }
@@ -54,26 +48,21 @@ final class Fixtures
     }
 
     /** The value of element {@code i} of slab {@code slab} at {@code step}: distinct, exact in float32. */
-    static float value(final long step, final int slab, final int i)
-    {
+    static float value(final long step, final int slab, final int i) {
         return (float) (step * 0.5 + slab * 1000 + i * 0.25 - 40);
     }
 
     /** Fills a snapshot with the fixture values for its step. */
-    static void fill(final CheckpointWriter.Snapshot s)
-    {
+    static void fill(final CheckpointWriter.Snapshot s) {
         final long step = s.step();
         final float[][] slabs = new float[3][PARAMS];
-        for (int slab = 0; slab < 3; slab++)
-        {
-            for (int i = 0; i < PARAMS; i++)
-            {
+        for (int slab = 0; slab < 3; slab++) {
+            for (int i = 0; i < PARAMS; i++) {
                 slabs[slab][i] = value(step, slab, i);
             }
         }
         int offset = 0;
-        for (int i = 0; i < PARAM_NAMES.length; i++)
-        {
+        for (int i = 0; i < PARAM_NAMES.length; i++) {
             s.float32(MODEL, PARAM_NAMES[i], slabs[0], offset);
             s.float32(STATE, "optimizer/exp_avg/" + PARAM_NAMES[i], slabs[1], offset);
             s.float32(STATE, "optimizer/exp_avg_sq/" + PARAM_NAMES[i], slabs[2], offset);
@@ -89,42 +78,34 @@ final class Fixtures
     }
 
     /** Saves the fixture at {@code step} with {@code writer} and returns the ticket. */
-    static SaveTicket save(final CheckpointWriter writer, final long step)
-    {
+    static SaveTicket save(final CheckpointWriter writer, final long step) {
         final CheckpointWriter.Snapshot s = writer.begin(step);
         fill(s);
         return writer.commit(s);
     }
 
     /** Asserts a checkpoint holds exactly the fixture values of {@code step} (bitwise), else throws AssertionError. */
-    static void assertHoldsStep(final CheckpointReader r, final long step)
-    {
-        if (r.step() != step)
-        {
+    static void assertHoldsStep(final CheckpointReader r, final long step) {
+        if (r.step() != step) {
             throw new AssertionError("step " + r.step() + " != " + step);
         }
         r.checkLayout(layout());
         final float[] slab = new float[PARAMS];
         final String[] prefixes = {"", "optimizer/exp_avg/", "optimizer/exp_avg_sq/"};
-        for (int k = 0; k < 3; k++)
-        {
+        for (int k = 0; k < 3; k++) {
             int offset = 0;
-            for (int i = 0; i < PARAM_NAMES.length; i++)
-            {
+            for (int i = 0; i < PARAM_NAMES.length; i++) {
                 r.readFloat32(k == 0 ? MODEL : STATE, prefixes[k] + PARAM_NAMES[i], slab, offset);
                 offset += r.tensor(k == 0 ? MODEL : STATE, prefixes[k] + PARAM_NAMES[i]).orElseThrow().elements();
             }
-            for (int i = 0; i < PARAMS; i++)
-            {
-                if (Float.floatToRawIntBits(slab[i]) != Float.floatToRawIntBits(value(step, k, i)))
-                {
+            for (int i = 0; i < PARAMS; i++) {
+                if (Float.floatToRawIntBits(slab[i]) != Float.floatToRawIntBits(value(step, k, i))) {
                     throw new AssertionError("slab " + k + " element " + i + " = " + slab[i] + ", expected "
                         + value(step, k, i));
                 }
             }
         }
-        if (r.int64(STATE, "step") != step)
-        {
+        if (r.int64(STATE, "step") != step) {
             throw new AssertionError("state step " + r.int64(STATE, "step"));
         }
     }

@@ -23,51 +23,40 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** The files must open in the reference HDF5 library's tools (Debian hdf5-tools); skipped where they are missing. */
 @Timeout(120)
-class Hdf5ToolsTest
-{
+class Hdf5ToolsTest {
     @TempDir
     static Path dir;
 
     static Path checkpoint;
 
     @BeforeAll
-    static void saveOneCheckpoint()
-    {
+    static void saveOneCheckpoint() {
         try (CheckpointWriter w = new CheckpointWriter(CheckpointConfig.defaults(dir).withAsyncSave(false),
-            Fixtures.layout(), Fixtures.METADATA))
-        {
+            Fixtures.layout(), Fixtures.METADATA)) {
             Fixtures.save(w, 3);
         }
         checkpoint = dir.resolve("step-00000003");
     }
 
-    private static boolean installed(final String tool)
-    {
-        try
-        {
+    private static boolean installed(final String tool) {
+        try {
             final Process p = new ProcessBuilder(tool, "--version").redirectErrorStream(true).start();
             p.getInputStream().readAllBytes();
             return p.waitFor(30, TimeUnit.SECONDS) && p.exitValue() == 0;
-        }
-        catch (final IOException e)
-        {
+        } catch (final IOException e) {
             return false;
-        }
-        catch (final InterruptedException e)
-        {
+        } catch (final InterruptedException e) {
             Thread.currentThread().interrupt();
             return false;
         }
     }
 
     /** Runs a tool, fails on a non-zero exit or after 60 s, returns its output. */
-    private static String run(final String... command) throws Exception
-    {
+    private static String run(final String... command) throws Exception {
         assumeTrue(installed(command[0]), command[0] + " is not installed (Debian: apt-get install hdf5-tools)");
         final Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
         final byte[] out = p.getInputStream().readAllBytes();
-        if (!p.waitFor(60, TimeUnit.SECONDS))
-        {
+        if (!p.waitFor(60, TimeUnit.SECONDS)) {
             p.destroyForcibly();
             throw new AssertionError(String.join(" ", command) + " did not finish in 60 s");
         }
@@ -77,14 +66,11 @@ class Hdf5ToolsTest
     }
 
     @Test
-    void shouldListEveryTensorWithItsShapeInH5ls() throws Exception
-    {
+    void shouldListEveryTensorWithItsShapeInH5ls() throws Exception {
         final String model = run("h5ls", "-r", checkpoint.resolve("model.h5").toString());
-        for (int i = 0; i < Fixtures.PARAM_NAMES.length; i++)
-        {
+        for (int i = 0; i < Fixtures.PARAM_NAMES.length; i++) {
             final List<String> dims = new ArrayList<>();
-            for (final long d : Fixtures.PARAM_SHAPES[i])
-            {
+            for (final long d : Fixtures.PARAM_SHAPES[i]) {
                 dims.add(Long.toString(d));
             }
             final String expected = "/" + Fixtures.PARAM_NAMES[i] + " Dataset {" + String.join(", ", dims) + "}";
@@ -98,8 +84,7 @@ class Hdf5ToolsTest
     }
 
     @Test
-    void shouldShowTypesAndAttributesInH5dump() throws Exception
-    {
+    void shouldShowTypesAndAttributesInH5dump() throws Exception {
         final String header = run("h5dump", "-H", "-A", checkpoint.resolve("state.h5").toString());
         assertTrue(header.contains("\"moeflow-checkpoint\""), header);
         assertTrue(header.contains("DATASET \"step\"") && header.contains("H5T_STD_I64LE"), header);
@@ -108,8 +93,7 @@ class Hdf5ToolsTest
     }
 
     @Test
-    void shouldDumpTheSameBytesAndChecksumTheLibraryReads() throws Exception
-    {
+    void shouldDumpTheSameBytesAndChecksumTheLibraryReads() throws Exception {
         final String name = "blocks.0.attn.qkv.weight";
         final Path out = dir.resolve("qkv.bin");
         run("h5dump", "-b", "LE", "-d", "/" + name, "-o", out.toString(), checkpoint.resolve("model.h5").toString());
@@ -117,8 +101,7 @@ class Hdf5ToolsTest
 
         // The fixture's qkv weight is slab 0 from offset 16*8, 24*8 elements.
         final ByteBuffer expected = ByteBuffer.allocate(24 * 8 * 4).order(ByteOrder.LITTLE_ENDIAN);
-        for (int i = 0; i < 24 * 8; i++)
-        {
+        for (int i = 0; i < 24 * 8; i++) {
             expected.putFloat(Fixtures.value(3, 0, 16 * 8 + i));
         }
         assertArrayEquals(expected.array(), dumped);
@@ -132,8 +115,7 @@ class Hdf5ToolsTest
     }
 
     @Test
-    void shouldDumpIntegerAndDoubleStateBitwise() throws Exception
-    {
+    void shouldDumpIntegerAndDoubleStateBitwise() throws Exception {
         final Path out = dir.resolve("rng.bin");
         run("h5dump", "-b", "LE", "-d", "/rng/data", "-o", out.toString(), checkpoint.resolve("state.h5").toString());
         final ByteBuffer rng = ByteBuffer.wrap(Files.readAllBytes(out)).order(ByteOrder.LITTLE_ENDIAN);

@@ -30,28 +30,23 @@ import org.junit.jupiter.params.provider.ValueSource;
  */
 @Tag("slow")
 @Timeout(180)
-class KillDuringSaveTest
-{
+class KillDuringSaveTest {
     private static final long LINE_TIMEOUT_S = 120;
 
     @TempDir
     Path dir;
 
     /** A running child JVM whose output lines arrive in a queue, so every wait has a timeout. */
-    private static final class Child implements AutoCloseable
-    {
+    private static final class Child implements AutoCloseable {
         final Process process;
         final BlockingQueue<String> lines = new LinkedBlockingQueue<>();
         final List<String> seen = new ArrayList<>();
 
-        Child(final String... args) throws IOException
-        {
+        Child(final String... args) throws IOException {
             final List<String> command = new ArrayList<>();
             command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-            for (final String flag : System.getProperty("moeflow.jvm.flags", "").split("\\s+"))
-            {
-                if (!flag.isBlank())
-                {
+            for (final String flag : System.getProperty("moeflow.jvm.flags", "").split("\\s+")) {
+                if (!flag.isBlank()) {
                     command.add(flag);
                 }
             }
@@ -61,18 +56,13 @@ class KillDuringSaveTest
             command.add(CrashingSaveMain.class.getName());
             command.addAll(List.of(args));
             process = new ProcessBuilder(command).redirectErrorStream(true).start();
-            final Thread pump = new Thread(() ->
-            {
+            final Thread pump = new Thread(() -> {
                 try (BufferedReader r = new BufferedReader(new InputStreamReader(process.getInputStream(),
-                    StandardCharsets.UTF_8)))
-                {
-                    for (String line = r.readLine(); line != null; line = r.readLine())
-                    {
+                    StandardCharsets.UTF_8))) {
+                    for (String line = r.readLine(); line != null; line = r.readLine()) {
                         lines.add(line);
                     }
-                }
-                catch (final IOException ignored)
-                {
+                } catch (final IOException ignored) {
                     // The process was killed.
                 }
             }, "child-output");
@@ -81,22 +71,16 @@ class KillDuringSaveTest
         }
 
         /** Waits for a line starting with {@code prefix}; fails with the output so far if none comes. */
-        String await(final String prefix) throws InterruptedException
-        {
+        String await(final String prefix) throws InterruptedException {
             final long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(LINE_TIMEOUT_S);
-            while (System.nanoTime() < deadline)
-            {
+            while (System.nanoTime() < deadline) {
                 final String line = lines.poll(1, TimeUnit.SECONDS);
-                if (line != null)
-                {
+                if (line != null) {
                     seen.add(line);
-                    if (line.startsWith(prefix))
-                    {
+                    if (line.startsWith(prefix)) {
                         return line;
                     }
-                }
-                else if (!process.isAlive() && lines.isEmpty())
-                {
+                } else if (!process.isAlive() && lines.isEmpty()) {
                     break;
                 }
             }
@@ -104,22 +88,17 @@ class KillDuringSaveTest
                 + String.join("\n", seen));
         }
 
-        void kill() throws InterruptedException
-        {
+        void kill() throws InterruptedException {
             process.destroyForcibly();
             assertTrue(process.waitFor(60, TimeUnit.SECONDS), "the child did not die");
         }
 
         @Override
-        public void close()
-        {
+        public void close() {
             process.destroyForcibly();
-            try
-            {
+            try {
                 process.waitFor(60, TimeUnit.SECONDS);
-            }
-            catch (final InterruptedException e)
-            {
+            } catch (final InterruptedException e) {
                 Thread.currentThread().interrupt();
             }
         }
@@ -127,11 +106,9 @@ class KillDuringSaveTest
 
     @ParameterizedTest
     @EnumSource(SaveStage.class)
-    void shouldResumeFromTheLastCommittedCheckpointAfterAKillAtEachStage(final SaveStage stage) throws Exception
-    {
+    void shouldResumeFromTheLastCommittedCheckpointAfterAKillAtEachStage(final SaveStage stage) throws Exception {
         final long childPid;
-        try (Child child = new Child(dir.toString(), stage.name()))
-        {
+        try (Child child = new Child(dir.toString(), stage.name())) {
             child.await("COMMITTED 100");
             child.await("PAUSED " + stage);
             childPid = child.process.pid();
@@ -149,15 +126,13 @@ class KillDuringSaveTest
         final Resolution resolution = store.resolveAuto().orElseThrow();
         assertEquals(expected, resolution.step());
         assertEquals(List.of(), resolution.warnings());
-        try (CheckpointReader r = CheckpointReader.open(resolution.directory()))
-        {
+        try (CheckpointReader r = CheckpointReader.open(resolution.directory())) {
             Fixtures.assertHoldsStep(r, expected);
         }
 
         // The next run cleans up after the dead one and saves normally.
         try (CheckpointWriter w = new CheckpointWriter(CheckpointConfig.defaults(dir).withKeepLast(1),
-            Fixtures.layout(), Fixtures.METADATA))
-        {
+            Fixtures.layout(), Fixtures.METADATA)) {
             assertEquals(committedBeforeKill ? List.of() : List.of(leftover), w.removedAtStart());
             Fixtures.save(w, 300);
             w.awaitIdle();
@@ -168,11 +143,9 @@ class KillDuringSaveTest
 
     @ParameterizedTest
     @ValueSource(longs = {11, 12, 13})
-    void shouldAlwaysFindAValidCheckpointAfterAKillAtAnArbitraryMoment(final long seed) throws Exception
-    {
+    void shouldAlwaysFindAValidCheckpointAfterAKillAtAnArbitraryMoment(final long seed) throws Exception {
         final SplittableRandom random = new SplittableRandom(seed);
-        try (Child child = new Child(dir.toString(), "loop"))
-        {
+        try (Child child = new Child(dir.toString(), "loop")) {
             child.await("COMMITTED 3");
             Thread.sleep(random.nextInt(60));
             child.kill();
@@ -180,10 +153,8 @@ class KillDuringSaveTest
         final CheckpointStore store = new CheckpointStore(dir);
         final List<Long> committed = store.committedSteps();
         assertFalse(committed.isEmpty());
-        for (final long step : committed)
-        {
-            try (CheckpointReader r = CheckpointReader.open(store.directoryOf(step)))
-            {
+        for (final long step : committed) {
+            try (CheckpointReader r = CheckpointReader.open(store.directoryOf(step))) {
                 r.verify();
                 Fixtures.assertHoldsStep(r, step);
             }

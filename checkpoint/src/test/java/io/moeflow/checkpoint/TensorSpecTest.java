@@ -11,17 +11,14 @@ import java.util.Map;
 
 import org.junit.jupiter.api.Test;
 
-class TensorSpecTest
-{
-    private static void assertRejected(final String expected, final Runnable r)
-    {
+class TensorSpecTest {
+    private static void assertRejected(final String expected, final Runnable r) {
         final IllegalArgumentException e = assertThrows(IllegalArgumentException.class, r::run);
         assertTrue(e.getMessage().contains(expected), e.getMessage());
     }
 
     @Test
-    void shouldCountLargeTensorsWithoutIntOverflow()
-    {
+    void shouldCountLargeTensorsWithoutIntOverflow() {
         final TensorSpec big = TensorSpec.float64(STATE, "big", 1L << 20, 1L << 10);
         assertEquals(1 << 30, big.elements());
         assertEquals(1L << 33, big.sizeBytes());
@@ -31,15 +28,13 @@ class TensorSpecTest
     }
 
     @Test
-    void shouldRejectTensorsLargerThanOneJavaArray()
-    {
+    void shouldRejectTensorsLargerThanOneJavaArray() {
         assertRejected("has more than 2147483639 elements", () -> TensorSpec.float32(MODEL, "w", 65536, 65536));
         assertRejected("has more than", () -> TensorSpec.float32(MODEL, "w", Long.MAX_VALUE, 2));
     }
 
     @Test
-    void shouldRejectBadShapesAndNames()
-    {
+    void shouldRejectBadShapesAndNames() {
         assertRejected("has a dimension < 1", () -> TensorSpec.float32(MODEL, "w", 3, 0));
         assertRejected("rank=33", () -> TensorSpec.float32(STATE, "w", new long[33]));
         assertRejected("empty, '.' or '..'", () -> TensorSpec.int64(STATE, "a//b"));
@@ -50,15 +45,13 @@ class TensorSpecTest
     }
 
     @Test
-    void shouldKeepModelH5LoadableByADictComprehension()
-    {
+    void shouldKeepModelH5LoadableByADictComprehension() {
         assertRejected("model.h5 holds float32 parameters only", () -> TensorSpec.int64(MODEL, "step"));
         assertRejected("model.h5 holds root datasets only", () -> TensorSpec.float32(MODEL, "opt/m", 3));
     }
 
     @Test
-    void shouldCopyTheShapeInAndOut()
-    {
+    void shouldCopyTheShapeInAndOut() {
         final long[] shape = {2, 3};
         final TensorSpec t = TensorSpec.float32(MODEL, "w", shape);
         shape[0] = 99;
@@ -69,8 +62,7 @@ class TensorSpecTest
     }
 
     @Test
-    void shouldRejectDuplicateNamesAndNameClashesWithGroups()
-    {
+    void shouldRejectDuplicateNamesAndNameClashesWithGroups() {
         assertRejected("declared twice", () -> CheckpointLayout.builder().float32(MODEL, "w", 1)
             .float32(MODEL, "w", 1).build());
         assertRejected("is both a tensor and a group", () -> CheckpointLayout.builder().int64(STATE, "opt")
@@ -83,8 +75,7 @@ class TensorSpecTest
     }
 
     @Test
-    void shouldValidateConfigsWithNameEqualsValueMessages()
-    {
+    void shouldValidateConfigsWithNameEqualsValueMessages() {
         assertRejected("keepLast=-1", () -> new CheckpointConfig(Path.of("x"), -1, true, 1));
         assertRejected("saveTimeoutNs=0", () -> new CheckpointConfig(Path.of("x"), 1, true, 0));
         assertRejected("worldSize=0", () -> RunMetadata.of("", "1", null, 0));
