@@ -3,6 +3,9 @@ package io.moeflow.trainer;
 import java.util.ArrayList;
 import java.util.List;
 
+import io.moeflow.checkpoint.CheckpointReader;
+import io.moeflow.checkpoint.CheckpointWriter;
+import io.moeflow.checkpoint.SaveTicket;
 import io.moeflow.curriculum.CurriculumConfig;
 import io.moeflow.curriculum.CurriculumScheduler;
 import io.moeflow.curriculum.Dataset;
@@ -18,7 +21,8 @@ import io.moeflow.trainer.model.TensorView;
 
 /**
  * Trains a {@link MoeModel} in one process: the curriculum feeds batches, AdamW updates the
- * parameters. {@link #trainStep()} is the whole training step, top to bottom.
+ * parameters, checkpoints are saved every {@code saveEvery} steps. {@link #trainStep()} is the
+ * whole training step, top to bottom; {@link #train} is the loop around it.
  */
 public final class Trainer implements AutoCloseable {
     private final TrainerConfig config;
@@ -36,6 +40,11 @@ public final class Trainer implements AutoCloseable {
     private final Parallel.Task updateTask = this::updateStage;
     private float clipFactor;
     private long completedSteps;
+    private double lastLr;
+
+    private CheckpointWriter checkpoints;
+    private long saveEvery;
+    private volatile boolean stopRequested;
 
     public Trainer(final TrainerConfig config, final ModelConfig modelConfig, final AdamWConfig adamWConfig,
                    final CurriculumConfig curriculumConfig, final Dataset training) {
@@ -49,11 +58,45 @@ public final class Trainer implements AutoCloseable {
         this.normChunkSums = new double[optimizer.normChunkCount()];
     }
 
-    /** Runs steps until {@link TrainerConfig#steps()} are done, reporting each one to {@code monitor}. */
-    public void train(final StepMonitor monitor) {
-        while (completedSteps < config.steps()) {
-            monitor.onStep(trainStep());
+    /**
+     * Saves a checkpoint every {@code every} steps (and when training ends or is stopped) through
+     * {@code writer}, whose layout must be {@link TrainingState#layout} of this model.
+     */
+    public void saveCheckpointsTo(final CheckpointWriter writer, final long every) {
+        if (every < 0) {
+            throw new IllegalArgumentException("saveEvery=" + every + " must be >= 0 (0 = only at the end)");
         }
+        this.checkpoints = writer;
+        this.saveEvery = every;
+    }
+
+    /** Continues from a checkpoint: parameters, optimizer, curriculum and step count, checksums verified. */
+    public void restore(final CheckpointReader reader) {
+        TrainingState.restore(reader, this);
+    }
+
+    /**
+     * Runs steps until {@link TrainerConfig#steps()} are done or {@link #requestStop()} is called,
+     * reporting each one to {@code monitor}; then saves a final checkpoint (if checkpointing is on)
+     * and waits for it to be committed.
+     *
+     * @return true if all steps ran, false if stopped early
+     */
+    public boolean train(final StepMonitor monitor) {
+        while (completedSteps < config.steps() && !stopRequested) {
+            final StepMetrics m = trainStep();
+            if (checkpoints != null && saveEvery > 0 && completedSteps % saveEvery == 0) {
+                m.checkpointStallNs = saveCheckpoint().stallNs();
+            }
+            monitor.onStep(m);
+        }
+        if (checkpoints != null) {
+            if (saveEvery == 0 || completedSteps % saveEvery != 0) {
+                saveCheckpoint();
+            }
+            checkpoints.awaitIdle();
+        }
+        return completedSteps >= config.steps();
     }
 
     /**
@@ -89,8 +132,21 @@ public final class Trainer implements AutoCloseable {
         model.updateBalancingBias();
 
         completedSteps++;
+        lastLr = lr;
         record(loss, lr, gradNorm, System.nanoTime() - startNs);
         return metrics;
+    }
+
+    /** Saves the current state (asynchronously when the writer is); returns how long training waited. */
+    public SaveTicket saveCheckpoint() {
+        final CheckpointWriter.Snapshot snapshot = checkpoints.begin(completedSteps);
+        TrainingState.put(snapshot, this);
+        return checkpoints.commit(snapshot);
+    }
+
+    /** Asks {@link #train} to stop after the current step and save a checkpoint; safe from any thread. */
+    public void requestStop() {
+        stopRequested = true;
     }
 
     /** The global L2 norm of the gradients, summed over AdamW's fixed chunks so any thread count gives the same bits. */
@@ -161,10 +217,15 @@ public final class Trainer implements AutoCloseable {
                         + curriculumConfig.kind().name().toLowerCase() + " sets no learning rate); choose --lr-schedule "
                         + "constant or cosine");
                 }
+                // The stage's rate for the step just planned: next() runs before lr() in trainStep.
                 yield step -> plan.lr();
             }
         };
         return c.warmupSteps() > 0 ? LrSchedule.withWarmup(base, c.warmupSteps()) : base;
+    }
+
+    void restoreCompletedSteps(final long steps) {
+        this.completedSteps = steps;
     }
 
     public MoeModel model() {
@@ -186,6 +247,11 @@ public final class Trainer implements AutoCloseable {
     /** Steps completed so far (including those before a resume). */
     public long completedSteps() {
         return completedSteps;
+    }
+
+    /** The learning rate of the last completed step (0 before the first). */
+    public double lastLr() {
+        return lastLr;
     }
 
     @Override
