@@ -2,7 +2,6 @@ package io.moeflow.launcher;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.io.Writer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -40,13 +39,18 @@ final class ResolvedOptions {
         return values;
     }
 
-    /** Writes the values as a properties file (keys sorted as declared, values escaped). */
-    static void write(final Map<String, String> values, final String header, final Path file) {
-        try (Writer w = Files.newBufferedWriter(file, StandardCharsets.UTF_8)) {
-            w.write("# " + header + "\n");
-            for (final Map.Entry<String, String> e : values.entrySet()) {
-                w.write(e.getKey() + "=" + escape(e.getValue()) + "\n");
-            }
+    /** The values as the text of a properties file (keys in declaration order, values escaped). */
+    static String text(final Map<String, String> values, final String header) {
+        final StringBuilder text = new StringBuilder("# " + header + "\n");
+        for (final Map.Entry<String, String> e : values.entrySet()) {
+            text.append(e.getKey()).append('=').append(escape(e.getValue())).append('\n');
+        }
+        return text.toString();
+    }
+
+    static void write(final String text, final Path file) {
+        try {
+            Files.writeString(file, text, StandardCharsets.UTF_8);
         } catch (final IOException e) {
             throw new UncheckedIOException("cannot write " + file + ": " + e.getMessage(), e);
         }

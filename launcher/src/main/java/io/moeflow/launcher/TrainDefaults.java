@@ -11,6 +11,8 @@ final class TrainDefaults {
     static final long SEED = 42;
     /** Enough held-out samples per domain for an accuracy to two digits, and a few seconds of evaluation. */
     static final int EVAL_SAMPLES = 200;
+    /** A few checkpoints per default run; each async save costs the step only a memory copy. */
+    static final long SAVE_EVERY = 500;
 
     private TrainDefaults() {
     }

@@ -5,6 +5,7 @@ import java.util.List;
 
 import io.moeflow.checkpoint.CheckpointReader;
 import io.moeflow.checkpoint.CheckpointWriter;
+import io.moeflow.checkpoint.SaveResult;
 import io.moeflow.checkpoint.SaveTicket;
 import io.moeflow.curriculum.CurriculumConfig;
 import io.moeflow.curriculum.CurriculumScheduler;
@@ -44,6 +45,7 @@ public final class Trainer implements AutoCloseable {
 
     private CheckpointWriter checkpoints;
     private long saveEvery;
+    private final List<SaveResult> saved = new ArrayList<>();
     private volatile boolean stopRequested;
 
     public Trainer(final TrainerConfig config, final ModelConfig modelConfig, final AdamWConfig adamWConfig,
@@ -85,8 +87,11 @@ public final class Trainer implements AutoCloseable {
     public boolean train(final StepMonitor monitor) {
         while (completedSteps < config.steps() && !stopRequested) {
             final StepMetrics m = trainStep();
-            if (checkpoints != null && saveEvery > 0 && completedSteps % saveEvery == 0) {
-                m.checkpointStallNs = saveCheckpoint().stallNs();
+            if (checkpoints != null) {
+                if (saveEvery > 0 && completedSteps % saveEvery == 0) {
+                    m.checkpointStallNs = saveCheckpoint().stallNs();
+                }
+                saved.addAll(checkpoints.pollCompleted()); // surfaces a failed background save at once
             }
             monitor.onStep(m);
         }
@@ -94,7 +99,7 @@ public final class Trainer implements AutoCloseable {
             if (saveEvery == 0 || completedSteps % saveEvery != 0) {
                 saveCheckpoint();
             }
-            checkpoints.awaitIdle();
+            saved.addAll(checkpoints.awaitIdle());
         }
         return completedSteps >= config.steps();
     }
@@ -142,6 +147,11 @@ public final class Trainer implements AutoCloseable {
         final CheckpointWriter.Snapshot snapshot = checkpoints.begin(completedSteps);
         TrainingState.put(snapshot, this);
         return checkpoints.commit(snapshot);
+    }
+
+    /** The checkpoints committed so far by {@link #train}, oldest first. */
+    public List<SaveResult> savedCheckpoints() {
+        return saved;
     }
 
     /** Asks {@link #train} to stop after the current step and save a checkpoint; safe from any thread. */

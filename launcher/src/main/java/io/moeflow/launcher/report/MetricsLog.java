@@ -6,7 +6,12 @@ import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 import io.moeflow.trainer.StepMetrics;
 
@@ -18,6 +23,7 @@ import io.moeflow.trainer.StepMetrics;
  * (one array of token counts per layer). A resumed run appends to the same file.
  */
 public final class MetricsLog implements AutoCloseable {
+    private static final Pattern STEP = Pattern.compile("^\\{\"step\":(\\d+)");
     private final BufferedWriter out;
     private final StringBuilder line = new StringBuilder(512);
 
@@ -26,6 +32,31 @@ public final class MetricsLog implements AutoCloseable {
             out = Files.newBufferedWriter(file, StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.APPEND);
         } catch (final IOException e) {
             throw new UncheckedIOException("cannot open the metrics file " + file + ": " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * Drops the lines of steps after {@code lastStep}: a run resumed from an older checkpoint
+     * (after a crash) redoes those steps and writes them again. Atomic: a temporary file is moved
+     * over the old one.
+     */
+    public static void truncateAfter(final Path file, final long lastStep) {
+        if (!Files.exists(file)) {
+            return;
+        }
+        try {
+            final List<String> kept = new ArrayList<>();
+            for (final String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {
+                final Matcher m = STEP.matcher(line);
+                if (m.find() && Long.parseLong(m.group(1)) <= lastStep && line.endsWith("}")) {
+                    kept.add(line);
+                }
+            }
+            final Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
+            Files.write(tmp, kept, StandardCharsets.UTF_8);
+            Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        } catch (final IOException e) {
+            throw new UncheckedIOException("cannot rewrite the metrics file " + file + ": " + e.getMessage(), e);
         }
     }
 

@@ -72,8 +72,8 @@ public final class TrainingProgress implements AutoCloseable {
     /** Remaining time at the average pace of this process so far. */
     String eta(final long step, final long nowNs) {
         final long done = step - firstStep;
-        if (done <= 0) {
-            return "?";
+        if (done < 3) {
+            return "?"; // the first steps include JIT warm-up: an estimate from them is far off
         }
         final long remainingNs = (long) ((nowNs - startNs) / (double) done * (totalSteps - step));
         return duration(remainingNs);
