@@ -5,6 +5,7 @@ import java.io.UncheckedIOException;
 import java.util.concurrent.Callable;
 
 import io.moeflow.checkpoint.CheckpointException;
+import io.moeflow.checkpoint.RunMetadata;
 import io.moeflow.curriculum.DataFormatException;
 import io.moeflow.trainer.TrainingDivergedException;
 import picocli.CommandLine;
@@ -115,16 +116,17 @@ public final class Main implements Callable<Integer> {
         return v == null ? "development" : v;
     }
 
-    /** The source commit the moeflow script passes in (-Dmoeflow.git.commit), or null when unknown. */
+    /** The source commit the moeflow script passes in (-Dmoeflow.git.commit), or "unknown". */
     static String gitCommit() {
-        return System.getProperty("moeflow.git.commit");
+        final String commit = System.getProperty("moeflow.git.commit");
+        return commit == null || commit.isBlank() ? RunMetadata.UNKNOWN : commit;
     }
 
     /** Reports the project version from the jar manifest. */
     static final class Version implements CommandLine.IVersionProvider {
         @Override
         public String[] getVersion() {
-            return new String[] {"moeflow " + projectVersion() + (gitCommit() == null ? "" : " (" + gitCommit() + ")"),
+            return new String[] {"moeflow " + projectVersion() + " (commit " + gitCommit() + ")",
                 "Java " + System.getProperty("java.version") + " on " + System.getProperty("os.name") + " "
                     + System.getProperty("os.arch") + ", " + Runtime.getRuntime().availableProcessors() + " cores"};
         }
