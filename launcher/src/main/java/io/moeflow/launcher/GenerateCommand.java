@@ -40,7 +40,7 @@ public final class GenerateCommand implements Callable<Integer> {
         description = "Sample among the K most likely bytes (0 = all). Default: ${DEFAULT-VALUE}")
     int topK;
 
-    @Option(names = "--seed", defaultValue = "1", description = "Sampling seed. Default: ${DEFAULT-VALUE}")
+    @Option(names = "--seed", paramLabel = "SEED", defaultValue = "1", description = "Sampling seed. Default: ${DEFAULT-VALUE}")
     long seed;
 
     @Option(names = "--stop-at-newline", defaultValue = "false",

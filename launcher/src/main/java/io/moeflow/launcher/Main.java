@@ -49,6 +49,7 @@ public final class Main implements Callable<Integer> {
         cli.setExecutionExceptionHandler(Main::report);
         // A repeated option takes its last value, as in most command lines (handy with shell aliases and scripts).
         cli.setOverwrittenOptionsAllowed(true);
+        cli.setCaseInsensitiveEnumValuesAllowed(true); // --curriculum fixed_root as well as FIXED_ROOT
         return cli.execute(args);
     }
 

@@ -23,15 +23,15 @@ public final class OptimizerOptions {
         description = "Linear warmup over the first N steps, applied to any schedule. Default: ${DEFAULT-VALUE}")
     long warmupSteps;
 
-    @Option(names = "--beta1", defaultValue = "" + AdamWConfig.DEFAULT_BETA1,
+    @Option(names = "--beta1", paramLabel = "B1", defaultValue = "" + AdamWConfig.DEFAULT_BETA1,
         description = "AdamW first-moment decay. Default: ${DEFAULT-VALUE}")
     double beta1;
 
-    @Option(names = "--beta2", defaultValue = "" + AdamWConfig.DEFAULT_BETA2,
+    @Option(names = "--beta2", paramLabel = "B2", defaultValue = "" + AdamWConfig.DEFAULT_BETA2,
         description = "AdamW second-moment decay. Default: ${DEFAULT-VALUE}")
     double beta2;
 
-    @Option(names = "--eps", defaultValue = "" + AdamWConfig.DEFAULT_EPS,
+    @Option(names = "--eps", paramLabel = "EPS", defaultValue = "" + AdamWConfig.DEFAULT_EPS,
         description = "AdamW epsilon. Default: ${DEFAULT-VALUE}")
     double eps;
 

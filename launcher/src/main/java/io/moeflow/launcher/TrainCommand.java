@@ -66,7 +66,7 @@ public final class TrainCommand implements Callable<Integer> {
         description = "Sequences per step (each --seq-len + 1 tokens). Default: ${DEFAULT-VALUE}")
     int batchSize;
 
-    @Option(names = "--seed", defaultValue = "" + TrainDefaults.SEED,
+    @Option(names = "--seed", paramLabel = "SEED", defaultValue = "" + TrainDefaults.SEED,
         description = "Seed of the model initialisation. Default: ${DEFAULT-VALUE}")
     long seed;
 
