@@ -1,0 +1,13 @@
+package io.moeflow.transport;
+
+/** How a rank waits for data that has not arrived yet. */
+public enum IdleMode {
+    /**
+     * Spin briefly, then yield, then park for growing periods up to {@code maxIdleParkNs}: the default,
+     * because MoEFlow often runs more threads than cores and a spinning waiter steals the core that
+     * the peer it waits for needs.
+     */
+    BACKOFF,
+    /** Busy-spin: lowest latency, one full core per waiting rank. For benchmarks on idle machines. */
+    SPIN
+}
