@@ -373,33 +373,14 @@ final class ScheduleExecutor {
     }
 
     /**
-     * Moves data without waiting.
+     * Moves data without waiting: sends first (so a peer that disagrees on the operation sees this
+     * rank's frame and reports the mismatch too), then receives.
      *
      * @return frames moved; 0 means nothing could move now
      * @throws TransportException if a peer sent something this rank cannot accept
      */
     int progress() {
         int work = 0;
-        int polls = 0;
-        while (recvStep < steps && polls < MAX_ROUNDS_PER_PROGRESS) {
-            if (recvStepComplete()) {
-                advanceRecv();
-                continue;
-            }
-            if (sameRegion[recvStep]) {
-                in.applyLimit = sendStep > recvStep ? Integer.MAX_VALUE : sendStep == recvStep ? sendCursor : 0;
-            }
-            polls++;
-            final int frames = io.poll(recvPeer[recvStep], in, FRAMES_PER_POLL);
-            if (in.mismatch != null) {
-                throw new TransportException("rank " + rank + ": " + request.describe() + " cannot accept data from rank "
-                    + recvPeer[recvStep] + ": " + in.mismatch);
-            }
-            if (frames == 0) {
-                break;
-            }
-            work += frames;
-        }
         int sends = 0;
         while (sendStep < steps && sends < MAX_ROUNDS_PER_PROGRESS) {
             if (sendStepComplete()) {
@@ -422,6 +403,26 @@ final class ScheduleExecutor {
             sendCursor += sent;
             sendFrameDone = true;
             work++;
+        }
+        int polls = 0;
+        while (recvStep < steps && polls < MAX_ROUNDS_PER_PROGRESS) {
+            if (recvStepComplete()) {
+                advanceRecv();
+                continue;
+            }
+            if (sameRegion[recvStep]) {
+                in.applyLimit = sendStep > recvStep ? Integer.MAX_VALUE : sendStep == recvStep ? sendCursor : 0;
+            }
+            polls++;
+            final int frames = io.poll(recvPeer[recvStep], in, FRAMES_PER_POLL);
+            if (in.mismatch != null) {
+                throw new TransportException("rank " + rank + ": " + request.describe() + " cannot accept data from rank "
+                    + recvPeer[recvStep] + ": " + in.mismatch);
+            }
+            if (frames == 0) {
+                break;
+            }
+            work += frames;
         }
         return work;
     }
