@@ -24,6 +24,7 @@ import io.aeron.logbuffer.Header;
 import org.agrona.CloseHelper;
 import org.agrona.DirectBuffer;
 import org.agrona.MutableDirectBuffer;
+import org.agrona.collections.IntArrayList;
 import org.agrona.concurrent.UnsafeBuffer;
 
 import io.moeflow.transport.FrameAction;
@@ -74,9 +75,8 @@ public final class AeronTransport implements Transport {
     private final Subscription[] subscriptions;
     /** The authenticated image of each peer's stream, null until its PROOF verified. */
     private final Image[] authenticated;
-    /** Session of the image whose HELLO this rank last answered, per peer. */
-    private final int[] answeredSession;
-    private final boolean[] answered;
+    /** Sessions of the images whose HELLO this rank answered with a PROOF, per peer (handshake only). */
+    private final IntArrayList[] answeredSessions;
     private final boolean[] byeReceived;
     private final BufferClaim[] claims;
     private final TransportCounters counters = new TransportCounters();
@@ -101,8 +101,10 @@ public final class AeronTransport implements Transport {
         this.publications = new ExclusivePublication[size];
         this.subscriptions = new Subscription[size];
         this.authenticated = new Image[size];
-        this.answeredSession = new int[size];
-        this.answered = new boolean[size];
+        this.answeredSessions = new IntArrayList[size];
+        for (int peer = 0; peer < size; peer++) {
+            answeredSessions[peer] = new IntArrayList();
+        }
         this.byeReceived = new boolean[size];
         this.claims = new BufferClaim[size];
         this.jobHash = jobHash(config.jobId());
@@ -209,7 +211,7 @@ public final class AeronTransport implements Transport {
             }
             if (now - nextHello >= 0) {
                 for (int peer = 0; peer < size; peer++) {
-                    if (peer != rank && (authenticated[peer] == null || !answered[peer]) && publications[peer].isConnected()) {
+                    if (peer != rank && !peerDone(peer) && publications[peer].isConnected()) {
                         sendHello(peer);
                     }
                 }
@@ -228,10 +230,18 @@ public final class AeronTransport implements Transport {
         handshakeDone = true;
     }
 
+    /**
+     * Done with a peer once its stream is authenticated and this rank has answered a HELLO from that
+     * very stream (so the peer, which repeats its HELLO until answered, can authenticate this rank).
+     */
+    private boolean peerDone(final int peer) {
+        final Image image = authenticated[peer];
+        return image != null && answeredSessions[peer].containsInt(image.sessionId());
+    }
+
     private boolean handshakeComplete() {
         for (int peer = 0; peer < size; peer++) {
-            if (peer != rank && (authenticated[peer] == null || !answered[peer]
-                || answeredSession[peer] != authenticated[peer].sessionId())) {
+            if (peer != rank && !peerDone(peer)) {
                 return false;
             }
         }
@@ -241,7 +251,7 @@ public final class AeronTransport implements Transport {
     private List<Integer> pendingPeers() {
         final List<Integer> pending = new ArrayList<>();
         for (int peer = 0; peer < size; peer++) {
-            if (peer != rank && (authenticated[peer] == null || !answered[peer])) {
+            if (peer != rank && !peerDone(peer)) {
                 pending.add(peer);
             }
         }
@@ -295,8 +305,8 @@ public final class AeronTransport implements Transport {
                     counters.onUnauthenticatedFrame();
                     return Action.CONTINUE;
                 case Wire.KIND_HELLO:
-                    if (handshakeDone && !fromTrusted) {
-                        counters.onHandshakeRejected(); // a latecomer: the peer's stream is already authenticated
+                    if (trusted != null && !fromTrusted) {
+                        counters.onHandshakeRejected(); // a second claimant: the peer's stream is already authenticated
                     } else {
                         onHello(peer, buffer, offset, length, session);
                     }
@@ -369,9 +379,8 @@ public final class AeronTransport implements Transport {
         control.putBytes(FIELD_NONCE, nonce);
         control.putBytes(FIELD_ECHO, theirNonce);
         control.putBytes(FIELD_MAC, mac);
-        if (offerControl(pub, PROOF_LENGTH)) {
-            answered[peer] = true;
-            answeredSession[peer] = session;
+        if (offerControl(pub, PROOF_LENGTH) && !handshakeDone && !answeredSessions[peer].containsInt(session)) {
+            answeredSessions[peer].addInt(session);
         }
     }
 
