@@ -46,6 +46,16 @@ public record CommunicatorConfig(long opTimeoutNs, int smallAllReduceMaxBytes, i
         }
     }
 
+    /** Whether an all-reduce of {@code count} floats uses recursive doubling (else the ring); FP8 always uses the ring. */
+    public boolean allReduceUsesRecursiveDoubling(final long count, final boolean compressed) {
+        return !compressed && 4 * count <= smallAllReduceMaxBytes;
+    }
+
+    /** Whether a broadcast of {@code count} values uses the binomial tree (else the pipelined chain). */
+    public boolean broadcastUsesTree(final long count) {
+        return 4 * count <= smallBroadcastMaxBytes;
+    }
+
     /** A copy with another operation timeout. */
     public CommunicatorConfig withOpTimeoutNs(final long timeoutNs) {
         return new CommunicatorConfig(timeoutNs, smallAllReduceMaxBytes, smallBroadcastMaxBytes, idleMode, maxIdleParkNs);

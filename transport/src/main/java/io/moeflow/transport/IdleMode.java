@@ -8,6 +8,10 @@ public enum IdleMode {
      * the peer it waits for needs.
      */
     BACKOFF,
-    /** Busy-spin: lowest latency, one full core per waiting rank. For benchmarks on idle machines. */
+    /**
+     * Spin briefly, then yield the core on every further idle round, never park: lowest latency, one
+     * full core per waiting rank when cores are free, while a busy host still gets to run the peer
+     * this rank waits for. For benchmarks.
+     */
     SPIN
 }

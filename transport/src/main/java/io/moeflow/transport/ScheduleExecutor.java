@@ -87,7 +87,7 @@ final class ScheduleExecutor {
         final int p = g.size();
         switch (r.op) {
             case Request.ALL_REDUCE:
-                if (r.compression == null && 4L * r.count <= config.smallAllReduceMaxBytes()) {
+                if (config.allReduceUsesRecursiveDoubling(r.count, r.compression != null)) {
                     planRecursiveDoubling(g, r);
                 } else {
                     planRing(g, r.count, 2 * (p - 1), p - 1, 0);
@@ -228,7 +228,7 @@ final class ScheduleExecutor {
         final int virtual = Math.floorMod(g.me - r.root, p);
         final int n = r.count;
         final int start = r.sendOff;
-        final boolean small = 4L * n <= config.smallBroadcastMaxBytes();
+        final boolean small = config.broadcastUsesTree(n);
         if (!small) {
             // pipelined chain root -> root+1 -> ...: each rank forwards frames as they arrive
             int dependsOn = -1;

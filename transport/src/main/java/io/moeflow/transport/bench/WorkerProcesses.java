@@ -1,6 +1,8 @@
 package io.moeflow.transport.bench;
 
+import java.io.BufferedReader;
 import java.io.File;
+import java.io.InputStreamReader;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.management.ManagementFactory;
@@ -12,6 +14,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
 
 /**
  * Worker JVMs of one job, started together and never orphaned: {@link #close()}, a failed or
@@ -23,6 +26,7 @@ public final class WorkerProcesses implements AutoCloseable {
     private final List<Path> logs = new ArrayList<>();
     private final Thread shutdownHook = new Thread(this::destroyAll, "moeflow-worker-reaper");
     private boolean closed;
+    private Thread forwarder;
 
     private WorkerProcesses() {
         Runtime.getRuntime().addShutdownHook(shutdownHook);
@@ -30,27 +34,46 @@ public final class WorkerProcesses implements AutoCloseable {
 
     /**
      * Starts one JVM per command. Output of worker {@code i} goes to {@code logDir/worker-i.log},
-     * except worker 0's when {@code inheritFirst} (then it shares this process's stdout and stderr).
+     * except worker 0's standard output when {@code firstWorkerLines} is given: its lines go there
+     * as they come (its standard error still goes to the log).
      */
-    public static WorkerProcesses start(final List<List<String>> commands, final Path logDir, final boolean inheritFirst) {
+    public static WorkerProcesses start(final List<List<String>> commands, final Path logDir,
+                                        final Consumer<String> firstWorkerLines) {
         final WorkerProcesses workers = new WorkerProcesses();
         try {
             Files.createDirectories(logDir);
             for (int i = 0; i < commands.size(); i++) {
                 final ProcessBuilder builder = new ProcessBuilder(commands.get(i));
                 final Path log = logDir.resolve("worker-" + i + ".log");
-                if (i == 0 && inheritFirst) {
-                    builder.inheritIO();
+                if (i == 0 && firstWorkerLines != null) {
+                    builder.redirectError(log.toFile());
                 } else {
                     builder.redirectErrorStream(true).redirectOutput(log.toFile());
                 }
                 workers.logs.add(log);
-                workers.processes.add(builder.start());
+                final Process process = builder.start();
+                workers.processes.add(process);
+                if (i == 0 && firstWorkerLines != null) {
+                    workers.forwarder = new Thread(() -> forward(process, firstWorkerLines), "moeflow-worker-output");
+                    workers.forwarder.setDaemon(true);
+                    workers.forwarder.start();
+                }
             }
             return workers;
         } catch (final IOException e) {
             workers.close();
             throw new UncheckedIOException("could not start worker JVM: " + e.getMessage(), e);
+        }
+    }
+
+    private static void forward(final Process process, final Consumer<String> sink) {
+        try (BufferedReader reader = new BufferedReader(new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8))) {
+            String line;
+            while ((line = reader.readLine()) != null) {
+                sink.accept(line);
+            }
+        } catch (final IOException e) {
+            // the worker died; its exit code tells the story
         }
     }
 
@@ -115,6 +138,9 @@ public final class WorkerProcesses implements AutoCloseable {
             try {
                 final long remainingNs = deadline - System.nanoTime();
                 codes[i] = p.waitFor(Math.max(0, remainingNs), TimeUnit.NANOSECONDS) ? p.exitValue() : -1;
+                if (i == 0 && forwarder != null && codes[0] != -1) {
+                    forwarder.join(TimeUnit.NANOSECONDS.toMillis(Math.max(1, deadline - System.nanoTime())));
+                }
             } catch (final InterruptedException e) {
                 Thread.currentThread().interrupt();
                 codes[i] = -1;

@@ -59,7 +59,7 @@ class MultiProcessTest {
             for (int r = 0; r < p; r++) {
                 commands.add(worker(job, "ipc", r, p, job.ipcDirectory(), "", token, "collectives", null));
             }
-            try (WorkerProcesses workers = WorkerProcesses.start(commands, job.root.resolve("logs"), false)) {
+            try (WorkerProcesses workers = WorkerProcesses.start(commands, job.root.resolve("logs"), null)) {
                 final int[] codes = workers.awaitAll(WAIT_NS);
                 assertArrayEquals(new int[p], codes, failure(workers, codes));
             }
@@ -83,7 +83,7 @@ class MultiProcessTest {
                 commands.add(worker(job, "udp", r, p, job.root.resolve("aeron-udp-" + r).toString(), endpoints, token,
                     "collectives", null));
             }
-            try (WorkerProcesses workers = WorkerProcesses.start(commands, job.root.resolve("logs"), false)) {
+            try (WorkerProcesses workers = WorkerProcesses.start(commands, job.root.resolve("logs"), null)) {
                 final int[] codes = workers.awaitAll(WAIT_NS);
                 assertArrayEquals(new int[p], codes, failure(workers, codes));
             }
@@ -105,7 +105,7 @@ class MultiProcessTest {
             for (int r = 0; r < p; r++) {
                 commands.add(worker(job, "ipc", r, p, job.ipcDirectory(), "", token, "loop", null));
             }
-            try (WorkerProcesses workers = WorkerProcesses.start(commands, job.root.resolve("logs"), false)) {
+            try (WorkerProcesses workers = WorkerProcesses.start(commands, job.root.resolve("logs"), null)) {
                 final Path started = job.root.resolve("result-loop-1");
                 final long deadline = System.nanoTime() + WAIT_NS;
                 while (!Files.exists(started) && System.nanoTime() < deadline && workers.process(1).isAlive()) {
@@ -132,9 +132,9 @@ class MultiProcessTest {
             for (int r = 0; r < 2; r++) {
                 commands.add(worker(job, "ipc", r, 2, job.ipcDirectory(), "", token, "counted", "stop=" + stop));
             }
-            try (WorkerProcesses workers = WorkerProcesses.start(commands, job.root.resolve("logs"), false);
+            try (WorkerProcesses workers = WorkerProcesses.start(commands, job.root.resolve("logs"), null);
                  WorkerProcesses impostor = WorkerProcesses.start(List.of(worker(job, "ipc", 1, 2, job.ipcDirectory(), "",
-                     wrongToken, "impostor", null)), job.root.resolve("impostor-logs"), false)) {
+                     wrongToken, "impostor", null)), job.root.resolve("impostor-logs"), null)) {
                 final int[] impostorCode = impostor.awaitAll(WAIT_NS);
                 Files.writeString(stop, "stop");
                 final int[] codes = workers.awaitAll(WAIT_NS);
