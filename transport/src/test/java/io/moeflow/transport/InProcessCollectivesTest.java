@@ -36,7 +36,7 @@ class InProcessCollectivesTest {
         for (int r = 0; r < p; r++) {
             inputs[r] = RankThreads.values(42, r, n);
         }
-        final boolean small = 4L * n <= CONFIG.smallAllReduceMaxBytes();
+        final boolean small = CONFIG.allReduceUsesRecursiveDoubling(n, false);
         final float[] expected = small ? ReferenceCollectives.recursiveDoublingAllReduce(inputs, op)
             : ReferenceCollectives.ringAllReduce(inputs, op);
         final float[][] outputs = new float[p][];
