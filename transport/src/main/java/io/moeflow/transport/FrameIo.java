@@ -57,14 +57,18 @@ final class FrameIo {
         return wireCodec == Wire.CODEC_FP8_E5M2 ? e5m2 : e4m3;
     }
 
-    /** Header fields and source of the frames of one send step. */
-    static final class Outgoing {
+    /** The header fields that identify a step's frames: what a sender writes and a receiver expects. */
+    static class StepHeader {
         byte op;
         int group;
         int sequence;
         int step;
         int blockElements;
         int codec;
+    }
+
+    /** Header fields and source of the frames of one send step. */
+    static final class Outgoing extends StepHeader {
         float[] srcFloats;
         int[] srcInts;
         /** Array index of element 0 of the block. */
@@ -129,13 +133,7 @@ final class FrameIo {
      * past are dropped and counted; frames of another operation are left in the stream (the peer is
      * ahead or out of order) and remembered for the error message.
      */
-    final class Incoming implements FrameHandler {
-        byte op;
-        int group;
-        int sequence;
-        int step;
-        int blockElements;
-        int codec;
+    final class Incoming extends StepHeader implements FrameHandler {
         float[] dstFloats;
         int[] dstInts;
         int blockStart;

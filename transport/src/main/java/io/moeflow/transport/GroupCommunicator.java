@@ -66,20 +66,20 @@ final class GroupCommunicator implements Communicator {
 
     @Override
     public void broadcast(final float[] buf, final int off, final int count, final int root) {
-        checkRange("broadcast", "buf", buf == null ? -1 : buf.length, off, count);
-        checkRank("root", root);
-        final Request r = collective(Request.BROADCAST);
-        inPlace(r, buf, null, off, count);
-        r.root = root;
-        engine.runBlocking(r);
+        broadcast(buf, null, buf == null ? -1 : buf.length, off, count, root);
     }
 
     @Override
     public void broadcast(final int[] buf, final int off, final int count, final int root) {
-        checkRange("broadcast", "buf", buf == null ? -1 : buf.length, off, count);
+        broadcast(null, buf, buf == null ? -1 : buf.length, off, count, root);
+    }
+
+    private void broadcast(final float[] floats, final int[] ints, final int length, final int off, final int count,
+                           final int root) {
+        checkRange("broadcast", "buf", length, off, count);
         checkRank("root", root);
         final Request r = collective(Request.BROADCAST);
-        inPlace(r, null, buf, off, count);
+        inPlace(r, floats, ints, off, count);
         r.root = root;
         engine.runBlocking(r);
     }

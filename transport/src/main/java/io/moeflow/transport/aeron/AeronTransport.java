@@ -361,8 +361,7 @@ public final class AeronTransport implements Transport {
     }
 
     private void onHello(final int peer, final DirectBuffer buffer, final int offset, final int length, final int session) {
-        if (length != HELLO_LENGTH || buffer.getInt(offset + FIELD_FROM) != peer || buffer.getInt(offset + FIELD_TO) != rank
-            || buffer.getInt(offset + FIELD_SIZE) != size || buffer.getLong(offset + FIELD_JOB) != jobHash) {
+        if (!isHandshakeFor(peer, buffer, offset, length, HELLO_LENGTH)) {
             counters.onHandshakeRejected();
             return;
         }
@@ -370,13 +369,7 @@ public final class AeronTransport implements Transport {
         buffer.getBytes(offset + FIELD_NONCE, theirNonce);
         final ExclusivePublication pub = publications[peer];
         final byte[] mac = config.token().mac(macInput(rank, peer, nonce, theirNonce, pub.sessionId()));
-        control.setMemory(0, PROOF_LENGTH, (byte) 0);
-        Wire.putPreamble(control, 0, Wire.KIND_PROOF, (byte) 0);
-        control.putInt(FIELD_FROM, rank);
-        control.putInt(FIELD_TO, peer);
-        control.putInt(FIELD_SIZE, size);
-        control.putLong(FIELD_JOB, jobHash);
-        control.putBytes(FIELD_NONCE, nonce);
+        putHandshake(Wire.KIND_PROOF, peer);
         control.putBytes(FIELD_ECHO, theirNonce);
         control.putBytes(FIELD_MAC, mac);
         if (offerControl(pub, PROOF_LENGTH) && !handshakeDone && !answeredSessions[peer].containsInt(session)) {
@@ -386,8 +379,7 @@ public final class AeronTransport implements Transport {
 
     private boolean verifyProof(final int peer, final DirectBuffer buffer, final int offset, final int length,
                                 final int session) {
-        if (length != PROOF_LENGTH || buffer.getInt(offset + FIELD_FROM) != peer || buffer.getInt(offset + FIELD_TO) != rank
-            || buffer.getInt(offset + FIELD_SIZE) != size || buffer.getLong(offset + FIELD_JOB) != jobHash) {
+        if (!isHandshakeFor(peer, buffer, offset, length, PROOF_LENGTH)) {
             return false;
         }
         final byte[] echo = new byte[NONCE_BYTES];
@@ -402,6 +394,13 @@ public final class AeronTransport implements Transport {
         return JobToken.macEquals(mac, config.token().mac(macInput(peer, rank, theirNonce, nonce, session)));
     }
 
+    /** True if a HELLO or PROOF of the expected length claims to come from {@code peer} to this rank, in this job. */
+    private boolean isHandshakeFor(final int peer, final DirectBuffer buffer, final int offset, final int length,
+                                   final int expectedLength) {
+        return length == expectedLength && buffer.getInt(offset + FIELD_FROM) == peer && buffer.getInt(offset + FIELD_TO) == rank
+            && buffer.getInt(offset + FIELD_SIZE) == size && buffer.getLong(offset + FIELD_JOB) == jobHash;
+    }
+
     private byte[] macInput(final int from, final int to, final byte[] fromNonce, final byte[] toNonce, final int session) {
         final ByteBuffer b = ByteBuffer.allocate(MAC_LABEL.length + 4 * 4 + 8 + 2 * NONCE_BYTES).order(ByteOrder.LITTLE_ENDIAN);
         b.put(MAC_LABEL).putInt(from).putInt(to).putInt(size).putLong(jobHash).put(fromNonce).put(toNonce).putInt(session);
@@ -409,14 +408,19 @@ public final class AeronTransport implements Transport {
     }
 
     private void sendHello(final int peer) {
+        putHandshake(Wire.KIND_HELLO, peer);
+        offerControl(publications[peer], HELLO_LENGTH);
+    }
+
+    /** The fields HELLO and PROOF share: who to whom, in which job, with this rank's nonce. */
+    private void putHandshake(final byte kind, final int peer) {
         control.setMemory(0, PROOF_LENGTH, (byte) 0);
-        Wire.putPreamble(control, 0, Wire.KIND_HELLO, (byte) 0);
+        Wire.putPreamble(control, 0, kind, (byte) 0);
         control.putInt(FIELD_FROM, rank);
         control.putInt(FIELD_TO, peer);
         control.putInt(FIELD_SIZE, size);
         control.putLong(FIELD_JOB, jobHash);
         control.putBytes(FIELD_NONCE, nonce);
-        offerControl(publications[peer], HELLO_LENGTH);
     }
 
     private boolean offerControl(final Publication pub, final int length) {

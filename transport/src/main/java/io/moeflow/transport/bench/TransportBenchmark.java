@@ -3,9 +3,6 @@ package io.moeflow.transport.bench;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.io.UncheckedIOException;
-import java.net.DatagramSocket;
-import java.net.InetAddress;
-import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
@@ -86,8 +83,8 @@ public final class TransportBenchmark {
             if (config.backend() == TransportBenchConfig.Backend.IPC) {
                 driver = JobMediaDriver.launch(aeronDirectory(jobDir, config.backend(), 0), IdleMode.BACKOFF);
             }
-            final List<String> endpoints = config.backend() == TransportBenchConfig.Backend.UDP ? freeUdpEndpoints(config.ranks()) : List.of();
-            final List<Integer> tcpPorts = freeTcpPorts(config.ranks());
+            final List<String> endpoints = config.backend() == TransportBenchConfig.Backend.UDP ? LoopbackPorts.udpEndpoints(config.ranks()) : List.of();
+            final List<Integer> tcpPorts = LoopbackPorts.tcpPorts(config.ranks());
             final List<List<String>> commands = new ArrayList<>();
             for (int r = 0; r < config.ranks(); r++) {
                 commands.add(workerCommand.command(config, new WorkerSpec(r, jobDir, jobId, endpoints, tcpPorts)));
@@ -112,38 +109,6 @@ public final class TransportBenchmark {
                 driver.close();
             }
             deleteTree(jobDir);
-        }
-    }
-
-    private static List<String> freeUdpEndpoints(final int n) throws IOException {
-        final List<DatagramSocket> sockets = new ArrayList<>();
-        try {
-            final List<String> endpoints = new ArrayList<>();
-            for (int i = 0; i < n; i++) {
-                final DatagramSocket s = new DatagramSocket(0, InetAddress.getLoopbackAddress());
-                sockets.add(s);
-                endpoints.add("127.0.0.1:" + s.getLocalPort());
-            }
-            return endpoints;
-        } finally {
-            sockets.forEach(DatagramSocket::close);
-        }
-    }
-
-    private static List<Integer> freeTcpPorts(final int n) throws IOException {
-        final List<ServerSocket> sockets = new ArrayList<>();
-        try {
-            final List<Integer> ports = new ArrayList<>();
-            for (int i = 0; i < n; i++) {
-                final ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress());
-                sockets.add(s);
-                ports.add(s.getLocalPort());
-            }
-            return ports;
-        } finally {
-            for (final ServerSocket s : sockets) {
-                s.close();
-            }
         }
     }
 

@@ -101,7 +101,7 @@ class AeronCollectivesTest {
     void shouldRunEveryCollectiveOverUdpLoopback() throws Exception {
         final int p = 2;
         try (AeronTestJob job = new AeronTestJob()) {
-            final List<String> endpoints = AeronTestJob.loopbackEndpoints(p);
+            final List<String> endpoints = io.moeflow.transport.bench.LoopbackPorts.udpEndpoints(p);
             final float[][] out = new float[p][];
             RankThreads.run(p, 90_000, rank -> {
                 try (Communicator c = Communicators.create(AeronTransport.connect(job.udp(rank, endpoints)), CONFIG)) {

@@ -1,12 +1,9 @@
 package io.moeflow.transport.aeron;
 
 import java.io.IOException;
-import java.net.DatagramSocket;
-import java.net.InetAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
@@ -41,22 +38,6 @@ public final class AeronTestJob implements AutoCloseable {
                 jobId, token)
             .withTermAndMtu(1 << 20, 8192)
             .withTimeouts(TimeUnit.SECONDS.toNanos(20), TimeUnit.SECONDS.toNanos(2));
-    }
-
-    /** Free loopback UDP endpoints, one per rank. */
-    public static List<String> loopbackEndpoints(final int size) throws IOException {
-        final List<DatagramSocket> sockets = new ArrayList<>();
-        final List<String> endpoints = new ArrayList<>();
-        try {
-            for (int i = 0; i < size; i++) {
-                final DatagramSocket socket = new DatagramSocket(0, InetAddress.getLoopbackAddress());
-                sockets.add(socket);
-                endpoints.add("127.0.0.1:" + socket.getLocalPort());
-            }
-        } finally {
-            sockets.forEach(DatagramSocket::close);
-        }
-        return endpoints;
     }
 
     @Override

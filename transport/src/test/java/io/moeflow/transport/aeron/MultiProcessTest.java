@@ -52,47 +52,36 @@ class MultiProcessTest {
 
     @Test
     void shouldAgreeBitForBitAcrossWorkerJvmsOverIpc() throws Exception {
-        final int p = 3;
         try (AeronTestJob job = new AeronTestJob(); JobMediaDriver driver = JobMediaDriver.launch(job.ipcDirectory(), IdleMode.BACKOFF)) {
-            final Path token = tokenFile(job, "job.token", job.token);
-            final List<List<String>> commands = new ArrayList<>();
-            for (int r = 0; r < p; r++) {
-                commands.add(worker(job, "ipc", r, p, job.ipcDirectory(), "", token, "collectives", null));
-            }
-            try (WorkerProcesses workers = WorkerProcesses.start(commands, job.root.resolve("logs"), null)) {
-                final int[] codes = workers.awaitAll(WAIT_NS);
-                assertArrayEquals(new int[p], codes, failure(workers, codes));
-            }
-            final float[][] expected = AeronCollectivesTest.runInProcess(p);
-            for (int r = 0; r < p; r++) {
-                final String result = CollectiveWorkerMain.read(job.root.resolve("result-collectives-" + r));
-                assertEquals(CollectiveWorkerMain.sha256(expected[r]), result.lines().findFirst().orElse(""),
-                    "rank " + r + ": " + result);
-            }
+            assertWorkersMatchInProcess(job, "ipc", 3, rank -> job.ipcDirectory(), "");
         }
     }
 
     @Test
     void shouldAgreeBitForBitAcrossWorkerJvmsOverUdp() throws Exception {
-        final int p = 2;
         try (AeronTestJob job = new AeronTestJob()) {
-            final Path token = tokenFile(job, "job.token", job.token);
-            final String endpoints = String.join(",", AeronTestJob.loopbackEndpoints(p));
-            final List<List<String>> commands = new ArrayList<>();
-            for (int r = 0; r < p; r++) {
-                commands.add(worker(job, "udp", r, p, job.root.resolve("aeron-udp-" + r).toString(), endpoints, token,
-                    "collectives", null));
-            }
-            try (WorkerProcesses workers = WorkerProcesses.start(commands, job.root.resolve("logs"), null)) {
-                final int[] codes = workers.awaitAll(WAIT_NS);
-                assertArrayEquals(new int[p], codes, failure(workers, codes));
-            }
-            final float[][] expected = AeronCollectivesTest.runInProcess(p);
-            for (int r = 0; r < p; r++) {
-                final String result = CollectiveWorkerMain.read(job.root.resolve("result-collectives-" + r));
-                assertEquals(CollectiveWorkerMain.sha256(expected[r]), result.lines().findFirst().orElse(""),
-                    "rank " + r + ": " + result);
-            }
+            final String endpoints = String.join(",", io.moeflow.transport.bench.LoopbackPorts.udpEndpoints(2));
+            assertWorkersMatchInProcess(job, "udp", 2, rank -> job.root.resolve("aeron-udp-" + rank).toString(), endpoints);
+        }
+    }
+
+    /** Runs the collectives script in {@code p} worker JVMs and compares each rank's result hash with the in-process run. */
+    private static void assertWorkersMatchInProcess(final AeronTestJob job, final String mode, final int p,
+                                                    final java.util.function.IntFunction<String> dir, final String endpoints)
+        throws Exception {
+        final Path token = tokenFile(job, "job.token", job.token);
+        final List<List<String>> commands = new ArrayList<>();
+        for (int r = 0; r < p; r++) {
+            commands.add(worker(job, mode, r, p, dir.apply(r), endpoints, token, "collectives", null));
+        }
+        try (WorkerProcesses workers = WorkerProcesses.start(commands, job.root.resolve("logs"), null)) {
+            final int[] codes = workers.awaitAll(WAIT_NS);
+            assertArrayEquals(new int[p], codes, failure(workers, codes));
+        }
+        final float[][] expected = AeronCollectivesTest.runInProcess(p);
+        for (int r = 0; r < p; r++) {
+            final String result = CollectiveWorkerMain.read(job.root.resolve("result-collectives-" + r));
+            assertEquals(CollectiveWorkerMain.sha256(expected[r]), result.lines().findFirst().orElse(""), "rank " + r + ": " + result);
         }
     }
 
