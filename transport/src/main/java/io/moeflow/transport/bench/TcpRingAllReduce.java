@@ -56,7 +56,17 @@ final class TcpRingAllReduce implements AutoCloseable {
         }
         toRight = out;
         toRight.setOption(StandardSocketOptions.TCP_NODELAY, true);
-        fromLeft = server.accept();
+        server.configureBlocking(false);
+        SocketChannel in = server.accept();
+        while (in == null) {
+            if (System.nanoTime() > deadline) {
+                throw new IOException("rank " + rank + ": TCP baseline: the left neighbour never connected");
+            }
+            sleep(5);
+            in = server.accept();
+        }
+        fromLeft = in;
+        fromLeft.configureBlocking(true);
         fromLeft.setOption(StandardSocketOptions.TCP_NODELAY, true);
         final int blockFloats = maxFloats / size + 1;
         sendBytes = ByteBuffer.allocateDirect(4 * blockFloats).order(ByteOrder.nativeOrder());

@@ -130,6 +130,7 @@ public final class TransportBenchmark {
      */
     public static int runWorker(final TransportBenchConfig config, final WorkerSpec spec, final PrintStream out)
         throws IOException, InterruptedException {
+        WorkerProcesses.exitWhenParentDies();
         final JobToken token = JobToken.readFrom(tokenFile(spec.jobDir()));
         final String dir = aeronDirectory(spec.jobDir(), config.backend(), spec.rank());
         AeronTransportConfig transportConfig = config.backend() == TransportBenchConfig.Backend.IPC

@@ -110,6 +110,30 @@ public final class WorkerProcesses implements AutoCloseable {
         return own;
     }
 
+    /**
+     * For a worker JVM: exits with code 5 soon after its parent process is gone, so that a coordinator
+     * killed with SIGKILL (no shutdown hooks) does not leave its workers running.
+     */
+    public static void exitWhenParentDies() {
+        final ProcessHandle parent = ProcessHandle.current().parent().orElse(null);
+        if (parent == null) {
+            return;
+        }
+        final Thread watchdog = new Thread(() -> {
+            while (parent.isAlive()) {
+                try {
+                    Thread.sleep(500);
+                } catch (final InterruptedException e) {
+                    return;
+                }
+            }
+            System.err.println("moeflow worker: parent process " + parent.pid() + " is gone; exiting");
+            Runtime.getRuntime().halt(5);
+        }, "moeflow-parent-watchdog");
+        watchdog.setDaemon(true);
+        watchdog.start();
+    }
+
     /** Number of workers. */
     public int size() {
         return processes.size();

@@ -32,6 +32,7 @@ public final class CollectiveWorkerMain {
     }
 
     public static void main(final String[] args) throws Exception {
+        io.moeflow.transport.bench.WorkerProcesses.exitWhenParentDies();
         final Map<String, String> a = new HashMap<>();
         for (final String arg : args) {
             final int eq = arg.indexOf('=');
