@@ -136,7 +136,8 @@ public final class TransportBenchmark {
         AeronTransportConfig transportConfig = config.backend() == TransportBenchConfig.Backend.IPC
             ? AeronTransportConfig.ipc(spec.rank(), config.ranks(), dir, spec.jobId(), token)
             : AeronTransportConfig.udp(spec.rank(), config.ranks(), dir, spec.udpEndpoints(), spec.jobId(), token)
-                .withTermAndMtu(AeronTransportConfig.DEFAULT_TERM_LENGTH_BYTES, config.udpMtuBytes());
+                .withTermAndMtu(AeronTransportConfig.DEFAULT_TERM_LENGTH_BYTES, config.udpMtuBytes())
+                .withDriverIdleMode(IdleMode.SPIN); // over UDP each worker's own driver moves the data
         transportConfig = transportConfig.withTimeouts(CONNECT_TIMEOUT_NS, AeronTransportConfig.DEFAULT_CLOSE_TIMEOUT_NS);
         final Transport transport = AeronTransport.connect(transportConfig);
         // the benchmark may spin while it measures; tests and training use the backoff default
