@@ -38,9 +38,20 @@ public final class Fp8Codec {
     private final int maxFiniteBits;
     private final int maxExponent;
     private final float[] block = new float[BLOCK_LENGTH];
+    private final int[] codes = new int[BLOCK_LENGTH];
+    /** Lane-parallel encoder, or null where the Vector API module is absent or lanes do not divide a block. */
+    private final Fp8VectorEncoder vector;
 
-    /** Creates a codec for one format. */
+    /** Whether the {@code jdk.incubator.vector} module is in this JVM (the launcher and tests add it). */
+    static final boolean VECTOR_API_PRESENT = ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent();
+
+    /** Creates a codec for one format; uses the Vector API when the JVM has it. */
     public Fp8Codec(final Fp8Format format) {
+        this(format, VECTOR_API_PRESENT);
+    }
+
+    /** Creates a codec, with or without the lane-parallel encoder (tests compare the two). */
+    Fp8Codec(final Fp8Format format, final boolean useVectorApi) {
         this.format = format;
         for (int code = 0; code < 256; code++) {
             decodeTable[code] = format.decodeByDefinition(code);
@@ -52,6 +63,20 @@ public final class Fp8Codec {
         subnormalScale = Math.scalb(1.0f, format.bias - 1 + format.mantissaBits);
         maxFiniteBits = Float.floatToRawIntBits(format.maxFinite);
         maxExponent = Math.getExponent(format.maxFinite);
+        Fp8VectorEncoder v = null;
+        if (useVectorApi) {
+            v = new Fp8VectorEncoder(mantissaDrop, roundingBias, rebias, minNormalBits, subnormalScale, maxFiniteBits,
+                format.maxFiniteCode, ROUNDING_MAGIC, ROUNDING_MAGIC_BITS);
+            if (BLOCK_LENGTH % Fp8VectorEncoder.LANES != 0) {
+                v = null;
+            }
+        }
+        vector = v;
+    }
+
+    /** True if this codec encodes with the Vector API. */
+    boolean isVectorized() {
+        return vector != null;
     }
 
     /** The format this codec writes. */
@@ -131,13 +156,24 @@ public final class Fp8Codec {
             final int start = b * BLOCK_LENGTH;
             final int n = Math.min(BLOCK_LENGTH, count - start);
             float maxAbs = 0.0f;
-            boolean finite = true;
-            for (int i = 0; i < n; i++) {
-                final float v = residual == null ? src[srcOff + start + i] : src[srcOff + start + i] + residual[residualOff + start + i];
-                values[i] = v;
-                final float a = Math.abs(v);
-                finite &= a <= Float.MAX_VALUE;
-                maxAbs = Math.max(maxAbs, a);
+            if (residual == null) {
+                System.arraycopy(src, srcOff + start, values, 0, n);
+            } else {
+                for (int i = 0; i < n; i++) {
+                    values[i] = src[srcOff + start + i] + residual[residualOff + start + i];
+                }
+            }
+            if (vector != null && n == BLOCK_LENGTH) {
+                maxAbs = Fp8VectorEncoder.maxAbs(values, n);
+            } else {
+                for (int i = 0; i < n; i++) {
+                    final float a = Math.abs(values[i]);
+                    maxAbs = a > maxAbs ? a : maxAbs; // a NaN never wins here; the check below catches it
+                }
+            }
+            boolean finite = maxAbs <= Float.MAX_VALUE;
+            for (int i = 0; i < n && finite; i++) {
+                finite = values[i] == values[i];
             }
             if (!finite) {
                 dst[dstOff + b] = (byte) NAN_SCALE;
@@ -155,12 +191,26 @@ public final class Fp8Codec {
             final int k = scaleExponent(maxAbs);
             dst[dstOff + b] = (byte) (k + SCALE_BIAS);
             final float inverse = powerOfTwo(-k);
-            final float scale = powerOfTwo(k);
-            for (int i = 0; i < n; i++) {
-                final int code = encode(values[i] * inverse);
-                dst[codeBase + start + i] = (byte) code;
+            final int codeAt = codeBase + start;
+            if (vector != null && n == BLOCK_LENGTH) {
+                vector.encode(values, n, inverse, codes);
+                for (int i = 0; i < n; i++) {
+                    dst[codeAt + i] = (byte) codes[i];
+                }
                 if (residual != null || writeBack) {
-                    final float decoded = decodeTable[code] * scale;
+                    Fp8VectorEncoder.decodeBack(codes, n, decodeTable, powerOfTwo(k), values, residual, residualOff + start,
+                        writeBack ? src : null, srcOff + start);
+                }
+                continue;
+            } else {
+                for (int i = 0; i < n; i++) {
+                    dst[codeAt + i] = (byte) encode(values[i] * inverse);
+                }
+            }
+            if (residual != null || writeBack) {
+                final float scale = powerOfTwo(k);
+                for (int i = 0; i < n; i++) {
+                    final float decoded = decodeTable[dst[codeAt + i] & 0xFF] * scale;
                     if (residual != null) {
                         residual[residualOff + start + i] = values[i] - decoded;
                     }

@@ -146,4 +146,34 @@ class Fp8CodecTest {
         assertEquals(2f, decoded[35]);
         assertEquals(0f, residual[4]);
     }
+
+    @ParameterizedTest
+    @EnumSource(Fp8Format.class)
+    void shouldEncodeTheSameBitsWithAndWithoutTheVectorApi(final Fp8Format format) {
+        final Fp8Codec vector = new Fp8Codec(format, true);
+        final Fp8Codec scalar = new Fp8Codec(format, false);
+        assertTrue(vector.isVectorized(), "the test JVM has jdk.incubator.vector, so the vector path must be in use");
+        final SplittableRandom random = new SplittableRandom(4);
+        final int n = 4099; // full blocks and a partial one
+        final float[] x = new float[n];
+        for (int i = 0; i < n; i++) {
+            x[i] = (float) (random.nextGaussian() * Math.pow(2, random.nextInt(40) - 20));
+        }
+        x[7] = 0x1p-140f; // far below the block's scale: the subnormal path
+        x[40] = -0.0f;
+        x[100] = Float.NaN; // a NaN block
+        final float[] residualVector = new float[n];
+        final float[] residualScalar = new float[n];
+        for (int round = 0; round < 3; round++) {
+            final float[] a = x.clone();
+            final float[] b = x.clone();
+            final byte[] outVector = new byte[Fp8Codec.encodedLength(n)];
+            final byte[] outScalar = new byte[Fp8Codec.encodedLength(n)];
+            vector.encode(a, 0, n, residualVector, 0, true, outVector, 0);
+            scalar.encode(b, 0, n, residualScalar, 0, true, outScalar, 0);
+            assertArrayEquals(outScalar, outVector, "codes of round " + round);
+            assertArrayEquals(b, a, "written-back values of round " + round);
+            assertArrayEquals(residualScalar, residualVector, "residuals of round " + round);
+        }
+    }
 }
