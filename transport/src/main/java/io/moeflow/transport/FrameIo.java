@@ -48,7 +48,10 @@ final class FrameIo {
                 + ": must be >= " + (Wire.HEADER_LENGTH + 4 * Fp8Codec.BLOCK_LENGTH));
         }
         maxRawElements = payload / 4;
-        maxFp8Elements = payload / (Fp8Codec.BLOCK_LENGTH + 1) * Fp8Codec.BLOCK_LENGTH;
+        // as many values per FP8 frame as per raw frame (not 4x more), so that a batch of frames and its
+        // decoded values stay in cache between receiving and forwarding
+        maxFp8Elements = Math.min(payload / (Fp8Codec.BLOCK_LENGTH + 1), maxRawElements / Fp8Codec.BLOCK_LENGTH)
+            * Fp8Codec.BLOCK_LENGTH;
         scratchBytes = new byte[payload];
         scratchFloats = new float[Math.max(maxRawElements, maxFp8Elements)];
     }
