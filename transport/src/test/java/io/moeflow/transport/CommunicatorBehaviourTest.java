@@ -149,8 +149,9 @@ class CommunicatorBehaviourTest {
 
     @Test
     void shouldTellWhenRanksIssueGroupsInDifferentOrders() {
+        // long enough that the two healthy splits never time out on a busy machine
         final List<Communicator> comms = InProcessCluster.create(2).communicators(
-            CONFIG.withOpTimeoutNs(TimeUnit.MILLISECONDS.toNanos(300)));
+            CONFIG.withOpTimeoutNs(TimeUnit.MILLISECONDS.toNanos(1500)));
         final String[] messages = new String[2];
         RankThreads.run(2, 20_000, rank -> {
             final Communicator a = comms.get(rank).split(0, rank);
