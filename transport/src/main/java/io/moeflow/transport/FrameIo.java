@@ -176,7 +176,10 @@ final class FrameIo {
             final int frameSequence = buffer.getInt(offset + Wire.OFFSET_SEQUENCE);
             final int frameStep = buffer.getInt(offset + Wire.OFFSET_STEP);
             if (frameGroup != group || frameOp != op || frameSequence != sequence || frameStep != step) {
-                if (frameGroup == group && (frameSequence - sequence < 0 || frameSequence == sequence && frameOp == op && frameStep < step)) {
+                // sequence numbers compare only within one sequence space: a group's collectives, or its
+                // point-to-point messages from this peer
+                final boolean sameSpace = frameGroup == group && (frameOp == Request.P2P) == (op == Request.P2P);
+                if (sameSpace && (frameSequence - sequence < 0 || frameSequence == sequence && frameOp == op && frameStep < step)) {
                     counters.onUnexpectedFrame(); // from an earlier operation or step: stale
                     return FrameAction.CONTINUE;
                 }

@@ -164,6 +164,27 @@ class CommunicatorBehaviourTest {
     }
 
     @Test
+    void shouldKeepAPointToPointMessageThatArrivesBeforeACollective() {
+        final List<Communicator> comms = InProcessCluster.create(2).communicators(
+            CONFIG.withOpTimeoutNs(TimeUnit.MILLISECONDS.toNanos(1500)));
+        final String[] message = new String[1];
+        RankThreads.run(2, 20_000, rank -> {
+            final float[] buf = {1f};
+            comms.get(rank).barrier();
+            comms.get(rank).barrier(); // the collectives' sequence is now ahead of the point-to-point one
+            if (rank == 1) {
+                comms.get(1).send(0, new float[] {42f}, 0, 1); // rank 0 calls these in the other order
+                comms.get(1).allReduce(buf, 0, 1, ReduceOp.SUM);
+            } else {
+                message[0] = assertThrows(PeerFailureException.class, () -> comms.get(0).allReduce(buf, 0, 1, ReduceOp.SUM))
+                    .getMessage();
+            }
+        });
+        assertTrue(message[0].contains("that stream holds a frame of sendRecv #0 of group 0 first"), message[0]);
+        assertEquals(0, comms.get(0).counters().unexpectedFramesDropped(), "the message was left in the stream, not dropped");
+    }
+
+    @Test
     void shouldDropAndCountMalformedAndStaleFramesAndStillFinish() {
         final InProcessCluster cluster = InProcessCluster.create(2);
         final List<Communicator> comms = cluster.communicators(CONFIG);
