@@ -137,4 +137,37 @@ class AeronCollectivesTest {
             });
         }
     }
+
+    @Test
+    void shouldNotAllocatePerOperationOverIpc() throws Exception {
+        final int p = 2;
+        final com.sun.management.ThreadMXBean threads =
+            (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
+        final long[] fewest = {Long.MAX_VALUE, Long.MAX_VALUE};
+        try (AeronTestJob job = new AeronTestJob(); JobMediaDriver driver = JobMediaDriver.launch(job.ipcDirectory(),
+            io.moeflow.transport.IdleMode.BACKOFF)) {
+            RankThreads.run(p, 90_000, rank -> {
+                try (Communicator c = Communicators.create(AeronTransport.connect(job.ipc(rank, p)), CONFIG)) {
+                    final float[] small = new float[4];
+                    final float[] large = new float[300_000];
+                    final long self = Thread.currentThread().getId();
+                    for (int round = 0; round < 5; round++) {
+                        final long before = threads.getThreadAllocatedBytes(self);
+                        for (int i = 0; i < 200; i++) {
+                            c.allReduce(small, 0, small.length, ReduceOp.SUM);
+                            if (i % 20 == 0) {
+                                c.allReduce(large, 0, large.length, ReduceOp.SUM);
+                            }
+                        }
+                        final long bytes = threads.getThreadAllocatedBytes(self) - before;
+                        if (round > 0) {
+                            fewest[rank] = Math.min(fewest[rank], bytes); // the JIT may allocate now and then
+                        }
+                    }
+                }
+            });
+        }
+        assertEquals(0, fewest[0], "fewest bytes rank 0 allocated in a round of 210 all-reduces");
+        assertEquals(0, fewest[1], "fewest bytes rank 1 allocated in a round of 210 all-reduces");
+    }
 }
