@@ -201,22 +201,34 @@ public final class TransportBenchmark {
             }
             warmUp(sizes);
             for (final long bytes : sizes) {
-                measure(bytes, true);
+                measure(bytes);
             }
         }
 
         /**
-         * Runs the smallest size a few thousand times and a mid size a few dozen times, untimed, so
-         * that the JIT has compiled the hot paths before the first row is measured.
+         * Runs the smallest size a few thousand times and a mid size a few dozen times, untimed and
+         * whatever {@code --iters} says, so that the JIT has compiled the hot paths before the first row.
          */
         private void warmUp(final List<Long> sizes) {
-            for (int i = 0; i < 3; i++) {
-                measure(sizes.get(0), false);
-            }
-            measure(Math.min(sizes.get(sizes.size() - 1), 1L << 20), false);
+            repeat(sizes.get(0), 3000);
+            repeat(Math.min(sizes.get(sizes.size() - 1), 1L << 20), 30);
+            comm.barrier();
         }
 
-        private void measure(final long bytes, final boolean report) {
+        private void repeat(final long bytes, final int times) {
+            final BenchOp op = config.op();
+            final int n = op.floats(bytes, p);
+            final float[] buf = new float[n];
+            final float[] recv = op == BenchOp.ALLTOALL ? new float[n] : null;
+            final int[] counts = new int[p];
+            Arrays.fill(counts, n / p);
+            final Fp8Compression fp8 = config.compression() == null ? null : Fp8Compression.of(config.compression());
+            for (int i = 0; i < times; i++) {
+                run(op, buf, recv, counts, n, fp8);
+            }
+        }
+
+        private void measure(final long bytes) {
             final BenchOp op = config.op();
             final int n = op.floats(bytes, p);
             final float[] buf = new float[n];
@@ -242,9 +254,6 @@ public final class TransportBenchmark {
                 total += samples[i];
             }
             final long wirePerOp = (comm.counters().bytesSent() - wireBefore) / iters;
-            if (!report) {
-                return;
-            }
             final float[] meanUs = {(float) (total / 1e3 / iters)};
             comm.allReduce(meanUs, 0, 1, ReduceOp.AVERAGE);
             Arrays.sort(samples);
