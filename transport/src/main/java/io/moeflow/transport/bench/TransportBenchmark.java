@@ -321,12 +321,14 @@ public final class TransportBenchmark {
             final double[] raw = new double[rounds];
             final double[] oneWay = new double[rounds];
             final double[] tcp = new double[rounds];
+            final float[] data = new float[n]; // zeros: sums stay zero, never denormal or infinite
+            final float[] recv = config.op() == BenchOp.ALLTOALL ? new float[n] : null;
             try (TcpRingAllReduce ring = new TcpRingAllReduce(spec.rank(), p, spec.tcpPorts(), n, TimeUnit.SECONDS.toNanos(60))) {
                 for (int round = 0; round < rounds; round++) {
-                    operation[round] = busBandwidth(bytes, timeOperation(config.op().floats(bytes, p), iters));
+                    operation[round] = busBandwidth(bytes, timeOperation(data, recv, config.op().floats(bytes, p), iters));
                     raw[round] = rawOneWay(bytes, iters);
-                    oneWay[round] = pointToPointOneWay(n, iters);
-                    tcp[round] = tcpAllReduce(ring, n, iters);
+                    oneWay[round] = pointToPointOneWay(data, n, iters);
+                    tcp[round] = tcpAllReduce(ring, data, n, iters);
                 }
             }
             final double op = median(operation);
@@ -356,9 +358,7 @@ public final class TransportBenchmark {
         }
 
         /** Mean seconds per operation over {@code iters} runs of {@code n} values, averaged over ranks. */
-        private double timeOperation(final int n, final int iters) {
-            final float[] buf = new float[n];
-            final float[] recv = config.op() == BenchOp.ALLTOALL ? new float[n] : null;
+        private double timeOperation(final float[] buf, final float[] recv, final int n, final int iters) {
             final int[] counts = new int[p];
             Arrays.fill(counts, n / p);
             final Fp8Compression fp8 = config.compression() == null ? null : Fp8Compression.of(config.compression());
@@ -441,9 +441,8 @@ public final class TransportBenchmark {
             Thread.yield();
         }
 
-        private double pointToPointOneWay(final int n, final int iters) {
+        private double pointToPointOneWay(final float[] buf, final int n, final int iters) {
             comm.barrier();
-            final float[] buf = new float[n];
             final float[] ack = new float[1];
             long total = 0;
             for (int it = -2; it < iters; it++) {
@@ -464,10 +463,8 @@ public final class TransportBenchmark {
             return gbps[0];
         }
 
-        private double tcpAllReduce(final TcpRingAllReduce ring, final int n, final int iters)
+        private double tcpAllReduce(final TcpRingAllReduce ring, final float[] buf, final int n, final int iters)
             throws IOException, InterruptedException {
-            final float[] buf = new float[n];
-            Arrays.fill(buf, 1f);
             comm.barrier();
             final long t0 = System.nanoTime();
             for (int it = 0; it < iters; it++) {
