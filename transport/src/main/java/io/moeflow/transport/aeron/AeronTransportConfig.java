@@ -84,6 +84,11 @@ public record AeronTransportConfig(int rank, int size, AeronMedia media, String 
         if (mtuBytes % 32 != 0 || mtuBytes < 1024 || mtuBytes > 65504) {
             throw new IllegalArgumentException("mtuBytes=" + mtuBytes + ": must be a multiple of 32 in [1024, 65504]");
         }
+        if (mtuBytes > termLengthBytes / 8) {
+            // Aeron's largest message is an eighth of a term, and a frame is one message
+            throw new IllegalArgumentException("mtuBytes=" + mtuBytes + " termLengthBytes=" + termLengthBytes
+                + ": the MTU may be at most an eighth of the term length; raise the term length or lower the MTU");
+        }
         if (connectTimeoutNs <= 0 || closeTimeoutNs < 0) {
             throw new IllegalArgumentException("connectTimeoutNs=" + connectTimeoutNs + " closeTimeoutNs=" + closeTimeoutNs
                 + ": must be > 0 and >= 0");
