@@ -51,7 +51,6 @@ final class ScheduleExecutor {
     private final boolean[] sameRegion;
     /** Every step sends and expects one frame even when its block is empty (all-to-all, barrier, p2p). */
     private boolean alwaysFrame;
-    private final int[] prefix;
 
     private Request request;
     private int sendStep;
@@ -76,7 +75,6 @@ final class ScheduleExecutor {
         recvLength = new int[capacity];
         recvMode = new int[capacity];
         sameRegion = new boolean[capacity];
-        prefix = new int[jobSize + 1];
     }
 
     /** Plans the schedule of {@code r} and resets progress. */
