@@ -216,40 +216,69 @@ public final class TransportBenchmark {
         }
 
         private void repeat(final long bytes, final int times) {
-            final BenchOp op = config.op();
-            final int n = op.floats(bytes, p);
-            final float[] buf = new float[n];
-            final float[] recv = op == BenchOp.ALLTOALL ? new float[n] : null;
-            final int[] counts = new int[p];
-            Arrays.fill(counts, n / p);
-            final Fp8Compression fp8 = config.compression() == null ? null : Fp8Compression.of(config.compression());
+            final Operands operands = new Operands(bytes);
             for (int i = 0; i < times; i++) {
-                run(op, buf, recv, counts, n, fp8);
+                operands.run();
+            }
+        }
+
+        /** The buffers of one operation of one size (zeros: sums never become denormal or infinite). */
+        private final class Operands {
+            final int n;
+            final float[] buf;
+            final float[] recv;
+            final int[] counts;
+            final Fp8Compression fp8;
+
+            Operands(final long bytes) {
+                n = config.op().floats(bytes, p);
+                buf = new float[n];
+                recv = config.op() == BenchOp.ALLTOALL ? new float[n] : null;
+                counts = new int[p];
+                Arrays.fill(counts, n / p);
+                fp8 = config.compression() == null ? null : Fp8Compression.of(config.compression());
+            }
+
+            void run() {
+                switch (config.op()) {
+                    case ALLREDUCE:
+                        comm.allReduce(buf, 0, n, ReduceOp.SUM, fp8);
+                        break;
+                    case REDUCESCATTER:
+                        comm.reduceScatter(buf, 0, n / p, ReduceOp.SUM, fp8);
+                        break;
+                    case ALLGATHER:
+                        comm.allGather(buf, 0, n / p, fp8);
+                        break;
+                    case ALLTOALL:
+                        comm.allToAll(buf, 0, counts, recv, 0, counts, fp8);
+                        break;
+                    case BROADCAST:
+                        comm.broadcast(buf, 0, n, 0);
+                        break;
+                    default:
+                        throw new IllegalStateException(config.op().name());
+                }
             }
         }
 
         private void measure(final long bytes) {
             final BenchOp op = config.op();
-            final int n = op.floats(bytes, p);
-            final float[] buf = new float[n];
-            final float[] recv = op == BenchOp.ALLTOALL ? new float[n] : null;
-            final int[] counts = new int[p];
-            Arrays.fill(counts, n / p);
-            Arrays.fill(buf, 1f);
-            final Fp8Compression fp8 = config.compression() == null ? null : Fp8Compression.of(config.compression());
+            final Operands operands = new Operands(bytes);
+            final int n = operands.n;
             final int iters = config.iterationsFor(bytes);
             final int warmup = config.warmupFor(bytes);
             final long[] samples = new long[iters];
             comm.barrier();
             for (int i = 0; i < warmup; i++) {
-                run(op, buf, recv, counts, n, fp8);
+                operands.run();
             }
             comm.barrier();
             final long wireBefore = comm.counters().bytesSent();
             long total = 0;
             for (int i = 0; i < iters; i++) {
                 final long t0 = System.nanoTime();
-                run(op, buf, recv, counts, n, fp8);
+                operands.run();
                 samples[i] = System.nanoTime() - t0;
                 total += samples[i];
             }
@@ -267,7 +296,7 @@ public final class TransportBenchmark {
                 firstMedianUs = p50Us;
             }
             print(String.format(Locale.ROOT, "  %12d %10d %6s %-8s %6d %11.2f %11.2f %11.3f %11.3f %11d", reportedBytes, n,
-                op == BenchOp.ALLREDUCE || op == BenchOp.REDUCESCATTER ? "sum" : "none", algorithm(n, fp8 != null), iters,
+                op == BenchOp.ALLREDUCE || op == BenchOp.REDUCESCATTER ? "sum" : "none", algorithm(n, operands.fp8 != null), iters,
                 meanUs[0], p50Us, algbw, busbw, wirePerOp));
         }
 
@@ -281,29 +310,6 @@ public final class TransportBenchmark {
                     return "pairwise";
                 default:
                     return "ring";
-            }
-        }
-
-        private void run(final BenchOp op, final float[] buf, final float[] recv, final int[] counts, final int n,
-                         final Fp8Compression fp8) {
-            switch (op) {
-                case ALLREDUCE:
-                    comm.allReduce(buf, 0, n, ReduceOp.SUM, fp8);
-                    break;
-                case REDUCESCATTER:
-                    comm.reduceScatter(buf, 0, n / p, ReduceOp.SUM, fp8);
-                    break;
-                case ALLGATHER:
-                    comm.allGather(buf, 0, n / p, fp8);
-                    break;
-                case ALLTOALL:
-                    comm.allToAll(buf, 0, counts, recv, 0, counts, fp8);
-                    break;
-                case BROADCAST:
-                    comm.broadcast(buf, 0, n, 0);
-                    break;
-                default:
-                    throw new IllegalStateException(op.name());
             }
         }
 
@@ -321,11 +327,11 @@ public final class TransportBenchmark {
             final double[] raw = new double[rounds];
             final double[] oneWay = new double[rounds];
             final double[] tcp = new double[rounds];
-            final float[] data = new float[n]; // zeros: sums stay zero, never denormal or infinite
-            final float[] recv = config.op() == BenchOp.ALLTOALL ? new float[n] : null;
+            final Operands operands = new Operands(bytes);
+            final float[] data = new float[n]; // for the one-way and TCP baselines
             try (TcpRingAllReduce ring = new TcpRingAllReduce(spec.rank(), p, spec.tcpPorts(), n, TimeUnit.SECONDS.toNanos(60))) {
                 for (int round = 0; round < rounds; round++) {
-                    operation[round] = busBandwidth(bytes, timeOperation(data, recv, config.op().floats(bytes, p), iters));
+                    operation[round] = busBandwidth(bytes, timeOperation(operands, iters));
                     raw[round] = rawOneWay(bytes, iters);
                     oneWay[round] = pointToPointOneWay(data, n, iters);
                     tcp[round] = tcpAllReduce(ring, data, n, iters);
@@ -357,15 +363,12 @@ public final class TransportBenchmark {
             return 4L * config.op().floats(bytes, p) / seconds / GB * config.op().busFactor(p);
         }
 
-        /** Mean seconds per operation over {@code iters} runs of {@code n} values, averaged over ranks. */
-        private double timeOperation(final float[] buf, final float[] recv, final int n, final int iters) {
-            final int[] counts = new int[p];
-            Arrays.fill(counts, n / p);
-            final Fp8Compression fp8 = config.compression() == null ? null : Fp8Compression.of(config.compression());
+        /** Mean seconds per operation over {@code iters} runs, averaged over ranks. */
+        private double timeOperation(final Operands operands, final int iters) {
             comm.barrier();
             final long t0 = System.nanoTime();
             for (int i = 0; i < iters; i++) {
-                run(config.op(), buf, recv, counts, n, fp8);
+                operands.run();
             }
             final float[] seconds = {(float) ((System.nanoTime() - t0) / 1e9 / iters)};
             comm.allReduce(seconds, 0, 1, ReduceOp.AVERAGE);
