@@ -29,8 +29,8 @@ import io.moeflow.transport.fp8.Fp8Format;
 @Command(
     name = "transport",
     mixinStandardHelpOptions = true,
-    description = {"Time a collective across worker JVMs like nccl-tests (size, time, algbw, busbw), together with",
-        "raw one-way Aeron, one-way send/recv and a TCP-socket ring all-reduce measured between the same processes."})
+    description = "Time a collective across worker JVMs like nccl-tests (size, time, algbw, busbw), together with raw"
+        + " one-way Aeron, one-way send/recv and a TCP-socket ring all-reduce measured between the same processes.")
 public final class BenchTransportCommand implements Callable<Integer> {
     @Option(names = "--ranks", defaultValue = "2", description = "Worker JVMs (ranks), 2..16. Default: ${DEFAULT-VALUE}.")
     int ranks;
