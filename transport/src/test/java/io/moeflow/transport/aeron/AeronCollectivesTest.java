@@ -56,10 +56,16 @@ class AeronCollectivesTest {
         final float[] send = RankThreads.values(6, rank, Arrays.stream(counts).sum());
         final float[] recv = new float[Arrays.stream(recvCounts).sum()];
         c.allToAll(send, 0, counts, recv, 0, recvCounts, null);
+        // an async all-reduce in a sub-group (ranks of equal parity), overlapped with a blocking world barrier
+        final Communicator parity = c.split(rank % 2, rank);
+        final float[] bucket = RankThreads.values(7, rank, 50_000);
+        final io.moeflow.transport.CollectiveHandle handle = parity.allReduceAsync(bucket, 0, bucket.length, ReduceOp.AVERAGE, null);
         c.barrier();
-        final float[] all = new float[small.length + large.length + fp8.length + blocks.length + bcast.length + recv.length];
+        handle.await(java.util.concurrent.TimeUnit.SECONDS.toNanos(20));
+        final float[] all = new float[small.length + large.length + fp8.length + blocks.length + bcast.length + recv.length
+            + bucket.length];
         int at = 0;
-        for (final float[] part : new float[][] {small, large, fp8, blocks, bcast, recv}) {
+        for (final float[] part : new float[][] {small, large, fp8, blocks, bcast, recv, bucket}) {
             System.arraycopy(part, 0, all, at, part.length);
             at += part.length;
         }
