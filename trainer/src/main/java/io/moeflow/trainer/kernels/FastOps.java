@@ -385,10 +385,10 @@ public final class FastOps implements Ops
         for (; n + 4 <= n1; n += 4)
         {
             int v = 0;
-            for (; v + 4 <= vecs; v += 4)
+            // the register tile overwrites; accumulating calls (the small router product) take the vector path
+            for (; !accumulate && v + 4 <= vecs; v += 4)
             {
-                backwardInputTile4x4(dy, dyOff + n * out, out, w, wOff + v * L, in, dx, dxOff + n * in + v * L,
-                    accumulate);
+                backwardInputTile4x4(dy, dyOff + n * out, out, w, wOff + v * L, in, dx, dxOff + n * in + v * L);
             }
             for (; v < vecs; v++)
             {
@@ -416,7 +416,7 @@ public final class FastOps implements Ops
     }
 
     private static void backwardInputTile4x4(final float[] dy, final int d0, final int out, final float[] w,
-        final int w0, final int in, final float[] dx, final int x0, final boolean accumulate)
+        final int w0, final int in, final float[] dx, final int x0)
     {
         FloatVector a00 = FloatVector.zero(S), a01 = a00, a02 = a00, a03 = a00;
         FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
@@ -450,22 +450,22 @@ public final class FastOps implements Ops
             a32 = v2.fma(g3, a32);
             a33 = v3.fma(g3, a33);
         }
-        store(a00, dx, x0, accumulate);
-        store(a01, dx, x0 + L, accumulate);
-        store(a02, dx, x0 + 2 * L, accumulate);
-        store(a03, dx, x0 + 3 * L, accumulate);
-        store(a10, dx, x0 + in, accumulate);
-        store(a11, dx, x0 + in + L, accumulate);
-        store(a12, dx, x0 + in + 2 * L, accumulate);
-        store(a13, dx, x0 + in + 3 * L, accumulate);
-        store(a20, dx, x0 + 2 * in, accumulate);
-        store(a21, dx, x0 + 2 * in + L, accumulate);
-        store(a22, dx, x0 + 2 * in + 2 * L, accumulate);
-        store(a23, dx, x0 + 2 * in + 3 * L, accumulate);
-        store(a30, dx, x0 + 3 * in, accumulate);
-        store(a31, dx, x0 + 3 * in + L, accumulate);
-        store(a32, dx, x0 + 3 * in + 2 * L, accumulate);
-        store(a33, dx, x0 + 3 * in + 3 * L, accumulate);
+        a00.intoArray(dx, x0);
+        a01.intoArray(dx, x0 + L);
+        a02.intoArray(dx, x0 + 2 * L);
+        a03.intoArray(dx, x0 + 3 * L);
+        a10.intoArray(dx, x0 + in);
+        a11.intoArray(dx, x0 + in + L);
+        a12.intoArray(dx, x0 + in + 2 * L);
+        a13.intoArray(dx, x0 + in + 3 * L);
+        a20.intoArray(dx, x0 + 2 * in);
+        a21.intoArray(dx, x0 + 2 * in + L);
+        a22.intoArray(dx, x0 + 2 * in + 2 * L);
+        a23.intoArray(dx, x0 + 2 * in + 3 * L);
+        a30.intoArray(dx, x0 + 3 * in);
+        a31.intoArray(dx, x0 + 3 * in + L);
+        a32.intoArray(dx, x0 + 3 * in + 2 * L);
+        a33.intoArray(dx, x0 + 3 * in + 3 * L);
     }
 
     private static void store(final FloatVector acc, final float[] dst, final int at, final boolean accumulate)
@@ -637,17 +637,14 @@ public final class FastOps implements Ops
 
     // ---------------------------------------------------------------- GELU
 
+    // The vector loops live in their own small methods: C2 inlines a bounded amount of bytecode per compilation, and
+    // a Vector API op that is not inlined boxes its vectors (allocation, and a hundredfold slowdown).
     @Override
     public void geluForward(final float[] h, final int hOff, final float[] a, final int aOff, final int count)
     {
-        int j = 0;
-        for (; j + L <= count; j += L)
-        {
-            final FloatVector x = FloatVector.fromArray(S, h, hOff + j);
-            final FloatVector e = VectorMath.exp(x.mul(x).mul(-0.5f));
-            x.mul(VectorMath.normalCdf(x, e)).intoArray(a, aOff + j);
-        }
-        for (; j < count; j++)
+        final int vec = count / L * L;
+        geluForwardVectors(h, hOff, a, aOff, vec);
+        for (int j = vec; j < count; j++)
         {
             final float x = h[hOff + j];
             final float e = VectorMath.exp(x * x * -0.5f);
@@ -655,24 +652,42 @@ public final class FastOps implements Ops
         }
     }
 
+    private static void geluForwardVectors(final float[] h, final int hOff, final float[] a, final int aOff,
+        final int count)
+    {
+        for (int j = 0; j < count; j += L)
+        {
+            final FloatVector x = FloatVector.fromArray(S, h, hOff + j);
+            final FloatVector e = VectorMath.exp(x.mul(x).mul(-0.5f));
+            x.mul(VectorMath.normalCdf(x, e)).intoArray(a, aOff + j);
+        }
+    }
+
     @Override
     public void geluBackward(final float[] h, final int hOff, final float[] da, final int daOff, final float[] dh,
         final int dhOff, final int count)
     {
-        int j = 0;
-        for (; j + L <= count; j += L)
-        {
-            final FloatVector x = FloatVector.fromArray(S, h, hOff + j);
-            final FloatVector e = VectorMath.exp(x.mul(x).mul(-0.5f));
-            final FloatVector grad = x.mul(e).fma(FloatVector.broadcast(S, VectorMath.INV_SQRT_2PI), VectorMath.normalCdf(x, e));
-            FloatVector.fromArray(S, da, daOff + j).mul(grad).intoArray(dh, dhOff + j);
-        }
-        for (; j < count; j++)
+        final int vec = count / L * L;
+        geluBackwardVectors(h, hOff, da, daOff, dh, dhOff, vec);
+        for (int j = vec; j < count; j++)
         {
             final float x = h[hOff + j];
             final float e = VectorMath.exp(x * x * -0.5f);
             final float grad = Math.fma(x * e, VectorMath.INV_SQRT_2PI, VectorMath.normalCdf(x, e));
             dh[dhOff + j] = da[daOff + j] * grad;
+        }
+    }
+
+    private static void geluBackwardVectors(final float[] h, final int hOff, final float[] da, final int daOff,
+        final float[] dh, final int dhOff, final int count)
+    {
+        final FloatVector invSqrt2Pi = FloatVector.broadcast(S, VectorMath.INV_SQRT_2PI);
+        for (int j = 0; j < count; j += L)
+        {
+            final FloatVector x = FloatVector.fromArray(S, h, hOff + j);
+            final FloatVector e = VectorMath.exp(x.mul(x).mul(-0.5f));
+            final FloatVector grad = x.mul(e).fma(invSqrt2Pi, VectorMath.normalCdf(x, e));
+            FloatVector.fromArray(S, da, daOff + j).mul(grad).intoArray(dh, dhOff + j);
         }
     }
 
@@ -1063,13 +1078,7 @@ public final class FastOps implements Ops
         {
             for (int e = 0; e < ep; e += L)
             {
-                FloatVector acc = FloatVector.zero(S);
-                for (int c = 0; c < channels; c++)
-                {
-                    acc = FloatVector.fromArray(S, scratch, c * ep + e).fma(
-                        FloatVector.broadcast(S, x[xOff + n * channels + c]), acc);
-                }
-                acc.intoArray(scratch, row + e);
+                rowTimesPanel(x, xOff + n * channels, channels, scratch, e, ep, scratch, row + e);
             }
             float max = Float.NEGATIVE_INFINITY;
             for (int e = 0; e < experts; e++)
@@ -1118,6 +1127,18 @@ public final class FastOps implements Ops
                 gates[gatesOff + n * topK + k] = topK > 1 ? s / selectedSum : s;
             }
         }
+    }
+
+    // dst[0:L] = sum_c x[c] * panel[c * width + col : +L]
+    private static void rowTimesPanel(final float[] x, final int x0, final int depth, final float[] panel,
+        final int col, final int width, final float[] dst, final int at)
+    {
+        FloatVector acc = FloatVector.zero(S);
+        for (int c = 0; c < depth; c++)
+        {
+            acc = FloatVector.fromArray(S, panel, c * width + col).fma(FloatVector.broadcast(S, x[x0 + c]), acc);
+        }
+        acc.intoArray(dst, at);
     }
 
     // same math as the reference, O(E + K) per token: ds accumulated in the dlogits row, then mapped in place
