@@ -240,29 +240,23 @@ public final class FastOps implements Ops
         }
         final int tmp = biasAt + width;
         final int fullVecs = cols / L;     // vectors whose lanes are all real columns
-        int n = 0;
-        for (; n + 4 <= rows; n += 4)
+        final int rows4 = rows / 4 * 4;
+        // column chunks outer, rows inner: the chunk of the panel ([in, 4 vectors]) stays in L1 across all rows
+        int v = 0;
+        for (; v + 4 <= fullVecs; v += 4)
         {
-            int v = 0;
-            for (; v + 4 <= fullVecs; v += 4)
+            for (int n = 0; n < rows4; n += 4)
             {
                 forwardTile4x4(x, xOff + n * in, in, scratch, width, v * L, y, yOff + n * out + o0 + v * L, out,
                     biasAt);
             }
-            for (; v * L < width; v++)
-            {
-                for (int r = 0; r < 4; r++)
-                {
-                    forwardVector(x, xOff + (n + r) * in, in, scratch, width, v * L, y, yOff + (n + r) * out + o0, cols,
-                        biasAt, tmp);
-                }
-            }
         }
-        for (; n < rows; n++)
+        for (int n = 0; n < rows; n++)
         {
-            for (int v = 0; v * L < width; v++)
+            final int firstVec = n < rows4 ? v : 0;
+            for (int u = firstVec; u * L < width; u++)
             {
-                forwardVector(x, xOff + n * in, in, scratch, width, v * L, y, yOff + n * out + o0, cols, biasAt, tmp);
+                forwardVector(x, xOff + n * in, in, scratch, width, u * L, y, yOff + n * out + o0, cols, biasAt, tmp);
             }
         }
     }
@@ -498,11 +492,34 @@ public final class FastOps implements Ops
         }
     }
 
-    // dW[o, i] = sum_n dy[n, o] x[n, i]: broadcast dy, stream rows of x. Tile: 4 outputs x 4 vectors of i.
+    /** Rows per pass of the weight gradient: keeps a pass's x and dy rows in L2 (dW accumulates over passes). */
+    private static final int WEIGHT_ROW_CHUNK = 256;
+
+    // dW[o, i] = sum over row chunks of (sum_n dy[n, o] x[n, i]): broadcast dy, stream rows of x.
+    // Tile: 4 outputs x 4 vectors of i. dW is zeroed first and every chunk adds its partial sum, in chunk order.
     @Override
     public void linearBackwardWeight(final float[] dy, final int dyOff, final float[] x, final int xOff,
         final float[] g, final int dwOff, final int dbOff, final int rows, final int in, final int out, final int o0,
         final int o1)
+    {
+        if (o0 >= o1)
+        {
+            return;
+        }
+        java.util.Arrays.fill(g, dwOff + o0 * in, dwOff + o1 * in, 0f);
+        for (int r0 = 0; r0 < rows; r0 += WEIGHT_ROW_CHUNK)
+        {
+            weightChunk(dy, dyOff + r0 * out, x, xOff + r0 * in, g, dwOff, Math.min(WEIGHT_ROW_CHUNK, rows - r0), in,
+                out, o0, o1);
+        }
+        if (dbOff >= 0)
+        {
+            biasGradient(dy, dyOff, out, rows, g, dbOff, o0, o1);
+        }
+    }
+
+    private static void weightChunk(final float[] dy, final int dyOff, final float[] x, final int xOff,
+        final float[] g, final int dwOff, final int rows, final int in, final int out, final int o0, final int o1)
     {
         final int vecs = in / L;
         int o = o0;
@@ -528,44 +545,16 @@ public final class FastOps implements Ops
                 weightVector(dy, dyOff + o, out, x, xOff + v * L, in, rows, g, dwOff + o * in + v * L);
             }
         }
-        if (vecs * L < in)
+        for (o = o0; o < o1; o++)
         {
-            for (o = o0; o < o1; o++)
+            for (int i = vecs * L; i < in; i++)
             {
-                for (int i = vecs * L; i < in; i++)
+                float acc = 0f;
+                for (int n = 0; n < rows; n++)
                 {
-                    float acc = 0f;
-                    for (int n = 0; n < rows; n++)
-                    {
-                        acc = Math.fma(x[xOff + n * in + i], dy[dyOff + n * out + o], acc);
-                    }
-                    g[dwOff + o * in + i] = acc;
+                    acc = Math.fma(x[xOff + n * in + i], dy[dyOff + n * out + o], acc);
                 }
-            }
-        }
-        if (dbOff >= 0)
-        {
-            biasGradient(dy, dyOff, out, rows, g, dbOff, o0, o1);
-        }
-    }
-
-    // db[o] = sum_n dy[n, o] for o in [o0, o1): row by row (contiguous), each element summed in row order
-    private static void biasGradient(final float[] dy, final int dyOff, final int out, final int rows, final float[] g,
-        final int dbOff, final int o0, final int o1)
-    {
-        java.util.Arrays.fill(g, dbOff + o0, dbOff + o1, 0f);
-        final int vecEnd = o0 + (o1 - o0) / L * L;
-        for (int n = 0; n < rows; n++)
-        {
-            final int row = dyOff + n * out;
-            int o = o0;
-            for (; o < vecEnd; o += L)
-            {
-                FloatVector.fromArray(S, g, dbOff + o).add(FloatVector.fromArray(S, dy, row + o)).intoArray(g, dbOff + o);
-            }
-            for (; o < o1; o++)
-            {
-                g[dbOff + o] += dy[row + o];
+                g[dwOff + o * in + i] += acc;
             }
         }
     }
@@ -606,22 +595,22 @@ public final class FastOps implements Ops
             a32 = v2.fma(g3v, a32);
             a33 = v3.fma(g3v, a33);
         }
-        a00.intoArray(g, g0);
-        a01.intoArray(g, g0 + L);
-        a02.intoArray(g, g0 + 2 * L);
-        a03.intoArray(g, g0 + 3 * L);
-        a10.intoArray(g, g0 + in);
-        a11.intoArray(g, g0 + in + L);
-        a12.intoArray(g, g0 + in + 2 * L);
-        a13.intoArray(g, g0 + in + 3 * L);
-        a20.intoArray(g, g0 + 2 * in);
-        a21.intoArray(g, g0 + 2 * in + L);
-        a22.intoArray(g, g0 + 2 * in + 2 * L);
-        a23.intoArray(g, g0 + 2 * in + 3 * L);
-        a30.intoArray(g, g0 + 3 * in);
-        a31.intoArray(g, g0 + 3 * in + L);
-        a32.intoArray(g, g0 + 3 * in + 2 * L);
-        a33.intoArray(g, g0 + 3 * in + 3 * L);
+        a00.add(FloatVector.fromArray(S, g, g0)).intoArray(g, g0);
+        a01.add(FloatVector.fromArray(S, g, g0 + L)).intoArray(g, g0 + L);
+        a02.add(FloatVector.fromArray(S, g, g0 + 2 * L)).intoArray(g, g0 + 2 * L);
+        a03.add(FloatVector.fromArray(S, g, g0 + 3 * L)).intoArray(g, g0 + 3 * L);
+        a10.add(FloatVector.fromArray(S, g, g0 + in)).intoArray(g, g0 + in);
+        a11.add(FloatVector.fromArray(S, g, g0 + in + L)).intoArray(g, g0 + in + L);
+        a12.add(FloatVector.fromArray(S, g, g0 + in + 2 * L)).intoArray(g, g0 + in + 2 * L);
+        a13.add(FloatVector.fromArray(S, g, g0 + in + 3 * L)).intoArray(g, g0 + in + 3 * L);
+        a20.add(FloatVector.fromArray(S, g, g0 + 2 * in)).intoArray(g, g0 + 2 * in);
+        a21.add(FloatVector.fromArray(S, g, g0 + 2 * in + L)).intoArray(g, g0 + 2 * in + L);
+        a22.add(FloatVector.fromArray(S, g, g0 + 2 * in + 2 * L)).intoArray(g, g0 + 2 * in + 2 * L);
+        a23.add(FloatVector.fromArray(S, g, g0 + 2 * in + 3 * L)).intoArray(g, g0 + 2 * in + 3 * L);
+        a30.add(FloatVector.fromArray(S, g, g0 + 3 * in)).intoArray(g, g0 + 3 * in);
+        a31.add(FloatVector.fromArray(S, g, g0 + 3 * in + L)).intoArray(g, g0 + 3 * in + L);
+        a32.add(FloatVector.fromArray(S, g, g0 + 3 * in + 2 * L)).intoArray(g, g0 + 3 * in + 2 * L);
+        a33.add(FloatVector.fromArray(S, g, g0 + 3 * in + 3 * L)).intoArray(g, g0 + 3 * in + 3 * L);
     }
 
     private static void weightVector(final float[] dy, final int d0, final int out, final float[] x, final int x0,
@@ -632,7 +621,28 @@ public final class FastOps implements Ops
         {
             acc = FloatVector.fromArray(S, x, x0 + n * in).fma(FloatVector.broadcast(S, dy[d0 + n * out]), acc);
         }
-        acc.intoArray(g, g0);
+        acc.add(FloatVector.fromArray(S, g, g0)).intoArray(g, g0);
+    }
+
+    // db[o] = sum_n dy[n, o] for o in [o0, o1): row by row (contiguous), each element summed in row order
+    private static void biasGradient(final float[] dy, final int dyOff, final int out, final int rows, final float[] g,
+        final int dbOff, final int o0, final int o1)
+    {
+        java.util.Arrays.fill(g, dbOff + o0, dbOff + o1, 0f);
+        final int vecEnd = o0 + (o1 - o0) / L * L;
+        for (int n = 0; n < rows; n++)
+        {
+            final int row = dyOff + n * out;
+            int o = o0;
+            for (; o < vecEnd; o += L)
+            {
+                FloatVector.fromArray(S, g, dbOff + o).add(FloatVector.fromArray(S, dy, row + o)).intoArray(g, dbOff + o);
+            }
+            for (; o < o1; o++)
+            {
+                g[dbOff + o] += dy[row + o];
+            }
+        }
     }
 
     // ---------------------------------------------------------------- GELU
