@@ -747,21 +747,14 @@ public final class FastOps implements Ops
                 final int rowsHere = Math.min(4, T - t0);
                 final int end = roundUp(Math.min(t0 + 4, T), L);
                 // scores -> probs rows (raw scores first, softmax in place)
-                for (int s = 0; s < end; s += L)
-                {
-                    scoreChunk(qkv, q + t0 * stride, stride, rowsHere, scratch, kt + s, T, d, probs,
-                        pr + t0 * T + s, T);
-                }
+                scores(qkv, q + t0 * stride, stride, rowsHere, scratch, kt, T, d, probs, pr + t0 * T, T, end);
                 for (int r = 0; r < rowsHere; r++)
                 {
                     softmaxCausalRow(probs, pr + (t0 + r) * T, t0 + r, end, T);
                 }
                 // out rows t0..t0+3 = P V over s < end (P is 0 above the diagonal)
                 final int o = outOff + (b * T + t0) * channels + h * d;
-                for (int c = 0; c < d; c += L)
-                {
-                    weightedRows(probs, pr + t0 * T, T, rowsHere, end, qkv, v + c, stride, out, o + c, channels, 1f);
-                }
+                weighted(probs, pr + t0 * T, T, rowsHere, end, qkv, v, stride, d, out, o, channels, 1f);
             }
         }
     }
@@ -812,15 +805,16 @@ public final class FastOps implements Ops
     // row [0, end) holds raw scores; softmax over [0, t], zeros in (t, T)
     private static void softmaxCausalRow(final float[] p, final int row, final int t, final int end, final int T)
     {
-        float max = Float.NEGATIVE_INFINITY;
-        for (int s = 0; s <= t; s++)
-        {
-            max = Math.max(max, p[row + s]);
-        }
         for (int s = t + 1; s < end; s++)
         {
             p[row + s] = Float.NEGATIVE_INFINITY;
         }
+        FloatVector mv = FloatVector.broadcast(S, Float.NEGATIVE_INFINITY);
+        for (int s = 0; s < end; s += L)
+        {
+            mv = mv.max(FloatVector.fromArray(S, p, row + s));
+        }
+        final float max = mv.reduceLanes(VectorOperators.MAX);
         FloatVector sum = FloatVector.zero(S);
         for (int s = 0; s < end; s += L)
         {
@@ -914,11 +908,7 @@ public final class FastOps implements Ops
             {
                 final int rowsHere = Math.min(4, T - t0);
                 final int end = roundUp(Math.min(t0 + 4, T), L);
-                for (int s = 0; s < end; s += L)
-                {
-                    scoreChunk(dout, dO + t0 * channels, channels, rowsHere, scratch, vt + s, T, d, scratch,
-                        ds + t0 * T + s, T);
-                }
+                scores(dout, dO + t0 * channels, channels, rowsHere, scratch, vt, T, d, scratch, ds + t0 * T, T, end);
                 for (int r = 0; r < rowsHere; r++)
                 {
                     final int row = (t0 + r) * T;
@@ -938,25 +928,173 @@ public final class FastOps implements Ops
                     java.util.Arrays.fill(scratch, ds + row + end, ds + row + T, 0f);
                 }
                 // dQ rows = scale * dS K
-                for (int c = 0; c < d; c += L)
-                {
-                    weightedRows(scratch, ds + t0 * T, T, rowsHere, end, qkv, k + c, stride, dqkv,
-                        dRowBase + t0 * stride + h * d + c, stride, scale);
-                }
+                weighted(scratch, ds + t0 * T, T, rowsHere, end, qkv, k, stride, d, dqkv, dRowBase + t0 * stride + h * d,
+                    stride, scale);
             }
             // dK rows s0..s0+3 = scale * sum_{t >= s} dS[t, s] q_t;  dV rows = sum_{t >= s} P[t, s] dO_t
             for (int s0 = 0; s0 < T; s0 += 4)
             {
                 final int rowsHere = Math.min(4, T - s0);
-                for (int c = 0; c < d; c += L)
-                {
-                    columnWeighted(scratch, ds, T, s0, rowsHere, qkv, q + c, stride, dqkv,
-                        dRowBase + s0 * stride + channels + h * d + c, stride, scale);
-                    columnWeighted(probs, pr, T, s0, rowsHere, dout, dO + c, channels, dqkv,
-                        dRowBase + s0 * stride + 2 * channels + h * d + c, stride, 1f);
-                }
+                column(scratch, ds, T, s0, rowsHere, qkv, q, stride, d, dqkv, dRowBase + s0 * stride + channels + h * d,
+                    stride, scale);
+                column(probs, pr, T, s0, rowsHere, dout, dO, channels, d, dqkv,
+                    dRowBase + s0 * stride + 2 * channels + h * d, stride, 1f);
             }
         }
+    }
+
+    // scores for up to 4 rows over s in [0, end): two vector chunks at a time when the block is full
+    private static void scores(final float[] a, final int a0, final int aStride, final int rows, final float[] bt,
+        final int b0, final int btStride, final int depth, final float[] dst, final int dst0, final int dstStride,
+        final int end)
+    {
+        int s = 0;
+        if (rows == 4)
+        {
+            for (; s + 2 * L <= end; s += 2 * L)
+            {
+                scores4x2(a, a0, aStride, bt, b0 + s, btStride, depth, dst, dst0 + s, dstStride);
+            }
+        }
+        for (; s < end; s += L)
+        {
+            scoreChunk(a, a0, aStride, rows, bt, b0 + s, btStride, depth, dst, dst0 + s, dstStride);
+        }
+    }
+
+    private static void scores4x2(final float[] a, final int a0, final int aStride, final float[] bt, final int b0,
+        final int btStride, final int depth, final float[] dst, final int dst0, final int dstStride)
+    {
+        FloatVector s00 = FloatVector.zero(S), s01 = s00, s10 = s00, s11 = s00;
+        FloatVector s20 = s00, s21 = s00, s30 = s00, s31 = s00;
+        for (int i = 0; i < depth; i++)
+        {
+            final FloatVector k0 = FloatVector.fromArray(S, bt, b0 + i * btStride);
+            final FloatVector k1 = FloatVector.fromArray(S, bt, b0 + i * btStride + L);
+            final FloatVector q0 = FloatVector.broadcast(S, a[a0 + i]);
+            s00 = k0.fma(q0, s00);
+            s01 = k1.fma(q0, s01);
+            final FloatVector q1 = FloatVector.broadcast(S, a[a0 + aStride + i]);
+            s10 = k0.fma(q1, s10);
+            s11 = k1.fma(q1, s11);
+            final FloatVector q2 = FloatVector.broadcast(S, a[a0 + 2 * aStride + i]);
+            s20 = k0.fma(q2, s20);
+            s21 = k1.fma(q2, s21);
+            final FloatVector q3 = FloatVector.broadcast(S, a[a0 + 3 * aStride + i]);
+            s30 = k0.fma(q3, s30);
+            s31 = k1.fma(q3, s31);
+        }
+        s00.intoArray(dst, dst0);
+        s01.intoArray(dst, dst0 + L);
+        s10.intoArray(dst, dst0 + dstStride);
+        s11.intoArray(dst, dst0 + dstStride + L);
+        s20.intoArray(dst, dst0 + 2 * dstStride);
+        s21.intoArray(dst, dst0 + 2 * dstStride + L);
+        s30.intoArray(dst, dst0 + 3 * dstStride);
+        s31.intoArray(dst, dst0 + 3 * dstStride + L);
+    }
+
+    // dst rows (+ column offset c) = scale * w rows x src, over d columns in vector pairs when the block is full
+    private static void weighted(final float[] w, final int w0, final int wStride, final int rows, final int end,
+        final float[] src, final int src0, final int srcStride, final int d, final float[] dst, final int dst0,
+        final int dstStride, final float scale)
+    {
+        int c = 0;
+        if (rows == 4)
+        {
+            for (; c + 2 * L <= d; c += 2 * L)
+            {
+                weighted4x2(w, w0, wStride, end, src, src0 + c, srcStride, dst, dst0 + c, dstStride, scale);
+            }
+        }
+        for (; c < d; c += L)
+        {
+            weightedRows(w, w0, wStride, rows, end, src, src0 + c, srcStride, dst, dst0 + c, dstStride, scale);
+        }
+    }
+
+    private static void weighted4x2(final float[] w, final int w0, final int wStride, final int end, final float[] src,
+        final int src0, final int srcStride, final float[] dst, final int dst0, final int dstStride, final float scale)
+    {
+        FloatVector a00 = FloatVector.zero(S), a01 = a00, a10 = a00, a11 = a00;
+        FloatVector a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+        for (int s = 0; s < end; s++)
+        {
+            final FloatVector v0 = FloatVector.fromArray(S, src, src0 + s * srcStride);
+            final FloatVector v1 = FloatVector.fromArray(S, src, src0 + s * srcStride + L);
+            final FloatVector p0 = FloatVector.broadcast(S, w[w0 + s]);
+            a00 = v0.fma(p0, a00);
+            a01 = v1.fma(p0, a01);
+            final FloatVector p1 = FloatVector.broadcast(S, w[w0 + wStride + s]);
+            a10 = v0.fma(p1, a10);
+            a11 = v1.fma(p1, a11);
+            final FloatVector p2 = FloatVector.broadcast(S, w[w0 + 2 * wStride + s]);
+            a20 = v0.fma(p2, a20);
+            a21 = v1.fma(p2, a21);
+            final FloatVector p3 = FloatVector.broadcast(S, w[w0 + 3 * wStride + s]);
+            a30 = v0.fma(p3, a30);
+            a31 = v1.fma(p3, a31);
+        }
+        a00.mul(scale).intoArray(dst, dst0);
+        a01.mul(scale).intoArray(dst, dst0 + L);
+        a10.mul(scale).intoArray(dst, dst0 + dstStride);
+        a11.mul(scale).intoArray(dst, dst0 + dstStride + L);
+        a20.mul(scale).intoArray(dst, dst0 + 2 * dstStride);
+        a21.mul(scale).intoArray(dst, dst0 + 2 * dstStride + L);
+        a30.mul(scale).intoArray(dst, dst0 + 3 * dstStride);
+        a31.mul(scale).intoArray(dst, dst0 + 3 * dstStride + L);
+    }
+
+    // dst rows s0.. = scale * m[:, s0..]^T src over d columns, in vector pairs when the block is full
+    private static void column(final float[] m, final int m0, final int T, final int s0, final int rows,
+        final float[] src, final int src0, final int srcStride, final int d, final float[] dst, final int dst0,
+        final int dstStride, final float scale)
+    {
+        int c = 0;
+        if (rows == 4)
+        {
+            for (; c + 2 * L <= d; c += 2 * L)
+            {
+                column4x2(m, m0, T, s0, src, src0 + c, srcStride, dst, dst0 + c, dstStride, scale);
+            }
+        }
+        for (; c < d; c += L)
+        {
+            columnWeighted(m, m0, T, s0, rows, src, src0 + c, srcStride, dst, dst0 + c, dstStride, scale);
+        }
+    }
+
+    private static void column4x2(final float[] m, final int m0, final int T, final int s0, final float[] src,
+        final int src0, final int srcStride, final float[] dst, final int dst0, final int dstStride, final float scale)
+    {
+        FloatVector a00 = FloatVector.zero(S), a01 = a00, a10 = a00, a11 = a00;
+        FloatVector a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+        for (int t = s0; t < T; t++)
+        {
+            final FloatVector v0 = FloatVector.fromArray(S, src, src0 + t * srcStride);
+            final FloatVector v1 = FloatVector.fromArray(S, src, src0 + t * srcStride + L);
+            final int mt = m0 + t * T + s0;
+            final FloatVector p0 = FloatVector.broadcast(S, m[mt]);
+            a00 = v0.fma(p0, a00);
+            a01 = v1.fma(p0, a01);
+            final FloatVector p1 = FloatVector.broadcast(S, m[mt + 1]);
+            a10 = v0.fma(p1, a10);
+            a11 = v1.fma(p1, a11);
+            final FloatVector p2 = FloatVector.broadcast(S, m[mt + 2]);
+            a20 = v0.fma(p2, a20);
+            a21 = v1.fma(p2, a21);
+            final FloatVector p3 = FloatVector.broadcast(S, m[mt + 3]);
+            a30 = v0.fma(p3, a30);
+            a31 = v1.fma(p3, a31);
+        }
+        a00.mul(scale).intoArray(dst, dst0);
+        a01.mul(scale).intoArray(dst, dst0 + L);
+        a10.mul(scale).intoArray(dst, dst0 + dstStride);
+        a11.mul(scale).intoArray(dst, dst0 + dstStride + L);
+        a20.mul(scale).intoArray(dst, dst0 + 2 * dstStride);
+        a21.mul(scale).intoArray(dst, dst0 + 2 * dstStride + L);
+        a30.mul(scale).intoArray(dst, dst0 + 3 * dstStride);
+        a31.mul(scale).intoArray(dst, dst0 + 3 * dstStride + L);
     }
 
     // dst[r, 0:L] = scale * sum_{t >= s0} m[t, s0 + r] * src[t, 0:L] for r < rows (m is [T, T] at m0, zero above the
