@@ -247,8 +247,8 @@ public final class FastOps implements Ops
         {
             for (int n = 0; n < rows4; n += 4)
             {
-                forwardTile4x4(x, xOff + n * in, in, scratch, width, v * L, y, yOff + n * out + o0 + v * L, out,
-                    biasAt);
+                tile4x4(x, xOff + n * in, in, 1, scratch, v * L, width, in, y, yOff + n * out + o0 + v * L, out,
+                    scratch, biasAt + v * L, 0);
             }
         }
         for (int n = 0; n < rows; n++)
@@ -287,61 +287,67 @@ public final class FastOps implements Ops
         }
     }
 
-    private static void forwardTile4x4(final float[] x, final int x0, final int in, final float[] wt, final int width,
-        final int col, final float[] y, final int y0, final int out, final int biasAt)
+    /** Added to the dx tile: the register tile always adds a vector, and for dx there is nothing to add. */
+    private static final float[] ZEROS = new float[4 * L];
+
+    // The register tile of all three GEMMs, 4 rows x 4 vectors:
+    //   acc[r][c] = sum_k b[b0 + k*bStride + c*L : +L] * a[a0 + r*aRow + k*aDepth]      (one fma chain, k ascending)
+    //   out[o0 + r*oRow + c*L : +L] = acc[r][c] + add[add0 + r*addRow + c*L : +L]
+    // y = x W^T: a = x, b = packed W^T, add = padded bias (addRow 0); dx = dy W: a = dy, b = W, add = zeros;
+    // dW = dy^T x: a = dy read down a column (aRow 1, aDepth out), b = x, add = dW itself (accumulating passes).
+    private static void tile4x4(final float[] a, final int a0, final int aRow, final int aDepth, final float[] b,
+        final int b0, final int bStride, final int depth, final float[] out, final int o0, final int oRow,
+        final float[] add, final int add0, final int addRow)
     {
         FloatVector a00 = FloatVector.zero(S), a01 = a00, a02 = a00, a03 = a00;
         FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
         FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00;
         FloatVector a30 = a00, a31 = a00, a32 = a00, a33 = a00;
-        for (int i = 0; i < in; i++)
+        for (int k = 0; k < depth; k++)
         {
-            final int wi = i * width + col;
-            final FloatVector w0 = FloatVector.fromArray(S, wt, wi);
-            final FloatVector w1 = FloatVector.fromArray(S, wt, wi + L);
-            final FloatVector w2 = FloatVector.fromArray(S, wt, wi + 2 * L);
-            final FloatVector w3 = FloatVector.fromArray(S, wt, wi + 3 * L);
-            final FloatVector x0v = FloatVector.broadcast(S, x[x0 + i]);
-            a00 = w0.fma(x0v, a00);
-            a01 = w1.fma(x0v, a01);
-            a02 = w2.fma(x0v, a02);
-            a03 = w3.fma(x0v, a03);
-            final FloatVector x1v = FloatVector.broadcast(S, x[x0 + in + i]);
-            a10 = w0.fma(x1v, a10);
-            a11 = w1.fma(x1v, a11);
-            a12 = w2.fma(x1v, a12);
-            a13 = w3.fma(x1v, a13);
-            final FloatVector x2v = FloatVector.broadcast(S, x[x0 + 2 * in + i]);
-            a20 = w0.fma(x2v, a20);
-            a21 = w1.fma(x2v, a21);
-            a22 = w2.fma(x2v, a22);
-            a23 = w3.fma(x2v, a23);
-            final FloatVector x3v = FloatVector.broadcast(S, x[x0 + 3 * in + i]);
-            a30 = w0.fma(x3v, a30);
-            a31 = w1.fma(x3v, a31);
-            a32 = w2.fma(x3v, a32);
-            a33 = w3.fma(x3v, a33);
+            final int bk = b0 + k * bStride;
+            final FloatVector v0 = FloatVector.fromArray(S, b, bk);
+            final FloatVector v1 = FloatVector.fromArray(S, b, bk + L);
+            final FloatVector v2 = FloatVector.fromArray(S, b, bk + 2 * L);
+            final FloatVector v3 = FloatVector.fromArray(S, b, bk + 3 * L);
+            final int ak = a0 + k * aDepth;
+            final FloatVector x0 = FloatVector.broadcast(S, a[ak]);
+            a00 = v0.fma(x0, a00);
+            a01 = v1.fma(x0, a01);
+            a02 = v2.fma(x0, a02);
+            a03 = v3.fma(x0, a03);
+            final FloatVector x1 = FloatVector.broadcast(S, a[ak + aRow]);
+            a10 = v0.fma(x1, a10);
+            a11 = v1.fma(x1, a11);
+            a12 = v2.fma(x1, a12);
+            a13 = v3.fma(x1, a13);
+            final FloatVector x2 = FloatVector.broadcast(S, a[ak + 2 * aRow]);
+            a20 = v0.fma(x2, a20);
+            a21 = v1.fma(x2, a21);
+            a22 = v2.fma(x2, a22);
+            a23 = v3.fma(x2, a23);
+            final FloatVector x3 = FloatVector.broadcast(S, a[ak + 3 * aRow]);
+            a30 = v0.fma(x3, a30);
+            a31 = v1.fma(x3, a31);
+            a32 = v2.fma(x3, a32);
+            a33 = v3.fma(x3, a33);
         }
-        final FloatVector b0 = FloatVector.fromArray(S, wt, biasAt + col);
-        final FloatVector b1 = FloatVector.fromArray(S, wt, biasAt + col + L);
-        final FloatVector b2 = FloatVector.fromArray(S, wt, biasAt + col + 2 * L);
-        final FloatVector b3 = FloatVector.fromArray(S, wt, biasAt + col + 3 * L);
-        a00.add(b0).intoArray(y, y0);
-        a01.add(b1).intoArray(y, y0 + L);
-        a02.add(b2).intoArray(y, y0 + 2 * L);
-        a03.add(b3).intoArray(y, y0 + 3 * L);
-        a10.add(b0).intoArray(y, y0 + out);
-        a11.add(b1).intoArray(y, y0 + out + L);
-        a12.add(b2).intoArray(y, y0 + out + 2 * L);
-        a13.add(b3).intoArray(y, y0 + out + 3 * L);
-        a20.add(b0).intoArray(y, y0 + 2 * out);
-        a21.add(b1).intoArray(y, y0 + 2 * out + L);
-        a22.add(b2).intoArray(y, y0 + 2 * out + 2 * L);
-        a23.add(b3).intoArray(y, y0 + 2 * out + 3 * L);
-        a30.add(b0).intoArray(y, y0 + 3 * out);
-        a31.add(b1).intoArray(y, y0 + 3 * out + L);
-        a32.add(b2).intoArray(y, y0 + 3 * out + 2 * L);
-        a33.add(b3).intoArray(y, y0 + 3 * out + 3 * L);
+        a00.add(FloatVector.fromArray(S, add, add0)).intoArray(out, o0);
+        a01.add(FloatVector.fromArray(S, add, add0 + L)).intoArray(out, o0 + L);
+        a02.add(FloatVector.fromArray(S, add, add0 + 2 * L)).intoArray(out, o0 + 2 * L);
+        a03.add(FloatVector.fromArray(S, add, add0 + 3 * L)).intoArray(out, o0 + 3 * L);
+        a10.add(FloatVector.fromArray(S, add, add0 + addRow)).intoArray(out, o0 + oRow);
+        a11.add(FloatVector.fromArray(S, add, add0 + addRow + L)).intoArray(out, o0 + oRow + L);
+        a12.add(FloatVector.fromArray(S, add, add0 + addRow + 2 * L)).intoArray(out, o0 + oRow + 2 * L);
+        a13.add(FloatVector.fromArray(S, add, add0 + addRow + 3 * L)).intoArray(out, o0 + oRow + 3 * L);
+        a20.add(FloatVector.fromArray(S, add, add0 + 2 * addRow)).intoArray(out, o0 + 2 * oRow);
+        a21.add(FloatVector.fromArray(S, add, add0 + 2 * addRow + L)).intoArray(out, o0 + 2 * oRow + L);
+        a22.add(FloatVector.fromArray(S, add, add0 + 2 * addRow + 2 * L)).intoArray(out, o0 + 2 * oRow + 2 * L);
+        a23.add(FloatVector.fromArray(S, add, add0 + 2 * addRow + 3 * L)).intoArray(out, o0 + 2 * oRow + 3 * L);
+        a30.add(FloatVector.fromArray(S, add, add0 + 3 * addRow)).intoArray(out, o0 + 3 * oRow);
+        a31.add(FloatVector.fromArray(S, add, add0 + 3 * addRow + L)).intoArray(out, o0 + 3 * oRow + L);
+        a32.add(FloatVector.fromArray(S, add, add0 + 3 * addRow + 2 * L)).intoArray(out, o0 + 3 * oRow + 2 * L);
+        a33.add(FloatVector.fromArray(S, add, add0 + 3 * addRow + 3 * L)).intoArray(out, o0 + 3 * oRow + 3 * L);
     }
 
     // one row, one vector of columns [col, col + L); lanes past cols are computed on zero padding and not stored
@@ -382,7 +388,8 @@ public final class FastOps implements Ops
             // the register tile overwrites; accumulating calls (the small router product) take the vector path
             for (; !accumulate && v + 4 <= vecs; v += 4)
             {
-                backwardInputTile4x4(dy, dyOff + n * out, out, w, wOff + v * L, in, dx, dxOff + n * in + v * L);
+                tile4x4(dy, dyOff + n * out, out, 1, w, wOff + v * L, in, out, dx, dxOff + n * in + v * L, in, ZEROS, 0,
+                    0);
             }
             for (; v < vecs; v++)
             {
@@ -407,59 +414,6 @@ public final class FastOps implements Ops
             }
             backwardInputScalarTail(dy, dyOff + n * out, out, w, wOff, in, vecs * L, dx, dxOff + n * in, accumulate);
         }
-    }
-
-    private static void backwardInputTile4x4(final float[] dy, final int d0, final int out, final float[] w,
-        final int w0, final int in, final float[] dx, final int x0)
-    {
-        FloatVector a00 = FloatVector.zero(S), a01 = a00, a02 = a00, a03 = a00;
-        FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
-        FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00;
-        FloatVector a30 = a00, a31 = a00, a32 = a00, a33 = a00;
-        for (int o = 0; o < out; o++)
-        {
-            final int wo = w0 + o * in;
-            final FloatVector v0 = FloatVector.fromArray(S, w, wo);
-            final FloatVector v1 = FloatVector.fromArray(S, w, wo + L);
-            final FloatVector v2 = FloatVector.fromArray(S, w, wo + 2 * L);
-            final FloatVector v3 = FloatVector.fromArray(S, w, wo + 3 * L);
-            final FloatVector g0 = FloatVector.broadcast(S, dy[d0 + o]);
-            a00 = v0.fma(g0, a00);
-            a01 = v1.fma(g0, a01);
-            a02 = v2.fma(g0, a02);
-            a03 = v3.fma(g0, a03);
-            final FloatVector g1 = FloatVector.broadcast(S, dy[d0 + out + o]);
-            a10 = v0.fma(g1, a10);
-            a11 = v1.fma(g1, a11);
-            a12 = v2.fma(g1, a12);
-            a13 = v3.fma(g1, a13);
-            final FloatVector g2 = FloatVector.broadcast(S, dy[d0 + 2 * out + o]);
-            a20 = v0.fma(g2, a20);
-            a21 = v1.fma(g2, a21);
-            a22 = v2.fma(g2, a22);
-            a23 = v3.fma(g2, a23);
-            final FloatVector g3 = FloatVector.broadcast(S, dy[d0 + 3 * out + o]);
-            a30 = v0.fma(g3, a30);
-            a31 = v1.fma(g3, a31);
-            a32 = v2.fma(g3, a32);
-            a33 = v3.fma(g3, a33);
-        }
-        a00.intoArray(dx, x0);
-        a01.intoArray(dx, x0 + L);
-        a02.intoArray(dx, x0 + 2 * L);
-        a03.intoArray(dx, x0 + 3 * L);
-        a10.intoArray(dx, x0 + in);
-        a11.intoArray(dx, x0 + in + L);
-        a12.intoArray(dx, x0 + in + 2 * L);
-        a13.intoArray(dx, x0 + in + 3 * L);
-        a20.intoArray(dx, x0 + 2 * in);
-        a21.intoArray(dx, x0 + 2 * in + L);
-        a22.intoArray(dx, x0 + 2 * in + 2 * L);
-        a23.intoArray(dx, x0 + 2 * in + 3 * L);
-        a30.intoArray(dx, x0 + 3 * in);
-        a31.intoArray(dx, x0 + 3 * in + L);
-        a32.intoArray(dx, x0 + 3 * in + 2 * L);
-        a33.intoArray(dx, x0 + 3 * in + 3 * L);
     }
 
     private static void store(final FloatVector acc, final float[] dst, final int at, final boolean accumulate)
@@ -528,7 +482,8 @@ public final class FastOps implements Ops
             int v = 0;
             for (; v + 4 <= vecs; v += 4)
             {
-                weightTile4x4(dy, dyOff + o, out, x, xOff + v * L, in, rows, g, dwOff + o * in + v * L);
+                final int at = dwOff + o * in + v * L;
+                tile4x4(dy, dyOff + o, 1, out, x, xOff + v * L, in, rows, g, at, in, g, at, in);
             }
             for (; v < vecs; v++)
             {
@@ -557,60 +512,6 @@ public final class FastOps implements Ops
                 g[dwOff + o * in + i] += acc;
             }
         }
-    }
-
-    private static void weightTile4x4(final float[] dy, final int d0, final int out, final float[] x, final int x0,
-        final int in, final int rows, final float[] g, final int g0)
-    {
-        FloatVector a00 = FloatVector.zero(S), a01 = a00, a02 = a00, a03 = a00;
-        FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
-        FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00;
-        FloatVector a30 = a00, a31 = a00, a32 = a00, a33 = a00;
-        for (int n = 0; n < rows; n++)
-        {
-            final int xn = x0 + n * in;
-            final FloatVector v0 = FloatVector.fromArray(S, x, xn);
-            final FloatVector v1 = FloatVector.fromArray(S, x, xn + L);
-            final FloatVector v2 = FloatVector.fromArray(S, x, xn + 2 * L);
-            final FloatVector v3 = FloatVector.fromArray(S, x, xn + 3 * L);
-            final int dn = d0 + n * out;
-            final FloatVector g0v = FloatVector.broadcast(S, dy[dn]);
-            a00 = v0.fma(g0v, a00);
-            a01 = v1.fma(g0v, a01);
-            a02 = v2.fma(g0v, a02);
-            a03 = v3.fma(g0v, a03);
-            final FloatVector g1v = FloatVector.broadcast(S, dy[dn + 1]);
-            a10 = v0.fma(g1v, a10);
-            a11 = v1.fma(g1v, a11);
-            a12 = v2.fma(g1v, a12);
-            a13 = v3.fma(g1v, a13);
-            final FloatVector g2v = FloatVector.broadcast(S, dy[dn + 2]);
-            a20 = v0.fma(g2v, a20);
-            a21 = v1.fma(g2v, a21);
-            a22 = v2.fma(g2v, a22);
-            a23 = v3.fma(g2v, a23);
-            final FloatVector g3v = FloatVector.broadcast(S, dy[dn + 3]);
-            a30 = v0.fma(g3v, a30);
-            a31 = v1.fma(g3v, a31);
-            a32 = v2.fma(g3v, a32);
-            a33 = v3.fma(g3v, a33);
-        }
-        a00.add(FloatVector.fromArray(S, g, g0)).intoArray(g, g0);
-        a01.add(FloatVector.fromArray(S, g, g0 + L)).intoArray(g, g0 + L);
-        a02.add(FloatVector.fromArray(S, g, g0 + 2 * L)).intoArray(g, g0 + 2 * L);
-        a03.add(FloatVector.fromArray(S, g, g0 + 3 * L)).intoArray(g, g0 + 3 * L);
-        a10.add(FloatVector.fromArray(S, g, g0 + in)).intoArray(g, g0 + in);
-        a11.add(FloatVector.fromArray(S, g, g0 + in + L)).intoArray(g, g0 + in + L);
-        a12.add(FloatVector.fromArray(S, g, g0 + in + 2 * L)).intoArray(g, g0 + in + 2 * L);
-        a13.add(FloatVector.fromArray(S, g, g0 + in + 3 * L)).intoArray(g, g0 + in + 3 * L);
-        a20.add(FloatVector.fromArray(S, g, g0 + 2 * in)).intoArray(g, g0 + 2 * in);
-        a21.add(FloatVector.fromArray(S, g, g0 + 2 * in + L)).intoArray(g, g0 + 2 * in + L);
-        a22.add(FloatVector.fromArray(S, g, g0 + 2 * in + 2 * L)).intoArray(g, g0 + 2 * in + 2 * L);
-        a23.add(FloatVector.fromArray(S, g, g0 + 2 * in + 3 * L)).intoArray(g, g0 + 2 * in + 3 * L);
-        a30.add(FloatVector.fromArray(S, g, g0 + 3 * in)).intoArray(g, g0 + 3 * in);
-        a31.add(FloatVector.fromArray(S, g, g0 + 3 * in + L)).intoArray(g, g0 + 3 * in + L);
-        a32.add(FloatVector.fromArray(S, g, g0 + 3 * in + 2 * L)).intoArray(g, g0 + 3 * in + 2 * L);
-        a33.add(FloatVector.fromArray(S, g, g0 + 3 * in + 3 * L)).intoArray(g, g0 + 3 * in + 3 * L);
     }
 
     private static void weightVector(final float[] dy, final int d0, final int out, final float[] x, final int x0,
@@ -754,51 +655,8 @@ public final class FastOps implements Ops
                 }
                 // out rows t0..t0+3 = P V over s < end (P is 0 above the diagonal)
                 final int o = outOff + (b * T + t0) * channels + h * d;
-                weighted(probs, pr + t0 * T, T, rowsHere, end, qkv, v, stride, d, out, o, channels, 1f);
+                product(rowsHere, probs, pr + t0 * T, T, 1, qkv, v, stride, 0, end, d, out, o, channels, 1f);
             }
-        }
-    }
-
-    // dst[r, 0:L] = sum_i a[r, i] * bt[i, 0:L] for r < rows; a rows at aStride, bt rows at btStride
-    private static void scoreChunk(final float[] a, final int a0, final int aStride, final int rows, final float[] bt,
-        final int b0, final int btStride, final int depth, final float[] dst, final int dst0, final int dstStride)
-    {
-        FloatVector s0 = FloatVector.zero(S), s1 = s0, s2 = s0, s3 = s0;
-        final boolean four = rows == 4;
-        for (int i = 0; i < depth; i++)
-        {
-            final FloatVector kv = FloatVector.fromArray(S, bt, b0 + i * btStride);
-            s0 = kv.fma(FloatVector.broadcast(S, a[a0 + i]), s0);
-            if (four)
-            {
-                s1 = kv.fma(FloatVector.broadcast(S, a[a0 + aStride + i]), s1);
-                s2 = kv.fma(FloatVector.broadcast(S, a[a0 + 2 * aStride + i]), s2);
-                s3 = kv.fma(FloatVector.broadcast(S, a[a0 + 3 * aStride + i]), s3);
-            }
-            else
-            {
-                if (rows > 1)
-                {
-                    s1 = kv.fma(FloatVector.broadcast(S, a[a0 + aStride + i]), s1);
-                }
-                if (rows > 2)
-                {
-                    s2 = kv.fma(FloatVector.broadcast(S, a[a0 + 2 * aStride + i]), s2);
-                }
-            }
-        }
-        s0.intoArray(dst, dst0);
-        if (rows > 1)
-        {
-            s1.intoArray(dst, dst0 + dstStride);
-        }
-        if (rows > 2)
-        {
-            s2.intoArray(dst, dst0 + 2 * dstStride);
-        }
-        if (rows > 3)
-        {
-            s3.intoArray(dst, dst0 + 3 * dstStride);
         }
     }
 
@@ -828,44 +686,6 @@ public final class FastOps implements Ops
             FloatVector.fromArray(S, p, row + s).mul(inv).intoArray(p, row + s);
         }
         java.util.Arrays.fill(p, row + end, row + T, 0f);
-    }
-
-    // dst[r, 0:L] (+)= scale * sum_{s < end} w[r, s] * src[s, 0:L] for r < rows (w rows at wStride, src at srcStride)
-    private static void weightedRows(final float[] w, final int w0, final int wStride, final int rows, final int end,
-        final float[] src, final int src0, final int srcStride, final float[] dst, final int dst0,
-        final int dstStride, final float scale)
-    {
-        FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
-        for (int s = 0; s < end; s++)
-        {
-            final FloatVector vv = FloatVector.fromArray(S, src, src0 + s * srcStride);
-            a0 = vv.fma(FloatVector.broadcast(S, w[w0 + s]), a0);
-            if (rows > 1)
-            {
-                a1 = vv.fma(FloatVector.broadcast(S, w[w0 + wStride + s]), a1);
-            }
-            if (rows > 2)
-            {
-                a2 = vv.fma(FloatVector.broadcast(S, w[w0 + 2 * wStride + s]), a2);
-            }
-            if (rows > 3)
-            {
-                a3 = vv.fma(FloatVector.broadcast(S, w[w0 + 3 * wStride + s]), a3);
-            }
-        }
-        a0.mul(scale).intoArray(dst, dst0);
-        if (rows > 1)
-        {
-            a1.mul(scale).intoArray(dst, dst0 + dstStride);
-        }
-        if (rows > 2)
-        {
-            a2.mul(scale).intoArray(dst, dst0 + 2 * dstStride);
-        }
-        if (rows > 3)
-        {
-            a3.mul(scale).intoArray(dst, dst0 + 3 * dstStride);
-        }
     }
 
     // per (b, h): dP = dO V^T (vt = V^T), dS = P (dP - rowsum(P dP)), dQ = scale dS K, dK = scale dS^T Q, dV = P^T dO
@@ -928,212 +748,130 @@ public final class FastOps implements Ops
                     java.util.Arrays.fill(scratch, ds + row + end, ds + row + T, 0f);
                 }
                 // dQ rows = scale * dS K
-                weighted(scratch, ds + t0 * T, T, rowsHere, end, qkv, k, stride, d, dqkv, dRowBase + t0 * stride + h * d,
-                    stride, scale);
+                product(rowsHere, scratch, ds + t0 * T, T, 1, qkv, k, stride, 0, end, d, dqkv,
+                    dRowBase + t0 * stride + h * d, stride, scale);
             }
             // dK rows s0..s0+3 = scale * sum_{t >= s} dS[t, s] q_t;  dV rows = sum_{t >= s} P[t, s] dO_t
             for (int s0 = 0; s0 < T; s0 += 4)
             {
                 final int rowsHere = Math.min(4, T - s0);
-                column(scratch, ds, T, s0, rowsHere, qkv, q, stride, d, dqkv, dRowBase + s0 * stride + channels + h * d,
-                    stride, scale);
-                column(probs, pr, T, s0, rowsHere, dout, dO, channels, d, dqkv,
+                // column block s0..s0+3 of dS (resp. P) is zero above the diagonal, so t from s0 is exact
+                product(rowsHere, scratch, ds + s0, 1, T, qkv, q, stride, s0, T, d, dqkv,
+                    dRowBase + s0 * stride + channels + h * d, stride, scale);
+                product(rowsHere, probs, pr + s0, 1, T, dout, dO, channels, s0, T, d, dqkv,
                     dRowBase + s0 * stride + 2 * channels + h * d, stride, 1f);
             }
         }
     }
 
-    // scores for up to 4 rows over s in [0, end): two vector chunks at a time when the block is full
-    private static void scores(final float[] a, final int a0, final int aStride, final int rows, final float[] bt,
-        final int b0, final int btStride, final int depth, final float[] dst, final int dst0, final int dstStride,
+    // The attention products are all one shape, a block of up to 4 rows x 1 or 2 vectors:
+    //   dst[dst0 + r*dstRow + c*L : +L] = scale * sum_{k in [k0, k1)} b[b0 + k*bStride + c*L : +L] * a[a0 + r*aRow + k*aDepth]
+    // scores  S = Q K^T:   a = q rows (aRow = row stride, aDepth 1),  b = packed K^T, k over D;
+    // outputs O = P V:     a = P rows, b = V rows, k over the causal prefix;
+    // columns dK = dS^T Q: a = a column block of dS (aRow 1, aDepth T), b = Q rows, k over t >= s0.
+
+    // scores for the rows of one block over s in [0, end): vector pairs while the block is full
+    private static void scores(final float[] a, final int a0, final int aRow, final int rows, final float[] bt,
+        final int b0, final int btStride, final int depth, final float[] dst, final int dst0, final int dstRow,
         final int end)
     {
         int s = 0;
-        if (rows == 4)
+        for (; rows == 4 && s + 2 * L <= end; s += 2 * L)
         {
-            for (; s + 2 * L <= end; s += 2 * L)
-            {
-                scores4x2(a, a0, aStride, bt, b0 + s, btStride, depth, dst, dst0 + s, dstStride);
-            }
+            tile4x2(a, a0, aRow, 1, bt, b0 + s, btStride, 0, depth, dst, dst0 + s, dstRow, 1f);
         }
         for (; s < end; s += L)
         {
-            scoreChunk(a, a0, aStride, rows, bt, b0 + s, btStride, depth, dst, dst0 + s, dstStride);
+            tileRows(rows, a, a0, aRow, 1, bt, b0 + s, btStride, 0, depth, dst, dst0 + s, dstRow, 1f);
         }
     }
 
-    private static void scores4x2(final float[] a, final int a0, final int aStride, final float[] bt, final int b0,
-        final int btStride, final int depth, final float[] dst, final int dst0, final int dstStride)
-    {
-        FloatVector s00 = FloatVector.zero(S), s01 = s00, s10 = s00, s11 = s00;
-        FloatVector s20 = s00, s21 = s00, s30 = s00, s31 = s00;
-        for (int i = 0; i < depth; i++)
-        {
-            final FloatVector k0 = FloatVector.fromArray(S, bt, b0 + i * btStride);
-            final FloatVector k1 = FloatVector.fromArray(S, bt, b0 + i * btStride + L);
-            final FloatVector q0 = FloatVector.broadcast(S, a[a0 + i]);
-            s00 = k0.fma(q0, s00);
-            s01 = k1.fma(q0, s01);
-            final FloatVector q1 = FloatVector.broadcast(S, a[a0 + aStride + i]);
-            s10 = k0.fma(q1, s10);
-            s11 = k1.fma(q1, s11);
-            final FloatVector q2 = FloatVector.broadcast(S, a[a0 + 2 * aStride + i]);
-            s20 = k0.fma(q2, s20);
-            s21 = k1.fma(q2, s21);
-            final FloatVector q3 = FloatVector.broadcast(S, a[a0 + 3 * aStride + i]);
-            s30 = k0.fma(q3, s30);
-            s31 = k1.fma(q3, s31);
-        }
-        s00.intoArray(dst, dst0);
-        s01.intoArray(dst, dst0 + L);
-        s10.intoArray(dst, dst0 + dstStride);
-        s11.intoArray(dst, dst0 + dstStride + L);
-        s20.intoArray(dst, dst0 + 2 * dstStride);
-        s21.intoArray(dst, dst0 + 2 * dstStride + L);
-        s30.intoArray(dst, dst0 + 3 * dstStride);
-        s31.intoArray(dst, dst0 + 3 * dstStride + L);
-    }
-
-    // dst rows (+ column offset c) = scale * w rows x src, over d columns in vector pairs when the block is full
-    private static void weighted(final float[] w, final int w0, final int wStride, final int rows, final int end,
-        final float[] src, final int src0, final int srcStride, final int d, final float[] dst, final int dst0,
-        final int dstStride, final float scale)
+    // dst rows = scale * a-block x b over d columns (vector pairs while the block is full)
+    private static void product(final int rows, final float[] a, final int a0, final int aRow, final int aDepth,
+        final float[] b, final int b0, final int bStride, final int k0, final int k1, final int d, final float[] dst,
+        final int dst0, final int dstRow, final float scale)
     {
         int c = 0;
-        if (rows == 4)
+        for (; rows == 4 && c + 2 * L <= d; c += 2 * L)
         {
-            for (; c + 2 * L <= d; c += 2 * L)
-            {
-                weighted4x2(w, w0, wStride, end, src, src0 + c, srcStride, dst, dst0 + c, dstStride, scale);
-            }
+            tile4x2(a, a0, aRow, aDepth, b, b0 + c, bStride, k0, k1, dst, dst0 + c, dstRow, scale);
         }
         for (; c < d; c += L)
         {
-            weightedRows(w, w0, wStride, rows, end, src, src0 + c, srcStride, dst, dst0 + c, dstStride, scale);
+            tileRows(rows, a, a0, aRow, aDepth, b, b0 + c, bStride, k0, k1, dst, dst0 + c, dstRow, scale);
         }
     }
 
-    private static void weighted4x2(final float[] w, final int w0, final int wStride, final int end, final float[] src,
-        final int src0, final int srcStride, final float[] dst, final int dst0, final int dstStride, final float scale)
+    private static void tile4x2(final float[] a, final int a0, final int aRow, final int aDepth, final float[] b,
+        final int b0, final int bStride, final int k0, final int k1, final float[] dst, final int dst0,
+        final int dstRow, final float scale)
     {
         FloatVector a00 = FloatVector.zero(S), a01 = a00, a10 = a00, a11 = a00;
         FloatVector a20 = a00, a21 = a00, a30 = a00, a31 = a00;
-        for (int s = 0; s < end; s++)
+        for (int k = k0; k < k1; k++)
         {
-            final FloatVector v0 = FloatVector.fromArray(S, src, src0 + s * srcStride);
-            final FloatVector v1 = FloatVector.fromArray(S, src, src0 + s * srcStride + L);
-            final FloatVector p0 = FloatVector.broadcast(S, w[w0 + s]);
+            final FloatVector v0 = FloatVector.fromArray(S, b, b0 + k * bStride);
+            final FloatVector v1 = FloatVector.fromArray(S, b, b0 + k * bStride + L);
+            final int ak = a0 + k * aDepth;
+            final FloatVector p0 = FloatVector.broadcast(S, a[ak]);
             a00 = v0.fma(p0, a00);
             a01 = v1.fma(p0, a01);
-            final FloatVector p1 = FloatVector.broadcast(S, w[w0 + wStride + s]);
+            final FloatVector p1 = FloatVector.broadcast(S, a[ak + aRow]);
             a10 = v0.fma(p1, a10);
             a11 = v1.fma(p1, a11);
-            final FloatVector p2 = FloatVector.broadcast(S, w[w0 + 2 * wStride + s]);
+            final FloatVector p2 = FloatVector.broadcast(S, a[ak + 2 * aRow]);
             a20 = v0.fma(p2, a20);
             a21 = v1.fma(p2, a21);
-            final FloatVector p3 = FloatVector.broadcast(S, w[w0 + 3 * wStride + s]);
+            final FloatVector p3 = FloatVector.broadcast(S, a[ak + 3 * aRow]);
             a30 = v0.fma(p3, a30);
             a31 = v1.fma(p3, a31);
         }
         a00.mul(scale).intoArray(dst, dst0);
         a01.mul(scale).intoArray(dst, dst0 + L);
-        a10.mul(scale).intoArray(dst, dst0 + dstStride);
-        a11.mul(scale).intoArray(dst, dst0 + dstStride + L);
-        a20.mul(scale).intoArray(dst, dst0 + 2 * dstStride);
-        a21.mul(scale).intoArray(dst, dst0 + 2 * dstStride + L);
-        a30.mul(scale).intoArray(dst, dst0 + 3 * dstStride);
-        a31.mul(scale).intoArray(dst, dst0 + 3 * dstStride + L);
+        a10.mul(scale).intoArray(dst, dst0 + dstRow);
+        a11.mul(scale).intoArray(dst, dst0 + dstRow + L);
+        a20.mul(scale).intoArray(dst, dst0 + 2 * dstRow);
+        a21.mul(scale).intoArray(dst, dst0 + 2 * dstRow + L);
+        a30.mul(scale).intoArray(dst, dst0 + 3 * dstRow);
+        a31.mul(scale).intoArray(dst, dst0 + 3 * dstRow + L);
     }
 
-    // dst rows s0.. = scale * m[:, s0..]^T src over d columns, in vector pairs when the block is full
-    private static void column(final float[] m, final int m0, final int T, final int s0, final int rows,
-        final float[] src, final int src0, final int srcStride, final int d, final float[] dst, final int dst0,
-        final int dstStride, final float scale)
+    // the same product for 1..4 rows and one vector (block edges)
+    private static void tileRows(final int rows, final float[] a, final int a0, final int aRow, final int aDepth,
+        final float[] b, final int b0, final int bStride, final int k0, final int k1, final float[] dst,
+        final int dst0, final int dstRow, final float scale)
     {
-        int c = 0;
-        if (rows == 4)
+        FloatVector s0 = FloatVector.zero(S), s1 = s0, s2 = s0, s3 = s0;
+        for (int k = k0; k < k1; k++)
         {
-            for (; c + 2 * L <= d; c += 2 * L)
-            {
-                column4x2(m, m0, T, s0, src, src0 + c, srcStride, dst, dst0 + c, dstStride, scale);
-            }
-        }
-        for (; c < d; c += L)
-        {
-            columnWeighted(m, m0, T, s0, rows, src, src0 + c, srcStride, dst, dst0 + c, dstStride, scale);
-        }
-    }
-
-    private static void column4x2(final float[] m, final int m0, final int T, final int s0, final float[] src,
-        final int src0, final int srcStride, final float[] dst, final int dst0, final int dstStride, final float scale)
-    {
-        FloatVector a00 = FloatVector.zero(S), a01 = a00, a10 = a00, a11 = a00;
-        FloatVector a20 = a00, a21 = a00, a30 = a00, a31 = a00;
-        for (int t = s0; t < T; t++)
-        {
-            final FloatVector v0 = FloatVector.fromArray(S, src, src0 + t * srcStride);
-            final FloatVector v1 = FloatVector.fromArray(S, src, src0 + t * srcStride + L);
-            final int mt = m0 + t * T + s0;
-            final FloatVector p0 = FloatVector.broadcast(S, m[mt]);
-            a00 = v0.fma(p0, a00);
-            a01 = v1.fma(p0, a01);
-            final FloatVector p1 = FloatVector.broadcast(S, m[mt + 1]);
-            a10 = v0.fma(p1, a10);
-            a11 = v1.fma(p1, a11);
-            final FloatVector p2 = FloatVector.broadcast(S, m[mt + 2]);
-            a20 = v0.fma(p2, a20);
-            a21 = v1.fma(p2, a21);
-            final FloatVector p3 = FloatVector.broadcast(S, m[mt + 3]);
-            a30 = v0.fma(p3, a30);
-            a31 = v1.fma(p3, a31);
-        }
-        a00.mul(scale).intoArray(dst, dst0);
-        a01.mul(scale).intoArray(dst, dst0 + L);
-        a10.mul(scale).intoArray(dst, dst0 + dstStride);
-        a11.mul(scale).intoArray(dst, dst0 + dstStride + L);
-        a20.mul(scale).intoArray(dst, dst0 + 2 * dstStride);
-        a21.mul(scale).intoArray(dst, dst0 + 2 * dstStride + L);
-        a30.mul(scale).intoArray(dst, dst0 + 3 * dstStride);
-        a31.mul(scale).intoArray(dst, dst0 + 3 * dstStride + L);
-    }
-
-    // dst[r, 0:L] = scale * sum_{t >= s0} m[t, s0 + r] * src[t, 0:L] for r < rows (m is [T, T] at m0, zero above the
-    // diagonal, so the rows t in [s0, s0 + r) contribute exact zeros)
-    private static void columnWeighted(final float[] m, final int m0, final int T, final int s0, final int rows,
-        final float[] src, final int src0, final int srcStride, final float[] dst, final int dst0,
-        final int dstStride, final float scale)
-    {
-        FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
-        for (int t = s0; t < T; t++)
-        {
-            final FloatVector sv = FloatVector.fromArray(S, src, src0 + t * srcStride);
-            final int mt = m0 + t * T + s0;
-            a0 = sv.fma(FloatVector.broadcast(S, m[mt]), a0);
+            final FloatVector v = FloatVector.fromArray(S, b, b0 + k * bStride);
+            final int ak = a0 + k * aDepth;
+            s0 = v.fma(FloatVector.broadcast(S, a[ak]), s0);
             if (rows > 1)
             {
-                a1 = sv.fma(FloatVector.broadcast(S, m[mt + 1]), a1);
+                s1 = v.fma(FloatVector.broadcast(S, a[ak + aRow]), s1);
             }
             if (rows > 2)
             {
-                a2 = sv.fma(FloatVector.broadcast(S, m[mt + 2]), a2);
+                s2 = v.fma(FloatVector.broadcast(S, a[ak + 2 * aRow]), s2);
             }
             if (rows > 3)
             {
-                a3 = sv.fma(FloatVector.broadcast(S, m[mt + 3]), a3);
+                s3 = v.fma(FloatVector.broadcast(S, a[ak + 3 * aRow]), s3);
             }
         }
-        a0.mul(scale).intoArray(dst, dst0);
+        s0.mul(scale).intoArray(dst, dst0);
         if (rows > 1)
         {
-            a1.mul(scale).intoArray(dst, dst0 + dstStride);
+            s1.mul(scale).intoArray(dst, dst0 + dstRow);
         }
         if (rows > 2)
         {
-            a2.mul(scale).intoArray(dst, dst0 + 2 * dstStride);
+            s2.mul(scale).intoArray(dst, dst0 + 2 * dstRow);
         }
         if (rows > 3)
         {
-            a3.mul(scale).intoArray(dst, dst0 + 3 * dstStride);
+            s3.mul(scale).intoArray(dst, dst0 + 3 * dstRow);
         }
     }
 

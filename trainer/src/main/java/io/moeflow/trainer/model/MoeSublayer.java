@@ -289,29 +289,8 @@ final class MoeSublayer
     {
         final int C = c.channels();
         final int F = c.expertHidden();
-        final int o0 = from(F, w, workers, 16);
-        final int o1 = to(F, w, workers, 16);
-        if (o0 >= o1)
-        {
-            return;
-        }
-        final int pc = layer * ws.permRows * C;
-        final int pf = layer * ws.permRows * F;
-        for (int e = 0; e < blocks(); e++)
-        {
-            final int start = blockStart(e);
-            final int rows = blockStart(e + 1) - start;
-            if (rows == 0)
-            {
-                continue;
-            }
-            ops.linearForward(ws.xperm, pc + start * C, ctx.params, b.w1[e], b.b1[e], ws.h, pf + start * F, rows, C, F,
-                o0, o1, ctx.scratch[w]);
-            for (int r = start; r < start + rows; r++)
-            {
-                ops.geluForward(ws.h, pf + r * F + o0, ws.a, pf + r * F + o0, o1 - o0);
-            }
-        }
+        expertLinearForward(w, workers, ws.xperm, layer * ws.permRows * C, C, b.w1, b.b1, ws.h,
+            layer * ws.permRows * F, F, true);
     }
 
     // yperm = a W2^T + b2 per expert block, columns of C split over the workers
@@ -319,14 +298,23 @@ final class MoeSublayer
     {
         final int C = c.channels();
         final int F = c.expertHidden();
-        final int o0 = from(C, w, workers, 16);
-        final int o1 = to(C, w, workers, 16);
+        expertLinearForward(w, workers, ws.a, layer * ws.permRows * F, F, b.w2, b.b2, ws.yperm,
+            layer * ws.permRows * C, C, false);
+    }
+
+    /**
+     * y = x W_e^T + b_e for every non-empty expert block, this worker's columns of y; with {@code gelu}, also
+     * a = gelu(y) for the same columns (into ws.a, which has y's layout). x: [P, in] at xOff, y: [P, out] at yOff.
+     */
+    private void expertLinearForward(final int w, final int workers, final float[] x, final int xOff, final int in,
+        final int[] weights, final int[] biases, final float[] y, final int yOff, final int out, final boolean gelu)
+    {
+        final int o0 = from(out, w, workers, 16);
+        final int o1 = to(out, w, workers, 16);
         if (o0 >= o1)
         {
             return;
         }
-        final int pc = layer * ws.permRows * C;
-        final int pf = layer * ws.permRows * F;
         for (int e = 0; e < blocks(); e++)
         {
             final int start = blockStart(e);
@@ -335,8 +323,12 @@ final class MoeSublayer
             {
                 continue;
             }
-            ops.linearForward(ws.a, pf + start * F, ctx.params, b.w2[e], b.b2[e], ws.yperm, pc + start * C, rows, F, C,
-                o0, o1, ctx.scratch[w]);
+            ops.linearForward(x, xOff + start * in, ctx.params, weights[e], biases[e], y, yOff + start * out, rows, in,
+                out, o0, o1, ctx.scratch[w]);
+            for (int r = start; gelu && r < start + rows; r++)
+            {
+                ops.geluForward(y, yOff + r * out + o0, ws.a, yOff + r * out + o0, o1 - o0);
+            }
         }
     }
 
@@ -363,30 +355,12 @@ final class MoeSublayer
         final int C = c.channels();
         final int F = c.expertHidden();
         final int pf = layer * ws.permRows * F;
-        // dW2 = dyperm^T a, db2 = sum dyperm, per block (every block, so an empty one gets exact zeros)
-        final int o0 = from(C, w, workers, 16);
-        final int o1 = to(C, w, workers, 16);
-        for (int e = 0; e < blocks(); e++)
-        {
-            final int start = blockStart(e);
-            ops.linearBackwardWeight(ws.dyperm, start * C, ws.a, pf + start * F, ctx.grads, b.w2[e], b.b2[e],
-                blockStart(e + 1) - start, F, C, o0, o1);
-        }
-        // dh = (dyperm W2) * gelu'(h) over this worker's permuted rows
+        // dW2 = dyperm^T a, db2 = sum dyperm;  dh = dyperm W2
+        expertLinearBackward(w, workers, ws.dyperm, C, ws.a, pf, F, b.w2, b.b2, ws.dh);
+        // dh *= gelu'(h) over this worker's permuted rows
         final int rows = keptRows();
         final int r0 = from(rows, w, workers, 1);
         final int r1 = to(rows, w, workers, 1);
-        for (int e = 0; e < blocks(); e++)
-        {
-            final int start = blockStart(e);
-            final int lo = Math.max(r0, start) - start;
-            final int hi = Math.min(r1, blockStart(e + 1)) - start;
-            if (lo < hi)
-            {
-                ops.linearBackwardInput(ws.dyperm, start * C, ctx.params, b.w2[e], ws.dh, start * F, F, C, lo, hi,
-                    false);
-            }
-        }
         if (r0 < r1)
         {
             ops.geluBackward(ws.h, pf + r0 * F, ws.dh, r0 * F, ws.dh, r0 * F, (r1 - r0) * F);
@@ -397,17 +371,26 @@ final class MoeSublayer
     {
         final int C = c.channels();
         final int F = c.expertHidden();
-        final int pc = layer * ws.permRows * C;
-        // dW1 = dh^T xperm, db1 = sum dh, per block
-        final int o0 = from(F, w, workers, 16);
-        final int o1 = to(F, w, workers, 16);
+        // dW1 = dh^T xperm, db1 = sum dh;  dxperm = dh W1
+        expertLinearBackward(w, workers, ws.dh, F, ws.xperm, layer * ws.permRows * C, C, b.w1, b.b1, ws.dxperm);
+    }
+
+    /**
+     * Backward of one linear layer of every expert block (y = x W_e^T + b_e, dy given): the weight and bias
+     * gradients split by output rows of W (every block, so an empty one gets exact zeros), and dx = dy W_e over this
+     * worker's share of the permuted rows. dy: [P, out] at 0, x: [P, in] at xOff, dx: [P, in] at 0.
+     */
+    private void expertLinearBackward(final int w, final int workers, final float[] dy, final int out,
+        final float[] x, final int xOff, final int in, final int[] weights, final int[] biases, final float[] dx)
+    {
+        final int o0 = from(out, w, workers, 16);
+        final int o1 = to(out, w, workers, 16);
         for (int e = 0; e < blocks(); e++)
         {
             final int start = blockStart(e);
-            ops.linearBackwardWeight(ws.dh, start * F, ws.xperm, pc + start * C, ctx.grads, b.w1[e], b.b1[e],
-                blockStart(e + 1) - start, C, F, o0, o1);
+            ops.linearBackwardWeight(dy, start * out, x, xOff + start * in, ctx.grads, weights[e], biases[e],
+                blockStart(e + 1) - start, in, out, o0, o1);
         }
-        // dxperm = dh W1 over this worker's permuted rows
         final int rows = keptRows();
         final int r0 = from(rows, w, workers, 1);
         final int r1 = to(rows, w, workers, 1);
@@ -418,8 +401,7 @@ final class MoeSublayer
             final int hi = Math.min(r1, blockStart(e + 1)) - start;
             if (lo < hi)
             {
-                ops.linearBackwardInput(ws.dh, start * F, ctx.params, b.w1[e], ws.dxperm, start * C, C, F, lo, hi,
-                    false);
+                ops.linearBackwardInput(dy, start * out, ctx.params, weights[e], dx, start * in, in, out, lo, hi, false);
             }
         }
     }
