@@ -537,7 +537,8 @@ public final class FastOps implements Ops
             int o = o0;
             for (; o < vecEnd; o += L)
             {
-                FloatVector.fromArray(S, g, dbOff + o).add(FloatVector.fromArray(S, dy, row + o)).intoArray(g, dbOff + o);
+                FloatVector.fromArray(S, g, dbOff + o).add(FloatVector.fromArray(S, dy, row + o))
+                    .intoArray(g, dbOff + o);
             }
             for (; o < o1; o++)
             {
@@ -765,7 +766,8 @@ public final class FastOps implements Ops
     }
 
     // The attention products are all one shape, a block of up to 4 rows x 1 or 2 vectors:
-    //   dst[dst0 + r*dstRow + c*L : +L] = scale * sum_{k in [k0, k1)} b[b0 + k*bStride + c*L : +L] * a[a0 + r*aRow + k*aDepth]
+    //   dst[dst0 + r*dstRow + c*L : +L] =
+    //       scale * sum_{k in [k0, k1)} b[b0 + k*bStride + c*L : +L] * a[a0 + r*aRow + k*aDepth]
     // scores  S = Q K^T:   a = q rows (aRow = row stride, aDepth 1),  b = packed K^T, k over D;
     // outputs O = P V:     a = P rows, b = V rows, k over the causal prefix;
     // columns dK = dS^T Q: a = a column block of dS (aRow 1, aDepth T), b = Q rows, k over t >= s0.
@@ -1153,8 +1155,8 @@ public final class FastOps implements Ops
                 int c = 0;
                 for (; c < vec; c += L)
                 {
-                    FloatVector.fromArray(S, y, yr + c).fma(FloatVector.broadcast(S, wj), FloatVector.fromArray(S, out, o + c)).intoArray(out,
-                        o + c);
+                    FloatVector.fromArray(S, y, yr + c).fma(FloatVector.broadcast(S, wj), FloatVector.fromArray(S, out,
+                        o + c)).intoArray(out, o + c);
                 }
                 for (; c < channels; c++)
                 {

@@ -15,7 +15,7 @@ public interface Ops
 {
     /** LayerNorm epsilon, PyTorch's default. */
     float LN_EPS = 1e-5f;
-    /** Added to the sum of the selected scores before normalising gates, so a sum that underflows cannot divide by 0. */
+    /** Added to the sum of the selected scores before normalising gates: an underflowed sum cannot divide by 0. */
     float GATE_EPS = 1e-20f;
 
     // ---------------------------------------------------------------- embeddings
@@ -77,8 +77,9 @@ public interface Ops
 
     /**
      * For (sequence, head) pairs p = b * H + h in [p0, p1): q, k, v are the head's columns of qkv [B*T, 3C]
-     * (q at h*D, k at C + h*D, v at 2C + h*D, D = C / H); probs[p, t, s] = softmax_s(q_t . k_s / sqrt(D)) for s &lt;= t,
-     * 0 above the diagonal; out[b*T + t, h*D + d] = sum_s probs[p, t, s] v_s[d]. probs: [B*H, T, T].
+     * (q at h*D, k at C + h*D, v at 2C + h*D, D = C / H);
+     * probs[p, t, s] = softmax_s(q_t . k_s / sqrt(D)) for s &lt;= t, 0 above the diagonal;
+     * out[b*T + t, h*D + d] = sum_s probs[p, t, s] v_s[d]. probs: [B*H, T, T].
      * {@code scratch}: at least 2 * D * T + 2 * T floats.
      */
     void attentionForward(float[] qkv, int qkvOff, float[] out, int outOff, float[] probs, int probsOff, int seqLen,

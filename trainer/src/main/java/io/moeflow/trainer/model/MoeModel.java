@@ -190,6 +190,15 @@ public final class MoeModel implements AutoCloseable
     }
 
     /**
+     * @param layer block index
+     * @return the checkpoint name of {@link #expertBias(int)}: {@code blocks.{layer}.moe.router.expert_bias}
+     */
+    public static String expertBiasName(final int layer)
+    {
+        return "blocks." + layer + ".moe.router.expert_bias";
+    }
+
+    /**
      * @return the worker pool, reusable by the trainer between steps (e.g. for a parallel optimizer update)
      */
     public Parallel parallel()

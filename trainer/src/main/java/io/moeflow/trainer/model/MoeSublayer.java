@@ -401,7 +401,8 @@ final class MoeSublayer
             final int hi = Math.min(r1, blockStart(e + 1)) - start;
             if (lo < hi)
             {
-                ops.linearBackwardInput(dy, start * out, ctx.params, weights[e], dx, start * in, in, out, lo, hi, false);
+                ops.linearBackwardInput(dy, start * out, ctx.params, weights[e], dx, start * in, in, out, lo, hi,
+                    false);
             }
         }
     }

@@ -67,7 +67,9 @@ final class ParameterLayout
             b.b2 = new int[experts];
             for (int e = 0; e < experts; e++)
             {
-                final String ep = e < c.experts() ? p + "moe.experts." + e + "." : p + "moe.shared." + (e - c.experts()) + ".";
+                final String ep = e < c.experts()
+                    ? p + "moe.experts." + e + "."
+                    : p + "moe.shared." + (e - c.experts()) + ".";
                 b.w1[e] = add(ep + "w1.weight", true, F, C);
                 b.b1[e] = add(ep + "w1.bias", false, F);
                 b.w2[e] = add(ep + "w2.weight", true, C, F);

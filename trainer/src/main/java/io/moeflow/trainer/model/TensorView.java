@@ -31,7 +31,8 @@ public record TensorView(String name, int offset, int[] shape, boolean decay)
         {
             if (d <= 0)
             {
-                throw new IllegalArgumentException("shape=" + Arrays.toString(shape) + " must be positive (tensor " + name + ")");
+                throw new IllegalArgumentException("shape=" + Arrays.toString(shape) + " must be positive (tensor " +
+                    name + ")");
             }
         }
     }
@@ -61,8 +62,8 @@ public record TensorView(String name, int offset, int[] shape, boolean decay)
     @Override
     public boolean equals(final Object o)
     {
-        return o instanceof TensorView v && v.name.equals(name) && v.offset == offset && Arrays.equals(v.shape, shape) &&
-            v.decay == decay;
+        return o instanceof TensorView v && v.name.equals(name) && v.offset == offset &&
+            Arrays.equals(v.shape, shape) && v.decay == decay;
     }
 
     @Override

@@ -208,7 +208,8 @@ class OpsGradientTest
         final OpsFixtures.Loss guarded = () ->
         {
             final double v = loss.eval();
-            assertArrayEquals(baseSelected, selected, "a finite-difference step changed the routing; pick a smaller eps");
+            assertArrayEquals(baseSelected, selected,
+                "a finite-difference step changed the routing; pick a smaller eps");
             return v;
         };
         final String what = "router sigmoid=" + sigmoid + " K=" + topK;

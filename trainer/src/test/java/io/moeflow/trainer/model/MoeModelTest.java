@@ -123,6 +123,7 @@ class MoeModelTest
                 }
             }
             assertEquals(0, m.expertLoad()[1]);
+            assertEquals("blocks.1.moe.router.expert_bias", MoeModel.expertBiasName(1));
             assertEquals(0, m.expertLoad()[c.experts() + 1]);
         }
     }
@@ -307,7 +308,8 @@ class MoeModelTest
     @Timeout(120)
     void shouldAllocateNothingPerTrainingStep()
     {
-        final com.sun.management.ThreadMXBean mx = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+        final com.sun.management.ThreadMXBean mx =
+            (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
         final ModelConfig c = new ModelConfig(64, 32, 64, 2, 4, 8, 2, 64, 1, RouterScore.SIGMOID, 0.01, 0.001, true,
             1e-3, 1.25, 0.02);
         try (MoeModel m = new MoeModel(c, 4, 2, Kernels.FAST, 5))
