@@ -31,6 +31,7 @@ final class MoeSublayer
     private final ModelConfig c;
     private final float[][] expertBias;
     private final int[] fill;
+    private final double[] meanScore;
     private final Parallel.Task routeTask = this::routeStage;
     private final Parallel.Task permuteTask = this::permuteStage;
     private final Parallel.Task fc1Task = this::fc1Stage;
@@ -53,6 +54,7 @@ final class MoeSublayer
         this.c = ctx.config;
         this.expertBias = expertBias;
         this.fill = new int[c.experts()];
+        this.meanScore = new double[c.experts()];
     }
 
     // Forward. resMid[l]: [N, C] -> ln2: [N, C] -> scores [N, E], selected/gates [N, K] -> xperm [P, C]
@@ -203,16 +205,28 @@ final class MoeSublayer
         double aux = 0;
         if (c.auxLossCoef() > 0)
         {
+            // P_e = mean over tokens of the normalised score (token order, one thread: deterministic)
+            java.util.Arrays.fill(meanScore, 0.0);
+            for (int n = 0; n < N; n++)
+            {
+                final int row = lne + n * E;
+                double total = 0;
+                if (sigmoid)
+                {
+                    for (int e = 0; e < E; e++)
+                    {
+                        total += ws.scores[row + e];
+                    }
+                }
+                for (int e = 0; e < E; e++)
+                {
+                    meanScore[e] += sigmoid ? ws.scores[row + e] / total : ws.scores[row + e];
+                }
+            }
             for (int e = 0; e < E; e++)
             {
-                double meanScore = 0;
-                for (int n = 0; n < N; n++)
-                {
-                    meanScore += normalisedScore(lne + n * E, e, sigmoid);
-                }
-                meanScore /= N;
                 final double f = (double) ws.load[le + e] / ((double) K * N);
-                aux += f * meanScore;
+                aux += f * (meanScore[e] / N);
                 ws.dAuxRows[layer][e] = (float) (c.auxLossCoef() * E * f / N);
             }
             aux *= c.auxLossCoef() * E;
@@ -229,20 +243,6 @@ final class MoeSublayer
             z *= c.zLossCoef() / N;
         }
         ws.z[layer] = z;
-    }
-
-    private double normalisedScore(final int row, final int e, final boolean sigmoid)
-    {
-        if (!sigmoid)
-        {
-            return ws.scores[row + e];
-        }
-        double total = 0;
-        for (int j = 0; j < c.experts(); j++)
-        {
-            total += ws.scores[row + j];
-        }
-        return ws.scores[row + e] / total;
     }
 
     private int blocks()
