@@ -74,15 +74,17 @@ final class AttentionSublayer
             layer * n, c.channels(), from(n, w, workers, 1), to(n, w, workers, 1));
     }
 
+    // Forward GEMMs split token rows (in blocks of 4) and each worker packs the whole W^T: splitting output columns
+    // would make both workers write one cache line of every output row.
     private void qkvStage(final int w, final int workers)
     {
-        final int out = 3 * c.channels();
-        final int o0 = from(out, w, workers, 16);
-        final int o1 = to(out, w, workers, 16);
-        if (o0 < o1)
+        final int C = c.channels();
+        final int n0 = from(ws.tokens, w, workers, 4);
+        final int n1 = to(ws.tokens, w, workers, 4);
+        if (n0 < n1)
         {
-            ops.linearForward(ws.ln1, nc(), ctx.params, b.qkvWeight, b.qkvBias, ws.qkv, 3 * nc(), ws.tokens,
-                c.channels(), out, o0, o1, ctx.scratch[w]);
+            ops.linearForward(ws.ln1, nc() + n0 * C, ctx.params, b.qkvWeight, b.qkvBias, ws.qkv, 3 * nc() + n0 * 3 * C,
+                n1 - n0, C, 3 * C, 0, 3 * C, ctx.scratch[w]);
         }
     }
 
@@ -97,17 +99,14 @@ final class AttentionSublayer
     private void projStage(final int w, final int workers)
     {
         final int C = c.channels();
-        final int o0 = from(C, w, workers, 16);
-        final int o1 = to(C, w, workers, 16);
-        if (o0 < o1)
+        final int n0 = from(ws.tokens, w, workers, 4);
+        final int n1 = to(ws.tokens, w, workers, 4);
+        if (n0 < n1)
         {
-            ops.linearForward(ws.attOut, nc(), ctx.params, b.projWeight, b.projBias, ws.projOut, 0, ws.tokens, C, C,
-                o0, o1, ctx.scratch[w]);
-            // resMid[:, o0:o1] = res[:, o0:o1] + projOut[:, o0:o1]
-            for (int n = 0; n < ws.tokens; n++)
-            {
-                ops.add(ws.res, nc() + n * C + o0, ws.projOut, n * C + o0, ws.resMid, nc() + n * C + o0, o1 - o0);
-            }
+            ops.linearForward(ws.attOut, nc() + n0 * C, ctx.params, b.projWeight, b.projBias, ws.projOut, n0 * C,
+                n1 - n0, C, C, 0, C, ctx.scratch[w]);
+            // resMid = res + projOut
+            ops.add(ws.res, nc() + n0 * C, ws.projOut, n0 * C, ws.resMid, nc() + n0 * C, (n1 - n0) * C);
         }
     }
 

@@ -424,12 +424,13 @@ public final class MoeModel implements AutoCloseable
     private void headStage(final int w, final int workers)
     {
         final int V = config.vocabSize();
-        final int o0 = from(V, w, workers, 16);
-        final int o1 = to(V, w, workers, 16);
-        if (o0 < o1)
+        final int C = config.channels();
+        final int n0 = from(ws.tokens, w, workers, 4);
+        final int n1 = to(ws.tokens, w, workers, 4);
+        if (n0 < n1)
         {
-            ops.linearForward(ws.lnf, 0, params, layout.head, -1, ws.logits, 0, ws.tokens, config.channels(), V, o0,
-                o1, ctx.scratch[w]);
+            ops.linearForward(ws.lnf, n0 * C, params, layout.head, -1, ws.logits, n0 * V, n1 - n0, C, V, 0, V,
+                ctx.scratch[w]);
         }
     }
 

@@ -284,7 +284,7 @@ final class MoeSublayer
             layer * ws.permRows * C, C, from(rows, w, workers, 1), to(rows, w, workers, 1));
     }
 
-    // h = xperm W1^T + b1, a = gelu(h), one GEMM per expert block, columns of F split over the workers
+    // h = xperm W1^T + b1, a = gelu(h), one GEMM per expert block, its rows split over the workers
     private void fc1Stage(final int w, final int workers)
     {
         final int C = c.channels();
@@ -293,7 +293,7 @@ final class MoeSublayer
             layer * ws.permRows * F, F, true);
     }
 
-    // yperm = a W2^T + b2 per expert block, columns of C split over the workers
+    // yperm = a W2^T + b2 per expert block, its rows split over the workers
     private void fc2Stage(final int w, final int workers)
     {
         final int C = c.channels();
@@ -303,31 +303,29 @@ final class MoeSublayer
     }
 
     /**
-     * y = x W_e^T + b_e for every non-empty expert block, this worker's columns of y; with {@code gelu}, also
-     * a = gelu(y) for the same columns (into ws.a, which has y's layout). x: [P, in] at xOff, y: [P, out] at yOff.
+     * y = x W_e^T + b_e for this worker's share (whole blocks of 4 rows) of every expert block; with {@code gelu},
+     * also a = gelu(y) for the same rows (into ws.a, which has y's layout). x: [P, in] at xOff, y: [P, out] at yOff.
+     * Rows, not output columns, are split: a column split would make both workers write one cache line of every
+     * output row; the price is that each worker packs the whole W_e^T.
      */
     private void expertLinearForward(final int w, final int workers, final float[] x, final int xOff, final int in,
         final int[] weights, final int[] biases, final float[] y, final int yOff, final int out, final boolean gelu)
     {
-        final int o0 = from(out, w, workers, 16);
-        final int o1 = to(out, w, workers, 16);
-        if (o0 >= o1)
-        {
-            return;
-        }
         for (int e = 0; e < blocks(); e++)
         {
             final int start = blockStart(e);
             final int rows = blockStart(e + 1) - start;
-            if (rows == 0)
+            final int r0 = start + from(rows, w, workers, 4);
+            final int r1 = start + to(rows, w, workers, 4);
+            if (r0 >= r1)
             {
                 continue;
             }
-            ops.linearForward(x, xOff + start * in, ctx.params, weights[e], biases[e], y, yOff + start * out, rows, in,
-                out, o0, o1, ctx.scratch[w]);
-            for (int r = start; gelu && r < start + rows; r++)
+            ops.linearForward(x, xOff + r0 * in, ctx.params, weights[e], biases[e], y, yOff + r0 * out, r1 - r0, in,
+                out, 0, out, ctx.scratch[w]);
+            if (gelu)
             {
-                ops.geluForward(y, yOff + r * out + o0, ws.a, yOff + r * out + o0, o1 - o0);
+                ops.geluForward(y, yOff + r0 * out, ws.a, yOff + r0 * out, (r1 - r0) * out);
             }
         }
     }
