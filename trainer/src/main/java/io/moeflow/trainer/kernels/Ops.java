@@ -49,7 +49,7 @@ public interface Ops
 
     /**
      * y[n, o] = b[o] + sum_i x[n, i] W[o, i] for every n in [0, rows) and o in [o0, o1). bOff &lt; 0: no bias.
-     * {@code scratch} holds at least in * (o1 - o0 + 16) floats (the fast kernel packs W^T there).
+     * {@code scratch} holds at least (in + 2) * (o1 - o0 + 16) floats (the fast kernel packs W^T and the bias there).
      */
     void linearForward(float[] x, int xOff, float[] w, int wOff, int bOff, float[] y, int yOff, int rows, int in,
         int out, int o0, int o1, float[] scratch);
@@ -107,7 +107,7 @@ public interface Ops
      * scores = softmax or sigmoid of the logits; selected[n, 0..K) = the K experts with the largest score + bias
      * (bias may be null), in descending order, ties to the lower index; gates[n, k] = score of selected[n, k], divided
      * by the sum of the selected scores (+ GATE_EPS) when K &gt; 1. x: [N, C], Wr: [E, C].
-     * {@code scratch}: at least C * E + E floats.
+     * {@code scratch}: at least (C + 2) * (E + 16) floats.
      */
     void routerForward(float[] x, int xOff, float[] p, int wrOff, float[] bias, int biasOff, boolean sigmoid,
         int channels, int experts, int topK, float[] logits, int logitsOff, float[] scores, int scoresOff, float[] lse,
