@@ -1,0 +1,511 @@
+package io.moeflow.checkpoint;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.time.Clock;
+import java.time.format.DateTimeFormatter;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.zip.CRC32;
+
+/**
+ * Writes a run's checkpoints: atomically, with checksums, and (by default) in the background.
+ *
+ * <p>A save is {@link #begin} (waits, bounded, for the previous save), puts of every tensor of the layout (each one
+ * copies the caller's data into staging buffers allocated once), then {@link #commit}, which returns as soon as the
+ * background thread has the staged copy. The background write:
+ * <ol>
+ * <li>computes each dataset's CRC-32 and writes {@code model.h5}, {@code state.h5} and {@code manifest.txt} into
+ * {@code step-N.tmp-<pid>/};</li>
+ * <li>fsyncs the files and that directory;</li>
+ * <li>renames it to {@code step-N} and fsyncs the checkpoints directory: this rename is the commit;</li>
+ * <li>replaces {@code latest} atomically (temp file, fsync, rename, fsync);</li>
+ * <li>removes checkpoints beyond keep-last, each renamed to {@code .deleting-<pid>} before it is deleted.</li>
+ * </ol>
+ * A crash at any point leaves every previously committed checkpoint intact; leftovers of interrupted saves are
+ * removed when the next writer starts. A failure of a background save is thrown by the next {@link #begin},
+ * {@link #pollCompleted}, {@link #awaitIdle} or {@link #close}, never dropped.
+ *
+ * <p>One writer per checkpoints directory. Not thread-safe: call it from the training thread only.
+ */
+public final class CheckpointWriter implements AutoCloseable {
+    /**
+     * 8 MiB: jHDF's row-sized writes are gathered into writes of this size; large enough that system-call overhead is
+     * negligible next to the copy, small enough to allocate once per writer.
+     */
+    static final int COALESCE_BUFFER_BYTES = 8 << 20;
+
+    /** 1 MiB: the buffer staged rows pass through (as little-endian bytes) on their way into the CRC. */
+    static final int SCRATCH_BYTES = 1 << 20;
+
+    /**
+     * Completed saves kept for {@link #pollCompleted} when the caller does not poll: results are informational (a
+     * failure is always thrown, never queued), so a caller that never polls loses only old success reports.
+     */
+    static final int MAX_UNREPORTED = 8;
+
+    private final CheckpointConfig config;
+    private final CheckpointLayout layout;
+    private final RunMetadata metadata;
+    private final FaultInjector faults;
+    private final Clock clock;
+    private final CheckpointStore store;
+    private final Staging staging;
+    private final long[] crc32;
+    private final CRC32 crc = new CRC32();
+    private final ByteBuffer scratch = LittleEndian.allocate(SCRATCH_BYTES);
+    private final ByteBuffer coalesceBuffer;
+    private final ExecutorService executor;
+    private final long pid = ProcessHandle.current().pid();
+    private final List<Path> removedAtStart;
+    /** Completed saves not yet returned by {@link #pollCompleted}, oldest first, at most {@link #MAX_UNREPORTED}. */
+    private final ArrayDeque<SaveResult> unreported = new ArrayDeque<>();
+    /** String attributes of the current save, written on both files' roots. */
+    private final Map<String, String> saveAttributes = new LinkedHashMap<>();
+
+    /** The snapshot being filled, between {@code begin} and {@code commit}; null otherwise. */
+    private Snapshot current;
+    private long beganNs;
+    private long waitNs;
+    private Future<SaveResult> inFlight;
+    private long inFlightStep;
+    private boolean closed;
+
+    /** A writer with no fault injection and the system UTC clock. */
+    public CheckpointWriter(final CheckpointConfig config, final CheckpointLayout layout, final RunMetadata metadata) {
+        this(config, layout, metadata, FaultInjector.NONE, Clock.systemUTC());
+    }
+
+    /**
+     * Creates the checkpoints directory if needed, removes leftovers of interrupted saves (see
+     * {@link #removedAtStart()}), and allocates the staging buffers: as much memory as the layout's data.
+     *
+     * @param faults called at each {@link SaveStage} of every save
+     * @param clock  the source of the {@code created_utc} attribute
+     * @throws CheckpointException if the directory cannot be created or cleaned
+     */
+    public CheckpointWriter(final CheckpointConfig config, final CheckpointLayout layout, final RunMetadata metadata,
+        final FaultInjector faults, final Clock clock) {
+        this.config = config;
+        this.layout = layout;
+        this.metadata = metadata;
+        this.faults = faults;
+        this.clock = clock;
+        this.store = new CheckpointStore(config.directory());
+        try {
+            Files.createDirectories(config.directory());
+            this.removedAtStart = List.copyOf(store.removeLeftovers());
+        } catch (final IOException e) {
+            throw new CheckpointException(config.directory(), null, null, "cannot prepare the directory: " + e,
+                "check that the path is writable", e);
+        }
+        this.staging = new Staging(layout);
+        this.crc32 = new long[layout.size()];
+        this.coalesceBuffer = ByteBuffer.allocateDirect(COALESCE_BUFFER_BYTES);
+        this.executor = config.asyncSave() ? Executors.newSingleThreadExecutor(r -> {
+            final Thread t = new Thread(r, "moeflow-checkpoint-writer");
+            // A daemon: if the JVM exits mid-save, the save is abandoned like a crash, which the protocol survives.
+            t.setDaemon(true);
+            return t;
+        }) : null;
+    }
+
+    /** Leftovers of interrupted saves removed when this writer started (for the caller to log). */
+    public List<Path> removedAtStart() {
+        return removedAtStart;
+    }
+
+    /** The checkpoints directory this writer commits into. */
+    public CheckpointStore store() {
+        return store;
+    }
+
+    /** The layout every save must fill. */
+    public CheckpointLayout layout() {
+        return layout;
+    }
+
+    /**
+     * Starts a save of {@code step}: waits (at most {@code saveTimeoutNs}) for the save in flight, then returns the
+     * snapshot to put every tensor into. A snapshot that was begun and never committed is discarded.
+     *
+     * @throws CheckpointException if the previous save failed or is still running after the timeout
+     */
+    public Snapshot begin(final long step) {
+        ensureOpen();
+        if (step < 0) {
+            throw new IllegalArgumentException("step=" + step + " must be >= 0");
+        }
+        beganNs = System.nanoTime();
+        current = null;
+        report(finishInFlight());
+        waitNs = System.nanoTime() - beganNs;
+        staging.reset();
+        saveAttributes.clear();
+        current = new Snapshot(step);
+        return current;
+    }
+
+    /**
+     * Hands the snapshot to the writer. Asynchronous: returns once the background thread has it. Synchronous: returns
+     * when the checkpoint is committed.
+     *
+     * @throws IllegalStateException if a tensor of the layout was not put, or the snapshot is not the current one
+     * @throws CheckpointException    if a synchronous save fails
+     */
+    public SaveTicket commit(final Snapshot snapshot) {
+        ensureOpen();
+        if (snapshot == null || snapshot != current) {
+            throw new IllegalStateException("commit of a snapshot that is not the one returned by the last begin()");
+        }
+        final List<String> missing = staging.missing(5);
+        if (!missing.isEmpty()) {
+            throw new IllegalStateException("the snapshot of step " + snapshot.step + " lacks tensors of the layout, "
+                + "e.g. " + missing + "; put every tensor before commit");
+        }
+        current = null;
+        final long step = snapshot.step;
+        if (executor != null) {
+            inFlight = executor.submit(() -> write(step));
+            inFlightStep = step;
+        } else {
+            report(write(step));
+        }
+        return new SaveTicket(step, waitNs, System.nanoTime() - beganNs, executor != null);
+    }
+
+    /**
+     * The saves that completed since the last call, oldest first, without waiting (usually none or one; an empty
+     * list allocates nothing, so this may be called every step).
+     *
+     * @throws CheckpointException if the save in flight failed
+     */
+    public List<SaveResult> pollCompleted() {
+        ensureOpen();
+        if (inFlight != null && inFlight.isDone()) {
+            report(finishInFlight());
+        }
+        if (unreported.isEmpty()) {
+            return List.of();
+        }
+        final List<SaveResult> out = List.copyOf(unreported);
+        unreported.clear();
+        return out;
+    }
+
+    /**
+     * Waits (at most {@code saveTimeoutNs}) until no save is in flight, then returns what {@link #pollCompleted}
+     * would.
+     *
+     * @throws CheckpointException if the save failed or did not finish in time
+     */
+    public List<SaveResult> awaitIdle() {
+        ensureOpen();
+        report(finishInFlight());
+        return pollCompleted();
+    }
+
+    private void report(final SaveResult result) {
+        if (result != null) {
+            if (unreported.size() == MAX_UNREPORTED) {
+                unreported.removeFirst();
+            }
+            unreported.addLast(result);
+        }
+    }
+
+    /**
+     * Waits for the save in flight (bounded) and stops the background thread.
+     *
+     * @throws CheckpointException if that save failed or did not finish in time
+     */
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        try {
+            finishInFlight();
+        } finally {
+            closed = true;
+            if (executor != null) {
+                executor.shutdownNow();
+            }
+        }
+    }
+
+    private void ensureOpen() {
+        if (closed) {
+            throw new IllegalStateException("the checkpoint writer for " + config.directory() + " is closed");
+        }
+    }
+
+    /** Waits for the save in flight; returns its result, or null when there was none. */
+    private SaveResult finishInFlight() {
+        if (inFlight == null) {
+            return null;
+        }
+        final Future<SaveResult> future = inFlight;
+        try {
+            final SaveResult result = future.get(config.saveTimeoutNs(), TimeUnit.NANOSECONDS);
+            inFlight = null;
+            return result;
+        } catch (final TimeoutException e) {
+            throw new CheckpointException(config.directory(), null, null, "the save of step " + inFlightStep
+                + " is still running after " + TimeUnit.NANOSECONDS.toMillis(config.saveTimeoutNs()) + " ms",
+                "the disk or file system may be hung; check it (raise saveTimeoutNs if saves are this slow)", e);
+        } catch (final InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new CheckpointException(config.directory(), null, null, "interrupted while waiting for the save "
+                + "of step " + inFlightStep, "", e);
+        } catch (final ExecutionException e) {
+            inFlight = null;
+            if (e.getCause() instanceof CheckpointException ce) {
+                throw ce;
+            }
+            throw new CheckpointException(config.directory(), null, null, "the save of step " + inFlightStep
+                + " failed: " + e.getCause(), "the previous checkpoint is intact", e.getCause());
+        }
+    }
+
+    /** Root attributes of one file for a save. */
+    private Map<String, Object> rootAttributes(final CheckpointFile file, final long step) {
+        final Map<String, Object> attrs = new LinkedHashMap<>();
+        attrs.put(CheckpointFormat.ATTR_FORMAT, CheckpointFormat.MAGIC);
+        attrs.put(CheckpointFormat.ATTR_VERSION, CheckpointFormat.VERSION);
+        attrs.put(CheckpointFormat.ATTR_KIND, file.kind());
+        attrs.put(CheckpointFormat.ATTR_STEP, step);
+        attrs.put(CheckpointFormat.ATTR_CONFIG, metadata.config());
+        attrs.put(CheckpointFormat.ATTR_PROJECT_VERSION, metadata.projectVersion());
+        attrs.put(CheckpointFormat.ATTR_GIT_COMMIT, metadata.gitCommit());
+        attrs.put(CheckpointFormat.ATTR_JAVA_VERSION, metadata.javaVersion());
+        attrs.put(CheckpointFormat.ATTR_CREATED_UTC, DateTimeFormatter.ISO_INSTANT.format(clock.instant()));
+        attrs.put(CheckpointFormat.ATTR_WORLD_SIZE, (long) metadata.worldSize());
+        attrs.putAll(new java.util.TreeMap<>(metadata.extra()));
+        attrs.putAll(saveAttributes);
+        return attrs;
+    }
+
+    /** The whole save of the staged data, following the commit protocol in the class comment. */
+    private SaveResult write(final long step) {
+        final Path directory = config.directory();
+        final Path tmp = directory.resolve(CheckpointFormat.temporaryName(step, pid));
+        String stage = "computing checksums";
+        boolean committed = false;
+        try {
+            final long t0 = System.nanoTime();
+            for (int i = 0; i < crc32.length; i++) {
+                crc32[i] = staging.crc32(i, crc, scratch);
+            }
+            final long t1 = System.nanoTime();
+
+            stage = "writing " + tmp;
+            DurableFiles.deleteRecursively(tmp);
+            Files.createDirectories(tmp);
+            final Map<String, Long> sizes = new LinkedHashMap<>();
+            final List<Path> written = new ArrayList<>();
+            for (final CheckpointFile file : CheckpointFile.values()) {
+                final Path path = tmp.resolve(file.fileName());
+                JhdfFileWriter.write(path, file, staging, crc32, rootAttributes(file, step), coalesceBuffer);
+                sizes.put(file.fileName(), Files.size(path));
+                written.add(path);
+                faults.at(SaveStage.FILE_WRITTEN, step, path);
+            }
+            final Manifest manifest = new Manifest(CheckpointFormat.VERSION, step, sizes);
+            manifest.write(tmp);
+            final Path manifestPath = tmp.resolve(CheckpointFormat.MANIFEST);
+            written.add(manifestPath);
+            faults.at(SaveStage.FILE_WRITTEN, step, manifestPath);
+            final long t2 = System.nanoTime();
+
+            stage = "syncing " + tmp;
+            faults.at(SaveStage.BEFORE_FSYNC, step, tmp);
+            for (final Path path : written) {
+                DurableFiles.fsyncFile(path);
+            }
+            DurableFiles.fsyncDirectory(tmp);
+            final long t3 = System.nanoTime();
+
+            stage = "renaming " + tmp + " into place";
+            faults.at(SaveStage.BEFORE_RENAME, step, tmp);
+            final Path target = store.directoryOf(step);
+            Path replaced = null;
+            if (Files.exists(target)) {
+                // A second save of the same step (a resumed run passing it again) replaces the first.
+                replaced = directory.resolve(CheckpointFormat.deletingName(step, pid));
+                DurableFiles.deleteRecursively(replaced);
+                Files.move(target, replaced, StandardCopyOption.ATOMIC_MOVE);
+            }
+            Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
+            DurableFiles.fsyncDirectory(directory);
+            committed = true;
+            if (replaced != null) {
+                DurableFiles.deleteRecursively(replaced);
+            }
+
+            stage = "updating " + CheckpointFormat.LATEST;
+            faults.at(SaveStage.BEFORE_LATEST, step, target);
+            store.writeLatest(step, pid);
+
+            stage = "removing checkpoints beyond keep-last " + config.keepLast();
+            faults.at(SaveStage.BEFORE_RETENTION, step, directory);
+            final List<Path> removed = store.applyRetention(step, config.keepLast(), pid);
+            final long t4 = System.nanoTime();
+            final long bytes = sizes.values().stream().mapToLong(Long::longValue).sum()
+                + manifest.toText().getBytes(java.nio.charset.StandardCharsets.UTF_8).length;
+            return new SaveResult(step, target, bytes, t1 - t0, t2 - t1, t3 - t2, t4 - t3, removed);
+        } catch (final IOException | RuntimeException e) {
+            if (!committed) {
+                deleteQuietly(tmp);
+            }
+            throw new CheckpointException(directory, null, null,
+                "the save of step " + step + " failed while " + stage + ": " + e,
+                committed ? "the checkpoint itself is committed and complete; the next save retries the rest"
+                    : "the previous checkpoint is intact; check free disk space and permissions", e);
+        }
+    }
+
+    private static void deleteQuietly(final Path path) {
+        try {
+            DurableFiles.deleteRecursively(path);
+        } catch (final IOException ignored) {
+            // Best effort: the next writer removes leftovers of dead processes.
+        }
+    }
+
+    /**
+     * The data of one save: put every tensor of the layout, then {@link CheckpointWriter#commit}. Each put copies the
+     * caller's elements into the writer's staging buffers at once, so the caller may change its arrays right after.
+     */
+    public final class Snapshot {
+        private final long step;
+
+        private Snapshot(final long step) {
+            this.step = step;
+        }
+
+        /** The step being saved. */
+        public long step() {
+            return step;
+        }
+
+        /** Copies a float32 tensor from {@code src[offset, offset + elements)} (row-major). */
+        public Snapshot float32(final CheckpointFile file, final String name, final float[] src, final int offset) {
+            return copy(file, name, DType.FLOAT32, src, src.length, offset);
+        }
+
+        /** Copies a float64 tensor from {@code src[offset, offset + elements)} (row-major). */
+        public Snapshot float64(final CheckpointFile file, final String name, final double[] src, final int offset) {
+            return copy(file, name, DType.FLOAT64, src, src.length, offset);
+        }
+
+        /** Copies an int64 tensor from {@code src[offset, offset + elements)} (row-major). */
+        public Snapshot int64(final CheckpointFile file, final String name, final long[] src, final int offset) {
+            return copy(file, name, DType.INT64, src, src.length, offset);
+        }
+
+        /** Copies an int32 tensor from {@code src[offset, offset + elements)} (row-major). */
+        public Snapshot int32(final CheckpointFile file, final String name, final int[] src, final int offset) {
+            return copy(file, name, DType.INT32, src, src.length, offset);
+        }
+
+        /** Sets a float32 scalar (or one-element tensor). */
+        public Snapshot float32(final CheckpointFile file, final String name, final float value) {
+            ((float[]) scalar(file, name, DType.FLOAT32))[0] = value;
+            return this;
+        }
+
+        /** Sets a float64 scalar (or one-element tensor). */
+        public Snapshot float64(final CheckpointFile file, final String name, final double value) {
+            ((double[]) scalar(file, name, DType.FLOAT64))[0] = value;
+            return this;
+        }
+
+        /** Sets an int64 scalar (or one-element tensor). */
+        public Snapshot int64(final CheckpointFile file, final String name, final long value) {
+            ((long[]) scalar(file, name, DType.INT64))[0] = value;
+            return this;
+        }
+
+        /** Sets an int32 scalar (or one-element tensor). */
+        public Snapshot int32(final CheckpointFile file, final String name, final int value) {
+            ((int[]) scalar(file, name, DType.INT32))[0] = value;
+            return this;
+        }
+
+        /**
+         * Adds a string attribute to this save, on the root of both files (for example the curriculum stage's name).
+         * Names must differ from the standard attributes and the run's extra ones; values hold at most
+         * {@link RunMetadata#MAX_ATTRIBUTE_BYTES} bytes of UTF-8.
+         */
+        public Snapshot attribute(final String name, final String value) {
+            checkCurrent();
+            if (name == null || name.isEmpty() || CheckpointFormat.STANDARD_ATTRIBUTES.contains(name)
+                || metadata.extra().containsKey(name)) {
+                throw new IllegalArgumentException("attribute name=" + name + " is empty or clashes with a standard "
+                    + "or run attribute; standard ones are " + CheckpointFormat.STANDARD_ATTRIBUTES);
+            }
+            RunMetadata.requireFits("attribute '" + name + "'", value);
+            saveAttributes.put(name, value);
+            return this;
+        }
+
+        private void checkCurrent() {
+            if (current != this) {
+                throw new IllegalStateException("this snapshot of step " + step + " was committed or replaced by a "
+                    + "later begin(); call begin() again");
+            }
+        }
+
+        private Snapshot copy(final CheckpointFile file, final String name, final DType dtype, final Object src,
+            final int srcLength, final int offset) {
+            final int index = index(file, name, dtype);
+            final int elements = layout.tensors().get(index).elements();
+            if (offset < 0 || (long) offset + elements > srcLength) {
+                throw new IllegalArgumentException("tensor '" + name + "' needs " + elements + " elements from src["
+                    + offset + " ..] but src has length " + srcLength);
+            }
+            staging.copyIn(index, src, offset);
+            return this;
+        }
+
+        /** The one-element row of a scalar tensor, marked as put. */
+        private Object scalar(final CheckpointFile file, final String name, final DType dtype) {
+            final int index = index(file, name, dtype);
+            final TensorSpec t = layout.tensors().get(index);
+            if (t.elements() != 1) {
+                throw new IllegalArgumentException("tensor '" + name + "' is " + t.dtype() + t.shapeText()
+                    + ", not a single value; put it from an array");
+            }
+            staging.filled[index] = true;
+            return staging.rows[index][0];
+        }
+
+        private int index(final CheckpointFile file, final String name, final DType dtype) {
+            checkCurrent();
+            final int index = layout.indexOf(file, name);
+            if (index < 0) {
+                throw new IllegalArgumentException("tensor '" + name + "' is not in " + file.fileName()
+                    + " of the checkpoint layout; declare it in the CheckpointLayout");
+            }
+            final TensorSpec t = layout.tensors().get(index);
+            if (t.dtype() != dtype) {
+                throw new IllegalArgumentException("tensor '" + name + "' is declared " + t.dtype() + t.shapeText()
+                    + " but was put as " + dtype);
+            }
+            return index;
+        }
+    }
+}

@@ -1,0 +1,18 @@
+package io.moeflow.checkpoint;
+
+/**
+ * The points of a save at which a {@link FaultInjector} is called, in the order they happen. A crash at any of them
+ * (or between them) leaves the previous checkpoint loadable.
+ */
+public enum SaveStage {
+    /** One file of the temporary directory has been written and closed, not synced ({@code path}: the file). */
+    FILE_WRITTEN,
+    /** All files are written; next they and the temporary directory are fsynced ({@code path}: the directory). */
+    BEFORE_FSYNC,
+    /** Everything is durable; next the temporary directory is renamed to {@code step-N} ({@code path}: the temp dir). */
+    BEFORE_RENAME,
+    /** The checkpoint is committed; next the {@code latest} pointer is replaced ({@code path}: the committed dir). */
+    BEFORE_LATEST,
+    /** {@code latest} points at the new checkpoint; next old checkpoints beyond keep-last are removed. */
+    BEFORE_RETENTION
+}
