@@ -19,8 +19,7 @@ import java.util.SplittableRandom;
  * over the whole slab, split over the model's workers) after {@code warmupSteps}, and measures {@link PeakFlops} on
  * the same pool right after. No {@code main}: the CLI calls {@link #run(Config)}.
  */
-public final class TrainBenchmark
-{
+public final class TrainBenchmark {
     /** Batch size of the bench model, as in the PyTorch reference. */
     public static final int BATCH = 16;
 
@@ -30,13 +29,10 @@ public final class TrainBenchmark
      * @param steps       timed steps
      * @param seed        init and data seed
      */
-    public record Config(int threads, int warmupSteps, int steps, long seed)
-    {
+    public record Config(int threads, int warmupSteps, int steps, long seed) {
         /** Validates the fields. */
-        public Config
-        {
-            if (threads < 1 || warmupSteps < 0 || steps < 1)
-            {
+        public Config {
+            if (threads < 1 || warmupSteps < 0 || steps < 1) {
                 throw new IllegalArgumentException("threads=" + threads + " must be >= 1, warmupSteps=" +
                     warmupSteps + " >= 0, steps=" + steps + " >= 1");
             }
@@ -45,8 +41,7 @@ public final class TrainBenchmark
         /**
          * @return 2 threads, 30 warm-up steps (C2 has compiled the kernels by then), 50 timed steps, seed 0
          */
-        public static Config defaults()
-        {
+        public static Config defaults() {
             return new Config(2, 30, 50, 0);
         }
     }
@@ -66,21 +61,18 @@ public final class TrainBenchmark
      */
     public record Result(int threads, int steps, double msPerStep, double msForward, double msBackward,
         double msOptimizer, double tokensPerSecond, double gflopsPerSecond, double peakGflops, double firstLoss,
-        double lastLoss)
-    {
+        double lastLoss) {
         /**
          * @return achieved GFLOP/s as a share of the measured peak, in [0, 1]
          */
-        public double shareOfPeak()
-        {
+        public double shareOfPeak() {
             return gflopsPerSecond / peakGflops;
         }
 
         /**
          * @return one line for the CLI
          */
-        public String summary()
-        {
+        public String summary() {
             return String.format("bench train: threads=%d steps=%d step=%.1f ms (forward %.1f, backward %.1f, " +
                 "adamw %.1f) tokens/s=%.0f model=%.1f GFLOP/s peak-gemm=%.1f GFLOP/s share=%.0f%% loss %.3f -> %.3f",
                 threads, steps, msPerStep, msForward, msBackward, msOptimizer, tokensPerSecond, gflopsPerSecond,
@@ -88,8 +80,7 @@ public final class TrainBenchmark
         }
     }
 
-    private TrainBenchmark()
-    {
+    private TrainBenchmark() {
     }
 
     /**
@@ -98,21 +89,17 @@ public final class TrainBenchmark
      * @param config threads, warm-up and timed steps, seed
      * @return the measured figures
      */
-    public static Result run(final Config config)
-    {
+    public static Result run(final Config config) {
         final ModelConfig model = ModelConfig.benchModel();
         final int T = model.seqLen();
         final int[] tokens = new int[BATCH * (T + 1)];
         final SplittableRandom random = new SplittableRandom(config.seed() + 1);
-        for (int i = 0; i < tokens.length; i++)
-        {
+        for (int i = 0; i < tokens.length; i++) {
             tokens[i] = random.nextInt(model.vocabSize());
         }
-        try (MoeModel m = new MoeModel(model, BATCH, config.threads(), Kernels.FAST, config.seed()))
-        {
+        try (MoeModel m = new MoeModel(model, BATCH, config.threads(), Kernels.FAST, config.seed())) {
             final List<ParamSegment> segments = new ArrayList<>();
-            for (final TensorView v : m.tensors())
-            {
+            for (final TensorView v : m.tensors()) {
                 segments.add(new ParamSegment(v.name(), v.offset(), v.length(), v.decay()));
             }
             final AdamW adamw = new AdamW(new AdamWConfig(0.9, 0.999, 1e-8, 0.1, 0.0), segments);
@@ -122,8 +109,7 @@ public final class TrainBenchmark
                 Parallel.start(params.length, w, workers, 16), Parallel.start(params.length, w + 1, workers, 16));
             double first = Double.NaN;
             double last = Double.NaN;
-            for (int i = 0; i < config.warmupSteps(); i++)
-            {
+            for (int i = 0; i < config.warmupSteps(); i++) {
                 final double loss = m.forward(tokens);
                 first = i == 0 ? loss : first;
                 m.backward();
@@ -133,8 +119,7 @@ public final class TrainBenchmark
             long forwardNs = 0;
             long backwardNs = 0;
             long optimizerNs = 0;
-            for (int i = 0; i < config.steps(); i++)
-            {
+            for (int i = 0; i < config.steps(); i++) {
                 final long t0 = System.nanoTime();
                 last = m.forward(tokens);
                 final long t1 = System.nanoTime();
@@ -146,8 +131,7 @@ public final class TrainBenchmark
                 forwardNs += t1 - t0;
                 backwardNs += t2 - t1;
                 optimizerNs += t3 - t2;
-                if (Double.isNaN(first))
-                {
+                if (Double.isNaN(first)) {
                     first = last;
                 }
             }

@@ -15,8 +15,7 @@ import jdk.incubator.vector.VectorSpecies;
  * blocks of the causal triangle; it needs T and C/H to be multiples of the vector length and otherwise falls back to
  * the reference kernel.
  */
-public final class FastOps implements Ops
-{
+public final class FastOps implements Ops {
     /** The single instance (stateless). */
     public static final FastOps INSTANCE = new FastOps();
 
@@ -24,12 +23,10 @@ public final class FastOps implements Ops
     private static final int L = S.length();
     private static final Ops REFERENCE = ReferenceOps.INSTANCE;
 
-    private FastOps()
-    {
+    private FastOps() {
     }
 
-    private static int roundUp(final int n, final int m)
-    {
+    private static int roundUp(final int n, final int m) {
         return (n + m - 1) / m * m;
     }
 
@@ -37,10 +34,8 @@ public final class FastOps implements Ops
 
     @Override
     public void embeddingForward(final int[] tokens, final float[] p, final int wteOff, final int wpeOff,
-        final float[] x, final int seqLen, final int channels, final int n0, final int n1)
-    {
-        for (int n = n0; n < n1; n++)
-        {
+        final float[] x, final int seqLen, final int channels, final int n0, final int n1) {
+        for (int n = n0; n < n1; n++) {
             add(p, wteOff + tokens[n] * channels, p, wpeOff + n % seqLen * channels, x, n * channels, channels);
         }
     }
@@ -48,23 +43,18 @@ public final class FastOps implements Ops
     @Override
     public void embeddingBackward(final int[] tokens, final float[] dx, final int rows, final float[] g,
         final int wteOff, final int wpeOff, final int vocab, final int seqLen, final int channels, final int c0,
-        final int c1)
-    {
+        final int c1) {
         final int width = c1 - c0;
-        if (width <= 0)
-        {
+        if (width <= 0) {
             return;
         }
-        for (int v = 0; v < vocab; v++)
-        {
+        for (int v = 0; v < vocab; v++) {
             java.util.Arrays.fill(g, wteOff + v * channels + c0, wteOff + v * channels + c1, 0f);
         }
-        for (int t = 0; t < seqLen; t++)
-        {
+        for (int t = 0; t < seqLen; t++) {
             java.util.Arrays.fill(g, wpeOff + t * channels + c0, wpeOff + t * channels + c1, 0f);
         }
-        for (int n = 0; n < rows; n++)
-        {
+        for (int n = 0; n < rows; n++) {
             final int src = n * channels + c0;
             final int te = wteOff + tokens[n] * channels + c0;
             final int pe = wpeOff + n % seqLen * channels + c0;
@@ -78,45 +68,37 @@ public final class FastOps implements Ops
     @Override
     public void layerNormForward(final float[] x, final int xOff, final float[] p, final int gammaOff,
         final int betaOff, final float[] y, final int yOff, final float[] mean, final float[] rstd, final int statOff,
-        final int channels, final int n0, final int n1)
-    {
+        final int channels, final int n0, final int n1) {
         final int vec = channels / L * L;
-        for (int n = n0; n < n1; n++)
-        {
+        for (int n = n0; n < n1; n++) {
             final int row = xOff + n * channels;
             FloatVector acc = FloatVector.zero(S);
-            for (int c = 0; c < vec; c += L)
-            {
+            for (int c = 0; c < vec; c += L) {
                 acc = acc.add(FloatVector.fromArray(S, x, row + c));
             }
             float sum = acc.reduceLanes(VectorOperators.ADD);
-            for (int c = vec; c < channels; c++)
-            {
+            for (int c = vec; c < channels; c++) {
                 sum += x[row + c];
             }
             final float m = sum / channels;
             FloatVector accVar = FloatVector.zero(S);
-            for (int c = 0; c < vec; c += L)
-            {
+            for (int c = 0; c < vec; c += L) {
                 final FloatVector d = FloatVector.fromArray(S, x, row + c).sub(m);
                 accVar = d.fma(d, accVar);
             }
             float var = accVar.reduceLanes(VectorOperators.ADD);
-            for (int c = vec; c < channels; c++)
-            {
+            for (int c = vec; c < channels; c++) {
                 final float d = x[row + c] - m;
                 var = Math.fma(d, d, var);
             }
             final float r = (float) (1.0 / Math.sqrt(var / channels + LN_EPS));
             final int out = yOff + n * channels;
-            for (int c = 0; c < vec; c += L)
-            {
+            for (int c = 0; c < vec; c += L) {
                 final FloatVector xhat = FloatVector.fromArray(S, x, row + c).sub(m).mul(r);
                 xhat.fma(FloatVector.fromArray(S, p, gammaOff + c), FloatVector.fromArray(S, p, betaOff + c))
                     .intoArray(y, out + c);
             }
-            for (int c = vec; c < channels; c++)
-            {
+            for (int c = vec; c < channels; c++) {
                 y[out + c] = Math.fma((x[row + c] - m) * r, p[gammaOff + c], p[betaOff + c]);
             }
             mean[statOff + n] = m;
@@ -127,19 +109,16 @@ public final class FastOps implements Ops
     @Override
     public void layerNormBackwardInput(final float[] dy, final int dyOff, final float[] x, final int xOff,
         final float[] p, final int gammaOff, final float[] mean, final float[] rstd, final int statOff,
-        final float[] dx, final int dxOff, final int channels, final int n0, final int n1, final boolean accumulate)
-    {
+        final float[] dx, final int dxOff, final int channels, final int n0, final int n1, final boolean accumulate) {
         final int vec = channels / L * L;
-        for (int n = n0; n < n1; n++)
-        {
+        for (int n = n0; n < n1; n++) {
             final float m = mean[statOff + n];
             final float r = rstd[statOff + n];
             final int xr = xOff + n * channels;
             final int dr = dyOff + n * channels;
             FloatVector accD = FloatVector.zero(S);
             FloatVector accDX = FloatVector.zero(S);
-            for (int c = 0; c < vec; c += L)
-            {
+            for (int c = 0; c < vec; c += L) {
                 final FloatVector xhat = FloatVector.fromArray(S, x, xr + c).sub(m).mul(r);
                 final FloatVector dxhat = FloatVector.fromArray(S, dy, dr + c).mul(FloatVector.fromArray(S, p,
                     gammaOff + c));
@@ -148,8 +127,7 @@ public final class FastOps implements Ops
             }
             float sumD = accD.reduceLanes(VectorOperators.ADD);
             float sumDX = accDX.reduceLanes(VectorOperators.ADD);
-            for (int c = vec; c < channels; c++)
-            {
+            for (int c = vec; c < channels; c++) {
                 final float xhat = (x[xr + c] - m) * r;
                 final float dxhat = dy[dr + c] * p[gammaOff + c];
                 sumD += dxhat;
@@ -158,20 +136,17 @@ public final class FastOps implements Ops
             final float meanD = sumD / channels;
             final float meanDX = sumDX / channels;
             final int out = dxOff + n * channels;
-            for (int c = 0; c < vec; c += L)
-            {
+            for (int c = 0; c < vec; c += L) {
                 final FloatVector xhat = FloatVector.fromArray(S, x, xr + c).sub(m).mul(r);
                 final FloatVector dxhat = FloatVector.fromArray(S, dy, dr + c).mul(FloatVector.fromArray(S, p,
                     gammaOff + c));
                 FloatVector v = dxhat.sub(meanD).sub(xhat.mul(meanDX)).mul(r);
-                if (accumulate)
-                {
+                if (accumulate) {
                     v = v.add(FloatVector.fromArray(S, dx, out + c));
                 }
                 v.intoArray(dx, out + c);
             }
-            for (int c = vec; c < channels; c++)
-            {
+            for (int c = vec; c < channels; c++) {
                 final float xhat = (x[xr + c] - m) * r;
                 final float dxhat = dy[dr + c] * p[gammaOff + c];
                 final float v = (dxhat - meanD - xhat * meanDX) * r;
@@ -183,15 +158,12 @@ public final class FastOps implements Ops
     @Override
     public void layerNormBackwardParams(final float[] dy, final int dyOff, final float[] x, final int xOff,
         final float[] mean, final float[] rstd, final int statOff, final float[] g, final int dgammaOff,
-        final int dbetaOff, final int rows, final int channels, final int c0, final int c1)
-    {
+        final int dbetaOff, final int rows, final int channels, final int c0, final int c1) {
         int c = c0;
-        for (; c + L <= c1; c += L)
-        {
+        for (; c + L <= c1; c += L) {
             FloatVector dgamma = FloatVector.zero(S);
             FloatVector dbeta = FloatVector.zero(S);
-            for (int n = 0; n < rows; n++)
-            {
+            for (int n = 0; n < rows; n++) {
                 final FloatVector d = FloatVector.fromArray(S, dy, dyOff + n * channels + c);
                 final FloatVector xhat = FloatVector.fromArray(S, x, xOff + n * channels + c).sub(mean[statOff + n])
                     .mul(rstd[statOff + n]);
@@ -201,12 +173,10 @@ public final class FastOps implements Ops
             dgamma.intoArray(g, dgammaOff + c);
             dbeta.intoArray(g, dbetaOff + c);
         }
-        for (; c < c1; c++)
-        {
+        for (; c < c1; c++) {
             float dgamma = 0f;
             float dbeta = 0f;
-            for (int n = 0; n < rows; n++)
-            {
+            for (int n = 0; n < rows; n++) {
                 final float d = dy[dyOff + n * channels + c];
                 final float xhat = (x[xOff + n * channels + c] - mean[statOff + n]) * rstd[statOff + n];
                 dgamma = Math.fma(d, xhat, dgamma);
@@ -224,18 +194,15 @@ public final class FastOps implements Ops
     @Override
     public void linearForward(final float[] x, final int xOff, final float[] w, final int wOff, final int bOff,
         final float[] y, final int yOff, final int rows, final int in, final int out, final int o0, final int o1,
-        final float[] scratch)
-    {
+        final float[] scratch) {
         final int cols = o1 - o0;
-        if (cols <= 0 || rows <= 0)
-        {
+        if (cols <= 0 || rows <= 0) {
             return;
         }
         final int width = roundUp(cols, L);
         packTransposed(w, wOff, in, o0, o1, width, scratch);
         final int biasAt = in * width;
-        for (int j = 0; j < width; j++)
-        {
+        for (int j = 0; j < width; j++) {
             scratch[biasAt + j] = bOff >= 0 && j < cols ? w[bOff + o0 + j] : 0f;
         }
         final int tmp = biasAt + width;
@@ -243,19 +210,15 @@ public final class FastOps implements Ops
         final int rows4 = rows / 4 * 4;
         // column chunks outer, rows inner: the chunk of the panel ([in, 4 vectors]) stays in L1 across all rows
         int v = 0;
-        for (; v + 4 <= fullVecs; v += 4)
-        {
-            for (int n = 0; n < rows4; n += 4)
-            {
+        for (; v + 4 <= fullVecs; v += 4) {
+            for (int n = 0; n < rows4; n += 4) {
                 tile4x4(x, xOff + n * in, in, 1, scratch, v * L, width, in, y, yOff + n * out + o0 + v * L, out,
                     scratch, biasAt + v * L, 0);
             }
         }
-        for (int n = 0; n < rows; n++)
-        {
+        for (int n = 0; n < rows; n++) {
             final int firstVec = n < rows4 ? v : 0;
-            for (int u = firstVec; u * L < width; u++)
-            {
+            for (int u = firstVec; u * L < width; u++) {
                 forwardVector(x, xOff + n * in, in, scratch, width, u * L, y, yOff + n * out + o0, cols, biasAt, tmp);
             }
         }
@@ -267,34 +230,26 @@ public final class FastOps implements Ops
     // wt[i * width + (o - o0)] = W[o, i]: one gather per vector of L output rows and input i (2.2x faster than
     // scalar copies on AVX-512), scalar for the last cols % L rows; zero padding up to width
     private static void packTransposed(final float[] w, final int wOff, final int in, final int o0, final int o1,
-        final int width, final float[] wt)
-    {
+        final int width, final float[] wt) {
         final int cols = o1 - o0;
         final int[] map = COLUMN_MAP.get();
-        for (int j = 0; j < L; j++)
-        {
+        for (int j = 0; j < L; j++) {
             map[j] = j * in;
         }
         final int vecCols = cols / L * L;
-        for (int ob = 0; ob < vecCols; ob += L)
-        {
+        for (int ob = 0; ob < vecCols; ob += L) {
             final int src = wOff + (o0 + ob) * in;
-            for (int i = 0; i < in; i++)
-            {
+            for (int i = 0; i < in; i++) {
                 FloatVector.fromArray(S, w, src + i, map, 0).intoArray(wt, i * width + ob);
             }
         }
-        for (int o = vecCols; o < cols; o++)
-        {
-            for (int i = 0; i < in; i++)
-            {
+        for (int o = vecCols; o < cols; o++) {
+            for (int i = 0; i < in; i++) {
                 wt[i * width + o] = w[wOff + (o0 + o) * in + i];
             }
         }
-        if (width > cols)
-        {
-            for (int i = 0; i < in; i++)
-            {
+        if (width > cols) {
+            for (int i = 0; i < in; i++) {
                 java.util.Arrays.fill(wt, i * width + cols, (i + 1) * width, 0f);
             }
         }
@@ -310,14 +265,12 @@ public final class FastOps implements Ops
     // dW = dy^T x: a = dy read down a column (aRow 1, aDepth out), b = x, add = dW itself (accumulating passes).
     private static void tile4x4(final float[] a, final int a0, final int aRow, final int aDepth, final float[] b,
         final int b0, final int bStride, final int depth, final float[] out, final int o0, final int oRow,
-        final float[] add, final int add0, final int addRow)
-    {
+        final float[] add, final int add0, final int addRow) {
         FloatVector a00 = FloatVector.zero(S), a01 = a00, a02 = a00, a03 = a00;
         FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
         FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00;
         FloatVector a30 = a00, a31 = a00, a32 = a00, a33 = a00;
-        for (int k = 0; k < depth; k++)
-        {
+        for (int k = 0; k < depth; k++) {
             final int bk = b0 + k * bStride;
             final FloatVector v0 = FloatVector.fromArray(S, b, bk);
             final FloatVector v1 = FloatVector.fromArray(S, b, bk + L);
@@ -365,23 +318,17 @@ public final class FastOps implements Ops
 
     // one row, one vector of columns [col, col + L); lanes past cols are computed on zero padding and not stored
     private static void forwardVector(final float[] x, final int x0, final int in, final float[] wt, final int width,
-        final int col, final float[] y, final int yRow, final int cols, final int biasAt, final int tmp)
-    {
+        final int col, final float[] y, final int yRow, final int cols, final int biasAt, final int tmp) {
         FloatVector acc = FloatVector.zero(S);
-        for (int i = 0; i < in; i++)
-        {
+        for (int i = 0; i < in; i++) {
             acc = FloatVector.fromArray(S, wt, i * width + col).fma(FloatVector.broadcast(S, x[x0 + i]), acc);
         }
         acc = acc.add(FloatVector.fromArray(S, wt, biasAt + col));
-        if (col + L <= cols)
-        {
+        if (col + L <= cols) {
             acc.intoArray(y, yRow + col);
-        }
-        else
-        {
+        } else {
             acc.intoArray(wt, tmp);
-            for (int j = col; j < cols; j++)
-            {
+            for (int j = col; j < cols; j++) {
                 y[yRow + j] = wt[tmp + j - col];
             }
         }
@@ -391,37 +338,29 @@ public final class FastOps implements Ops
     @Override
     public void linearBackwardInput(final float[] dy, final int dyOff, final float[] w, final int wOff,
         final float[] dx, final int dxOff, final int in, final int out, final int n0, final int n1,
-        final boolean accumulate)
-    {
+        final boolean accumulate) {
         final int vecs = in / L;
         int n = n0;
-        for (; n + 4 <= n1; n += 4)
-        {
+        for (; n + 4 <= n1; n += 4) {
             int v = 0;
             // the register tile overwrites; accumulating calls (the small router product) take the vector path
-            for (; !accumulate && v + 4 <= vecs; v += 4)
-            {
+            for (; !accumulate && v + 4 <= vecs; v += 4) {
                 tile4x4(dy, dyOff + n * out, out, 1, w, wOff + v * L, in, out, dx, dxOff + n * in + v * L, in, ZEROS, 0,
                     0);
             }
-            for (; v < vecs; v++)
-            {
-                for (int r = 0; r < 4; r++)
-                {
+            for (; v < vecs; v++) {
+                for (int r = 0; r < 4; r++) {
                     backwardInputVector(dy, dyOff + (n + r) * out, out, w, wOff + v * L, in, dx,
                         dxOff + (n + r) * in + v * L, accumulate);
                 }
             }
-            for (int r = 0; r < 4; r++)
-            {
+            for (int r = 0; r < 4; r++) {
                 backwardInputScalarTail(dy, dyOff + (n + r) * out, out, w, wOff, in, vecs * L, dx, dxOff + (n + r) * in,
                     accumulate);
             }
         }
-        for (; n < n1; n++)
-        {
-            for (int v = 0; v < vecs; v++)
-            {
+        for (; n < n1; n++) {
+            for (int v = 0; v < vecs; v++) {
                 backwardInputVector(dy, dyOff + n * out, out, w, wOff + v * L, in, dx, dxOff + n * in + v * L,
                     accumulate);
             }
@@ -429,30 +368,24 @@ public final class FastOps implements Ops
         }
     }
 
-    private static void store(final FloatVector acc, final float[] dst, final int at, final boolean accumulate)
-    {
+    private static void store(final FloatVector acc, final float[] dst, final int at, final boolean accumulate) {
         (accumulate ? FloatVector.fromArray(S, dst, at).add(acc) : acc).intoArray(dst, at);
     }
 
     private static void backwardInputVector(final float[] dy, final int d0, final int out, final float[] w,
-        final int w0, final int in, final float[] dx, final int x0, final boolean accumulate)
-    {
+        final int w0, final int in, final float[] dx, final int x0, final boolean accumulate) {
         FloatVector acc = FloatVector.zero(S);
-        for (int o = 0; o < out; o++)
-        {
+        for (int o = 0; o < out; o++) {
             acc = FloatVector.fromArray(S, w, w0 + o * in).fma(FloatVector.broadcast(S, dy[d0 + o]), acc);
         }
         store(acc, dx, x0, accumulate);
     }
 
     private static void backwardInputScalarTail(final float[] dy, final int d0, final int out, final float[] w,
-        final int wOff, final int in, final int from, final float[] dx, final int x0, final boolean accumulate)
-    {
-        for (int i = from; i < in; i++)
-        {
+        final int wOff, final int in, final int from, final float[] dx, final int x0, final boolean accumulate) {
+        for (int i = from; i < in; i++) {
             float acc = 0f;
-            for (int o = 0; o < out; o++)
-            {
+            for (int o = 0; o < out; o++) {
                 acc = Math.fma(w[wOff + o * in + i], dy[d0 + o], acc);
             }
             dx[x0 + i] = accumulate ? dx[x0 + i] + acc : acc;
@@ -467,59 +400,45 @@ public final class FastOps implements Ops
     @Override
     public void linearBackwardWeight(final float[] dy, final int dyOff, final float[] x, final int xOff,
         final float[] g, final int dwOff, final int dbOff, final int rows, final int in, final int out, final int o0,
-        final int o1)
-    {
-        if (o0 >= o1)
-        {
+        final int o1) {
+        if (o0 >= o1) {
             return;
         }
         java.util.Arrays.fill(g, dwOff + o0 * in, dwOff + o1 * in, 0f);
-        for (int r0 = 0; r0 < rows; r0 += WEIGHT_ROW_CHUNK)
-        {
+        for (int r0 = 0; r0 < rows; r0 += WEIGHT_ROW_CHUNK) {
             weightChunk(dy, dyOff + r0 * out, x, xOff + r0 * in, g, dwOff, Math.min(WEIGHT_ROW_CHUNK, rows - r0), in,
                 out, o0, o1);
         }
-        if (dbOff >= 0)
-        {
+        if (dbOff >= 0) {
             biasGradient(dy, dyOff, out, rows, g, dbOff, o0, o1);
         }
     }
 
     private static void weightChunk(final float[] dy, final int dyOff, final float[] x, final int xOff,
-        final float[] g, final int dwOff, final int rows, final int in, final int out, final int o0, final int o1)
-    {
+        final float[] g, final int dwOff, final int rows, final int in, final int out, final int o0, final int o1) {
         final int vecs = in / L;
         int o = o0;
-        for (; o + 4 <= o1; o += 4)
-        {
+        for (; o + 4 <= o1; o += 4) {
             int v = 0;
-            for (; v + 4 <= vecs; v += 4)
-            {
+            for (; v + 4 <= vecs; v += 4) {
                 final int at = dwOff + o * in + v * L;
                 tile4x4(dy, dyOff + o, 1, out, x, xOff + v * L, in, rows, g, at, in, g, at, in);
             }
-            for (; v < vecs; v++)
-            {
-                for (int r = 0; r < 4; r++)
-                {
+            for (; v < vecs; v++) {
+                for (int r = 0; r < 4; r++) {
                     weightVector(dy, dyOff + o + r, out, x, xOff + v * L, in, rows, g, dwOff + (o + r) * in + v * L);
                 }
             }
         }
-        for (; o < o1; o++)
-        {
-            for (int v = 0; v < vecs; v++)
-            {
+        for (; o < o1; o++) {
+            for (int v = 0; v < vecs; v++) {
                 weightVector(dy, dyOff + o, out, x, xOff + v * L, in, rows, g, dwOff + o * in + v * L);
             }
         }
-        for (o = o0; o < o1; o++)
-        {
-            for (int i = vecs * L; i < in; i++)
-            {
+        for (o = o0; o < o1; o++) {
+            for (int i = vecs * L; i < in; i++) {
                 float acc = 0f;
-                for (int n = 0; n < rows; n++)
-                {
+                for (int n = 0; n < rows; n++) {
                     acc = Math.fma(x[xOff + n * in + i], dy[dyOff + n * out + o], acc);
                 }
                 g[dwOff + o * in + i] += acc;
@@ -528,11 +447,9 @@ public final class FastOps implements Ops
     }
 
     private static void weightVector(final float[] dy, final int d0, final int out, final float[] x, final int x0,
-        final int in, final int rows, final float[] g, final int g0)
-    {
+        final int in, final int rows, final float[] g, final int g0) {
         FloatVector acc = FloatVector.zero(S);
-        for (int n = 0; n < rows; n++)
-        {
+        for (int n = 0; n < rows; n++) {
             acc = FloatVector.fromArray(S, x, x0 + n * in).fma(FloatVector.broadcast(S, dy[d0 + n * out]), acc);
         }
         acc.add(FloatVector.fromArray(S, g, g0)).intoArray(g, g0);
@@ -540,21 +457,17 @@ public final class FastOps implements Ops
 
     // db[o] = sum_n dy[n, o] for o in [o0, o1): row by row (contiguous), each element summed in row order
     private static void biasGradient(final float[] dy, final int dyOff, final int out, final int rows, final float[] g,
-        final int dbOff, final int o0, final int o1)
-    {
+        final int dbOff, final int o0, final int o1) {
         java.util.Arrays.fill(g, dbOff + o0, dbOff + o1, 0f);
         final int vecEnd = o0 + (o1 - o0) / L * L;
-        for (int n = 0; n < rows; n++)
-        {
+        for (int n = 0; n < rows; n++) {
             final int row = dyOff + n * out;
             int o = o0;
-            for (; o < vecEnd; o += L)
-            {
+            for (; o < vecEnd; o += L) {
                 FloatVector.fromArray(S, g, dbOff + o).add(FloatVector.fromArray(S, dy, row + o))
                     .intoArray(g, dbOff + o);
             }
-            for (; o < o1; o++)
-            {
+            for (; o < o1; o++) {
                 g[dbOff + o] += dy[row + o];
             }
         }
@@ -565,12 +478,10 @@ public final class FastOps implements Ops
     // The vector loops live in their own small methods: C2 inlines a bounded amount of bytecode per compilation, and
     // a Vector API op that is not inlined boxes its vectors (allocation, and a hundredfold slowdown).
     @Override
-    public void geluForward(final float[] h, final int hOff, final float[] a, final int aOff, final int count)
-    {
+    public void geluForward(final float[] h, final int hOff, final float[] a, final int aOff, final int count) {
         final int vec = count / L * L;
         geluForwardVectors(h, hOff, a, aOff, vec);
-        for (int j = vec; j < count; j++)
-        {
+        for (int j = vec; j < count; j++) {
             final float x = h[hOff + j];
             final float e = VectorMath.exp(x * x * -0.5f);
             a[aOff + j] = x * VectorMath.normalCdf(x, e);
@@ -578,10 +489,8 @@ public final class FastOps implements Ops
     }
 
     private static void geluForwardVectors(final float[] h, final int hOff, final float[] a, final int aOff,
-        final int count)
-    {
-        for (int j = 0; j < count; j += L)
-        {
+        final int count) {
+        for (int j = 0; j < count; j += L) {
             final FloatVector x = FloatVector.fromArray(S, h, hOff + j);
             final FloatVector e = VectorMath.exp(x.mul(x).mul(-0.5f));
             x.mul(VectorMath.normalCdf(x, e)).intoArray(a, aOff + j);
@@ -590,12 +499,10 @@ public final class FastOps implements Ops
 
     @Override
     public void geluBackward(final float[] h, final int hOff, final float[] da, final int daOff, final float[] dh,
-        final int dhOff, final int count)
-    {
+        final int dhOff, final int count) {
         final int vec = count / L * L;
         geluBackwardVectors(h, hOff, da, daOff, dh, dhOff, vec);
-        for (int j = vec; j < count; j++)
-        {
+        for (int j = vec; j < count; j++) {
             final float x = h[hOff + j];
             final float e = VectorMath.exp(x * x * -0.5f);
             final float grad = Math.fma(x * e, VectorMath.INV_SQRT_2PI, VectorMath.normalCdf(x, e));
@@ -604,11 +511,9 @@ public final class FastOps implements Ops
     }
 
     private static void geluBackwardVectors(final float[] h, final int hOff, final float[] da, final int daOff,
-        final float[] dh, final int dhOff, final int count)
-    {
+        final float[] dh, final int dhOff, final int count) {
         final FloatVector invSqrt2Pi = FloatVector.broadcast(S, VectorMath.INV_SQRT_2PI);
-        for (int j = 0; j < count; j += L)
-        {
+        for (int j = 0; j < count; j += L) {
             final FloatVector x = FloatVector.fromArray(S, h, hOff + j);
             final FloatVector e = VectorMath.exp(x.mul(x).mul(-0.5f));
             final FloatVector grad = x.mul(e).fma(invSqrt2Pi, VectorMath.normalCdf(x, e));
@@ -618,8 +523,7 @@ public final class FastOps implements Ops
 
     // ---------------------------------------------------------------- attention
 
-    private static boolean attentionVectorisable(final int seqLen, final int channels, final int heads)
-    {
+    private static boolean attentionVectorisable(final int seqLen, final int channels, final int heads) {
         return seqLen % L == 0 && channels / heads % L == 0;
     }
 
@@ -628,10 +532,8 @@ public final class FastOps implements Ops
     @Override
     public void attentionForward(final float[] qkv, final int qkvOff, final float[] out, final int outOff,
         final float[] probs, final int probsOff, final int seqLen, final int channels, final int heads, final int p0,
-        final int p1, final float[] scratch)
-    {
-        if (!attentionVectorisable(seqLen, channels, heads))
-        {
+        final int p1, final float[] scratch) {
+        if (!attentionVectorisable(seqLen, channels, heads)) {
             REFERENCE.attentionForward(qkv, qkvOff, out, outOff, probs, probsOff, seqLen, channels, heads, p0, p1,
                 scratch);
             return;
@@ -641,8 +543,7 @@ public final class FastOps implements Ops
         final int stride = 3 * channels;
         final float scale = (float) (1.0 / Math.sqrt(d));
         final int kt = 0;
-        for (int p = p0; p < p1; p++)
-        {
+        for (int p = p0; p < p1; p++) {
             final int b = p / heads;
             final int h = p % heads;
             final int rowBase = qkvOff + b * T * stride;
@@ -650,21 +551,17 @@ public final class FastOps implements Ops
             final int k = rowBase + channels + h * d;
             final int v = rowBase + 2 * channels + h * d;
             final int pr = probsOff + p * T * T;
-            for (int s = 0; s < T; s++)
-            {
-                for (int i = 0; i < d; i++)
-                {
+            for (int s = 0; s < T; s++) {
+                for (int i = 0; i < d; i++) {
                     scratch[kt + i * T + s] = qkv[k + s * stride + i] * scale;
                 }
             }
-            for (int t0 = 0; t0 < T; t0 += 4)
-            {
+            for (int t0 = 0; t0 < T; t0 += 4) {
                 final int rowsHere = Math.min(4, T - t0);
                 final int end = roundUp(Math.min(t0 + 4, T), L);
                 // scores -> probs rows (raw scores first, softmax in place)
                 scores(qkv, q + t0 * stride, stride, rowsHere, scratch, kt, T, d, probs, pr + t0 * T, T, end);
-                for (int r = 0; r < rowsHere; r++)
-                {
+                for (int r = 0; r < rowsHere; r++) {
                     softmaxCausalRow(probs, pr + (t0 + r) * T, t0 + r, end, T);
                 }
                 // out rows t0..t0+3 = P V over s < end (P is 0 above the diagonal)
@@ -675,28 +572,23 @@ public final class FastOps implements Ops
     }
 
     // row [0, end) holds raw scores; softmax over [0, t], zeros in (t, T)
-    private static void softmaxCausalRow(final float[] p, final int row, final int t, final int end, final int T)
-    {
-        for (int s = t + 1; s < end; s++)
-        {
+    private static void softmaxCausalRow(final float[] p, final int row, final int t, final int end, final int T) {
+        for (int s = t + 1; s < end; s++) {
             p[row + s] = Float.NEGATIVE_INFINITY;
         }
         FloatVector mv = FloatVector.broadcast(S, Float.NEGATIVE_INFINITY);
-        for (int s = 0; s < end; s += L)
-        {
+        for (int s = 0; s < end; s += L) {
             mv = mv.max(FloatVector.fromArray(S, p, row + s));
         }
         final float max = mv.reduceLanes(VectorOperators.MAX);
         FloatVector sum = FloatVector.zero(S);
-        for (int s = 0; s < end; s += L)
-        {
+        for (int s = 0; s < end; s += L) {
             final FloatVector e = VectorMath.exp(FloatVector.fromArray(S, p, row + s).sub(max));
             e.intoArray(p, row + s);
             sum = sum.add(e);
         }
         final float inv = 1f / sum.reduceLanes(VectorOperators.ADD);
-        for (int s = 0; s < end; s += L)
-        {
+        for (int s = 0; s < end; s += L) {
             FloatVector.fromArray(S, p, row + s).mul(inv).intoArray(p, row + s);
         }
         java.util.Arrays.fill(p, row + end, row + T, 0f);
@@ -706,10 +598,8 @@ public final class FastOps implements Ops
     @Override
     public void attentionBackward(final float[] dout, final int doutOff, final float[] qkv, final int qkvOff,
         final float[] probs, final int probsOff, final float[] dqkv, final int dqkvOff, final int seqLen,
-        final int channels, final int heads, final int p0, final int p1, final float[] scratch)
-    {
-        if (!attentionVectorisable(seqLen, channels, heads))
-        {
+        final int channels, final int heads, final int p0, final int p1, final float[] scratch) {
+        if (!attentionVectorisable(seqLen, channels, heads)) {
             REFERENCE.attentionBackward(dout, doutOff, qkv, qkvOff, probs, probsOff, dqkv, dqkvOff, seqLen, channels,
                 heads, p0, p1, scratch);
             return;
@@ -720,8 +610,7 @@ public final class FastOps implements Ops
         final float scale = (float) (1.0 / Math.sqrt(d));
         final int ds = 0;          // [T, T]
         final int vt = T * T;      // [D, T]
-        for (int p = p0; p < p1; p++)
-        {
+        for (int p = p0; p < p1; p++) {
             final int b = p / heads;
             final int h = p % heads;
             final int rowBase = qkvOff + b * T * stride;
@@ -731,30 +620,24 @@ public final class FastOps implements Ops
             final int v = rowBase + 2 * channels + h * d;
             final int pr = probsOff + p * T * T;
             final int dO = doutOff + b * T * channels + h * d;
-            for (int s = 0; s < T; s++)
-            {
-                for (int i = 0; i < d; i++)
-                {
+            for (int s = 0; s < T; s++) {
+                for (int i = 0; i < d; i++) {
                     scratch[vt + i * T + s] = qkv[v + s * stride + i];
                 }
             }
-            for (int t0 = 0; t0 < T; t0 += 4)
-            {
+            for (int t0 = 0; t0 < T; t0 += 4) {
                 final int rowsHere = Math.min(4, T - t0);
                 final int end = roundUp(Math.min(t0 + 4, T), L);
                 scores(dout, dO + t0 * channels, channels, rowsHere, scratch, vt, T, d, scratch, ds + t0 * T, T, end);
-                for (int r = 0; r < rowsHere; r++)
-                {
+                for (int r = 0; r < rowsHere; r++) {
                     final int row = (t0 + r) * T;
                     FloatVector dot = FloatVector.zero(S);
-                    for (int s = 0; s < end; s += L)
-                    {
+                    for (int s = 0; s < end; s += L) {
                         dot = FloatVector.fromArray(S, probs, pr + row + s).fma(FloatVector.fromArray(S, scratch,
                             ds + row + s), dot);
                     }
                     final float rowDot = dot.reduceLanes(VectorOperators.ADD);
-                    for (int s = 0; s < end; s += L)
-                    {
+                    for (int s = 0; s < end; s += L) {
                         final FloatVector pv = FloatVector.fromArray(S, probs, pr + row + s);
                         pv.mul(FloatVector.fromArray(S, scratch, ds + row + s).sub(rowDot)).intoArray(scratch,
                             ds + row + s);
@@ -766,8 +649,7 @@ public final class FastOps implements Ops
                     dRowBase + t0 * stride + h * d, stride, scale);
             }
             // dK rows s0..s0+3 = scale * sum_{t >= s} dS[t, s] q_t;  dV rows = sum_{t >= s} P[t, s] dO_t
-            for (int s0 = 0; s0 < T; s0 += 4)
-            {
+            for (int s0 = 0; s0 < T; s0 += 4) {
                 final int rowsHere = Math.min(4, T - s0);
                 // column block s0..s0+3 of dS (resp. P) is zero above the diagonal, so t from s0 is exact
                 product(rowsHere, scratch, ds + s0, 1, T, qkv, q, stride, s0, T, d, dqkv,
@@ -788,15 +670,12 @@ public final class FastOps implements Ops
     // scores for the rows of one block over s in [0, end): vector pairs while the block is full
     private static void scores(final float[] a, final int a0, final int aRow, final int rows, final float[] bt,
         final int b0, final int btStride, final int depth, final float[] dst, final int dst0, final int dstRow,
-        final int end)
-    {
+        final int end) {
         int s = 0;
-        for (; rows == 4 && s + 2 * L <= end; s += 2 * L)
-        {
+        for (; rows == 4 && s + 2 * L <= end; s += 2 * L) {
             tile4x2(a, a0, aRow, 1, bt, b0 + s, btStride, 0, depth, dst, dst0 + s, dstRow, 1f);
         }
-        for (; s < end; s += L)
-        {
+        for (; s < end; s += L) {
             tileRows(rows, a, a0, aRow, 1, bt, b0 + s, btStride, 0, depth, dst, dst0 + s, dstRow, 1f);
         }
     }
@@ -804,27 +683,22 @@ public final class FastOps implements Ops
     // dst rows = scale * a-block x b over d columns (vector pairs while the block is full)
     private static void product(final int rows, final float[] a, final int a0, final int aRow, final int aDepth,
         final float[] b, final int b0, final int bStride, final int k0, final int k1, final int d, final float[] dst,
-        final int dst0, final int dstRow, final float scale)
-    {
+        final int dst0, final int dstRow, final float scale) {
         int c = 0;
-        for (; rows == 4 && c + 2 * L <= d; c += 2 * L)
-        {
+        for (; rows == 4 && c + 2 * L <= d; c += 2 * L) {
             tile4x2(a, a0, aRow, aDepth, b, b0 + c, bStride, k0, k1, dst, dst0 + c, dstRow, scale);
         }
-        for (; c < d; c += L)
-        {
+        for (; c < d; c += L) {
             tileRows(rows, a, a0, aRow, aDepth, b, b0 + c, bStride, k0, k1, dst, dst0 + c, dstRow, scale);
         }
     }
 
     private static void tile4x2(final float[] a, final int a0, final int aRow, final int aDepth, final float[] b,
         final int b0, final int bStride, final int k0, final int k1, final float[] dst, final int dst0,
-        final int dstRow, final float scale)
-    {
+        final int dstRow, final float scale) {
         FloatVector a00 = FloatVector.zero(S), a01 = a00, a10 = a00, a11 = a00;
         FloatVector a20 = a00, a21 = a00, a30 = a00, a31 = a00;
-        for (int k = k0; k < k1; k++)
-        {
+        for (int k = k0; k < k1; k++) {
             final FloatVector v0 = FloatVector.fromArray(S, b, b0 + k * bStride);
             final FloatVector v1 = FloatVector.fromArray(S, b, b0 + k * bStride + L);
             final int ak = a0 + k * aDepth;
@@ -854,38 +728,30 @@ public final class FastOps implements Ops
     // the same product for 1..4 rows and one vector (block edges)
     private static void tileRows(final int rows, final float[] a, final int a0, final int aRow, final int aDepth,
         final float[] b, final int b0, final int bStride, final int k0, final int k1, final float[] dst,
-        final int dst0, final int dstRow, final float scale)
-    {
+        final int dst0, final int dstRow, final float scale) {
         FloatVector s0 = FloatVector.zero(S), s1 = s0, s2 = s0, s3 = s0;
-        for (int k = k0; k < k1; k++)
-        {
+        for (int k = k0; k < k1; k++) {
             final FloatVector v = FloatVector.fromArray(S, b, b0 + k * bStride);
             final int ak = a0 + k * aDepth;
             s0 = v.fma(FloatVector.broadcast(S, a[ak]), s0);
-            if (rows > 1)
-            {
+            if (rows > 1) {
                 s1 = v.fma(FloatVector.broadcast(S, a[ak + aRow]), s1);
             }
-            if (rows > 2)
-            {
+            if (rows > 2) {
                 s2 = v.fma(FloatVector.broadcast(S, a[ak + 2 * aRow]), s2);
             }
-            if (rows > 3)
-            {
+            if (rows > 3) {
                 s3 = v.fma(FloatVector.broadcast(S, a[ak + 3 * aRow]), s3);
             }
         }
         s0.mul(scale).intoArray(dst, dst0);
-        if (rows > 1)
-        {
+        if (rows > 1) {
             s1.mul(scale).intoArray(dst, dst0 + dstRow);
         }
-        if (rows > 2)
-        {
+        if (rows > 2) {
             s2.mul(scale).intoArray(dst, dst0 + 2 * dstRow);
         }
-        if (rows > 3)
-        {
+        if (rows > 3) {
             s3.mul(scale).intoArray(dst, dst0 + 3 * dstRow);
         }
     }
@@ -894,44 +760,36 @@ public final class FastOps implements Ops
 
     @Override
     public void crossEntropyForward(final float[] logits, final int vocab, final int[] targets, final float[] losses,
-        final int n0, final int n1)
-    {
+        final int n0, final int n1) {
         final int vec = vocab / L * L;
-        for (int n = n0; n < n1; n++)
-        {
+        for (int n = n0; n < n1; n++) {
             final int row = n * vocab;
             FloatVector mv = FloatVector.broadcast(S, Float.NEGATIVE_INFINITY);
-            for (int v = 0; v < vec; v += L)
-            {
+            for (int v = 0; v < vec; v += L) {
                 mv = mv.max(FloatVector.fromArray(S, logits, row + v));
             }
             float max = mv.reduceLanes(VectorOperators.MAX);
-            for (int v = vec; v < vocab; v++)
-            {
+            for (int v = vec; v < vocab; v++) {
                 max = Math.max(max, logits[row + v]);
             }
             final float target = logits[row + targets[n]];
             FloatVector sv = FloatVector.zero(S);
-            for (int v = 0; v < vec; v += L)
-            {
+            for (int v = 0; v < vec; v += L) {
                 final FloatVector e = VectorMath.exp(FloatVector.fromArray(S, logits, row + v).sub(max));
                 e.intoArray(logits, row + v);
                 sv = sv.add(e);
             }
             float sum = sv.reduceLanes(VectorOperators.ADD);
-            for (int v = vec; v < vocab; v++)
-            {
+            for (int v = vec; v < vocab; v++) {
                 logits[row + v] = VectorMath.exp(logits[row + v] - max);
                 sum += logits[row + v];
             }
             losses[n] = (float) (Math.log(sum) + max - target);
             final float inv = 1f / sum;
-            for (int v = 0; v < vec; v += L)
-            {
+            for (int v = 0; v < vec; v += L) {
                 FloatVector.fromArray(S, logits, row + v).mul(inv).intoArray(logits, row + v);
             }
-            for (int v = vec; v < vocab; v++)
-            {
+            for (int v = vec; v < vocab; v++) {
                 logits[row + v] *= inv;
             }
         }
@@ -939,18 +797,14 @@ public final class FastOps implements Ops
 
     @Override
     public void crossEntropyBackward(final float[] probs, final int vocab, final int[] targets, final float scale,
-        final int n0, final int n1)
-    {
+        final int n0, final int n1) {
         final int vec = vocab / L * L;
-        for (int n = n0; n < n1; n++)
-        {
+        for (int n = n0; n < n1; n++) {
             final int row = n * vocab;
-            for (int v = 0; v < vec; v += L)
-            {
+            for (int v = 0; v < vec; v += L) {
                 FloatVector.fromArray(S, probs, row + v).mul(scale).intoArray(probs, row + v);
             }
-            for (int v = vec; v < vocab; v++)
-            {
+            for (int v = vec; v < vocab; v++) {
                 probs[row + v] *= scale;
             }
             probs[row + targets[n]] -= scale;
@@ -966,45 +820,35 @@ public final class FastOps implements Ops
         final int biasOff, final boolean sigmoid, final int channels, final int experts, final int topK,
         final float[] logits, final int logitsOff, final float[] scores, final int scoresOff, final float[] lse,
         final int lseOff, final int[] selected, final int selectedOff, final float[] gates, final int gatesOff,
-        final int n0, final int n1, final float[] scratch)
-    {
-        if (n0 >= n1)
-        {
+        final int n0, final int n1, final float[] scratch) {
+        if (n0 >= n1) {
             return;
         }
         final int ep = roundUp(experts, L);
         packTransposed(p, wrOff, channels, 0, experts, ep, scratch);
         final int row = channels * ep;     // one token's padded logits / scores
-        for (int n = n0; n < n1; n++)
-        {
-            for (int e = 0; e < ep; e += L)
-            {
+        for (int n = n0; n < n1; n++) {
+            for (int e = 0; e < ep; e += L) {
                 rowTimesPanel(x, xOff + n * channels, channels, scratch, e, ep, scratch, row + e);
             }
             float max = Float.NEGATIVE_INFINITY;
-            for (int e = 0; e < experts; e++)
-            {
+            for (int e = 0; e < experts; e++) {
                 logits[logitsOff + n * experts + e] = scratch[row + e];
                 max = Math.max(max, scratch[row + e]);
             }
-            for (int e = experts; e < ep; e++)
-            {
+            for (int e = experts; e < ep; e++) {
                 scratch[row + e] = Float.NEGATIVE_INFINITY;
             }
             FloatVector sumv = FloatVector.zero(S);
-            for (int e = 0; e < ep; e += L)
-            {
+            for (int e = 0; e < ep; e += L) {
                 final FloatVector lv = FloatVector.fromArray(S, scratch, row + e);
                 final FloatVector ev = VectorMath.exp(lv.sub(max));
                 sumv = sumv.add(ev);
-                if (sigmoid)
-                {
+                if (sigmoid) {
                     // 1 / (1 + e^-x)
                     final FloatVector sg = FloatVector.broadcast(S, 1f).div(VectorMath.exp(lv.neg()).add(1f));
                     sg.intoArray(scratch, row + ep + e);
-                }
-                else
-                {
+                } else {
                     ev.intoArray(scratch, row + ep + e);
                 }
             }
@@ -1012,18 +856,15 @@ public final class FastOps implements Ops
             lse[lseOff + n] = max + (float) Math.log(sum);
             final float inv = 1f / sum;
             final int srow = scoresOff + n * experts;
-            for (int e = 0; e < experts; e++)
-            {
+            for (int e = 0; e < experts; e++) {
                 scores[srow + e] = sigmoid ? scratch[row + ep + e] : scratch[row + ep + e] * inv;
             }
             Routing.selectTopK(scores, srow, bias, biasOff, experts, topK, selected, selectedOff + n * topK);
             float selectedSum = GATE_EPS;
-            for (int k = 0; k < topK; k++)
-            {
+            for (int k = 0; k < topK; k++) {
                 selectedSum += scores[srow + selected[selectedOff + n * topK + k]];
             }
-            for (int k = 0; k < topK; k++)
-            {
+            for (int k = 0; k < topK; k++) {
                 final float s = scores[srow + selected[selectedOff + n * topK + k]];
                 gates[gatesOff + n * topK + k] = topK > 1 ? s / selectedSum : s;
             }
@@ -1032,11 +873,9 @@ public final class FastOps implements Ops
 
     // dst[0:L] = sum_c x[c] * panel[c * width + col : +L]
     private static void rowTimesPanel(final float[] x, final int x0, final int depth, final float[] panel,
-        final int col, final int width, final float[] dst, final int at)
-    {
+        final int col, final int width, final float[] dst, final int at) {
         FloatVector acc = FloatVector.zero(S);
-        for (int c = 0; c < depth; c++)
-        {
+        for (int c = 0; c < depth; c++) {
             acc = FloatVector.fromArray(S, panel, c * width + col).fma(FloatVector.broadcast(S, x[x0 + c]), acc);
         }
         acc.intoArray(dst, at);
@@ -1048,85 +887,62 @@ public final class FastOps implements Ops
         final float[] lse, final int lseOff, final int[] selected, final int selectedOff, final float[] gates,
         final int gatesOff, final float[] dgates, final int dgatesOff, final float[] dAuxScore, final float zScale,
         final boolean sigmoid, final int experts, final int topK, final float[] dlogits, final int dlogitsOff,
-        final int n0, final int n1)
-    {
-        for (int n = n0; n < n1; n++)
-        {
+        final int n0, final int n1) {
+        for (int n = n0; n < n1; n++) {
             final int srow = scoresOff + n * experts;
             final int drow = dlogitsOff + n * experts;
             final int sel = selectedOff + n * topK;
             // aux loss through the normalised score
-            if (dAuxScore == null)
-            {
+            if (dAuxScore == null) {
                 java.util.Arrays.fill(dlogits, drow, drow + experts, 0f);
-            }
-            else if (sigmoid)
-            {
+            } else if (sigmoid) {
                 float total = 0f;
-                for (int e = 0; e < experts; e++)
-                {
+                for (int e = 0; e < experts; e++) {
                     total += scores[srow + e];
                 }
                 float dot = 0f;
-                for (int e = 0; e < experts; e++)
-                {
+                for (int e = 0; e < experts; e++) {
                     dot = Math.fma(dAuxScore[e], scores[srow + e] / total, dot);
                 }
-                for (int e = 0; e < experts; e++)
-                {
+                for (int e = 0; e < experts; e++) {
                     dlogits[drow + e] = (dAuxScore[e] - dot) / total;
                 }
-            }
-            else
-            {
+            } else {
                 System.arraycopy(dAuxScore, 0, dlogits, drow, experts);
             }
             // gates
-            if (topK > 1)
-            {
+            if (topK > 1) {
                 float selectedSum = GATE_EPS;
                 float gdg = 0f;
-                for (int k = 0; k < topK; k++)
-                {
+                for (int k = 0; k < topK; k++) {
                     selectedSum += scores[srow + selected[sel + k]];
                     gdg = Math.fma(gates[gatesOff + n * topK + k], dgates[dgatesOff + n * topK + k], gdg);
                 }
-                for (int k = 0; k < topK; k++)
-                {
+                for (int k = 0; k < topK; k++) {
                     dlogits[drow + selected[sel + k]] += (dgates[dgatesOff + n * topK + k] - gdg) / selectedSum;
                 }
-            }
-            else
-            {
+            } else {
                 dlogits[drow + selected[sel]] += dgates[dgatesOff + n];
             }
             // scores -> logits
-            if (sigmoid)
-            {
-                for (int e = 0; e < experts; e++)
-                {
+            if (sigmoid) {
+                for (int e = 0; e < experts; e++) {
                     final float s = scores[srow + e];
                     dlogits[drow + e] = dlogits[drow + e] * s * (1f - s);
                 }
-            }
-            else
-            {
+            } else {
                 float dot = 0f;
-                for (int e = 0; e < experts; e++)
-                {
+                for (int e = 0; e < experts; e++) {
                     dot = Math.fma(dlogits[drow + e], scores[srow + e], dot);
                 }
-                for (int e = 0; e < experts; e++)
-                {
+                for (int e = 0; e < experts; e++) {
                     dlogits[drow + e] = scores[srow + e] * (dlogits[drow + e] - dot);
                 }
             }
-            if (zScale != 0f)
-            {
+            if (zScale != 0f) {
                 final float l = lse[lseOff + n];
                 final float coef = 2f * zScale * l;
-                for (int e = 0; e < experts; e++)
-                {
+                for (int e = 0; e < experts; e++) {
                     dlogits[drow + e] = Math.fma(coef, VectorMath.exp(logits[logitsOff + n * experts + e] - l),
                         dlogits[drow + e]);
                 }
@@ -1138,10 +954,8 @@ public final class FastOps implements Ops
 
     @Override
     public void gatherRows(final float[] src, final int srcOff, final int[] rowIndex, final int indexOff,
-        final float[] dst, final int dstOff, final int channels, final int r0, final int r1)
-    {
-        for (int r = r0; r < r1; r++)
-        {
+        final float[] dst, final int dstOff, final int channels, final int r0, final int r1) {
+        for (int r = r0; r < r1; r++) {
             System.arraycopy(src, srcOff + rowIndex[indexOff + r] * channels, dst, dstOff + r * channels, channels);
         }
     }
@@ -1149,30 +963,24 @@ public final class FastOps implements Ops
     @Override
     public void combineForward(final float[] y, final int yOff, final int[] slots, final int slotsOff,
         final float[] weights, final int weightsOff, final int slotCount, final float[] residual,
-        final int residualOff, final float[] out, final int outOff, final int channels, final int n0, final int n1)
-    {
+        final int residualOff, final float[] out, final int outOff, final int channels, final int n0, final int n1) {
         final int vec = channels / L * L;
-        for (int n = n0; n < n1; n++)
-        {
+        for (int n = n0; n < n1; n++) {
             final int o = outOff + n * channels;
             System.arraycopy(residual, residualOff + n * channels, out, o, channels);
-            for (int j = 0; j < slotCount; j++)
-            {
+            for (int j = 0; j < slotCount; j++) {
                 final int slot = slots[slotsOff + n * slotCount + j];
-                if (slot < 0)
-                {
+                if (slot < 0) {
                     continue;
                 }
                 final float wj = weights[weightsOff + n * slotCount + j];
                 final int yr = yOff + slot * channels;
                 int c = 0;
-                for (; c < vec; c += L)
-                {
+                for (; c < vec; c += L) {
                     FloatVector.fromArray(S, y, yr + c).fma(FloatVector.broadcast(S, wj), FloatVector.fromArray(S, out,
                         o + c)).intoArray(out, o + c);
                 }
-                for (; c < channels; c++)
-                {
+                for (; c < channels; c++) {
                     out[o + c] = Math.fma(y[yr + c], wj, out[o + c]);
                 }
             }
@@ -1183,38 +991,31 @@ public final class FastOps implements Ops
     public void combineBackward(final float[] dout, final int doutOff, final float[] y, final int yOff,
         final int[] slots, final int slotsOff, final float[] weights, final int weightsOff, final int slotCount,
         final int gatedSlots, final float[] dy, final int dyOff, final float[] dgates, final int dgatesOff,
-        final int channels, final int n0, final int n1)
-    {
+        final int channels, final int n0, final int n1) {
         final int vec = channels / L * L;
-        for (int n = n0; n < n1; n++)
-        {
+        for (int n = n0; n < n1; n++) {
             final int g = doutOff + n * channels;
-            for (int j = 0; j < slotCount; j++)
-            {
+            for (int j = 0; j < slotCount; j++) {
                 final int slot = slots[slotsOff + n * slotCount + j];
                 float dot = 0f;
-                if (slot >= 0)
-                {
+                if (slot >= 0) {
                     final float wj = weights[weightsOff + n * slotCount + j];
                     final int yr = yOff + slot * channels;
                     final int dr = dyOff + slot * channels;
                     FloatVector acc = FloatVector.zero(S);
                     int c = 0;
-                    for (; c < vec; c += L)
-                    {
+                    for (; c < vec; c += L) {
                         final FloatVector gv = FloatVector.fromArray(S, dout, g + c);
                         gv.mul(wj).intoArray(dy, dr + c);
                         acc = gv.fma(FloatVector.fromArray(S, y, yr + c), acc);
                     }
                     dot = acc.reduceLanes(VectorOperators.ADD);
-                    for (; c < channels; c++)
-                    {
+                    for (; c < channels; c++) {
                         dy[dr + c] = dout[g + c] * wj;
                         dot = Math.fma(dout[g + c], y[yr + c], dot);
                     }
                 }
-                if (j < gatedSlots)
-                {
+                if (j < gatedSlots) {
                     dgates[dgatesOff + n * gatedSlots + j] = dot;
                 }
             }
@@ -1224,20 +1025,15 @@ public final class FastOps implements Ops
     @Override
     public void scatterBackward(final float[] dperm, final int dpermOff, final int[] slots, final int slotsOff,
         final int slotCount, final float[] dx, final int dxOff, final int channels, final int n0, final int n1,
-        final boolean accumulate)
-    {
-        for (int n = n0; n < n1; n++)
-        {
+        final boolean accumulate) {
+        for (int n = n0; n < n1; n++) {
             final int o = dxOff + n * channels;
-            if (!accumulate)
-            {
+            if (!accumulate) {
                 java.util.Arrays.fill(dx, o, o + channels, 0f);
             }
-            for (int j = 0; j < slotCount; j++)
-            {
+            for (int j = 0; j < slotCount; j++) {
                 final int slot = slots[slotsOff + n * slotCount + j];
-                if (slot >= 0)
-                {
+                if (slot >= 0) {
                     add(dx, o, dperm, dpermOff + slot * channels, dx, o, channels);
                 }
             }
@@ -1246,15 +1042,12 @@ public final class FastOps implements Ops
 
     @Override
     public void add(final float[] a, final int aOff, final float[] b, final int bOff, final float[] y, final int yOff,
-        final int count)
-    {
+        final int count) {
         int j = 0;
-        for (; j + L <= count; j += L)
-        {
+        for (; j + L <= count; j += L) {
             FloatVector.fromArray(S, a, aOff + j).add(FloatVector.fromArray(S, b, bOff + j)).intoArray(y, yOff + j);
         }
-        for (; j < count; j++)
-        {
+        for (; j < count; j++) {
             y[yOff + j] = a[aOff + j] + b[bOff + j];
         }
     }

@@ -11,8 +11,7 @@ package io.moeflow.trainer.kernels;
  * Two implementations: {@link ReferenceOps} (plain scalar loops, double accumulators: the ground truth) and
  * {@link FastOps} (Vector API, float, fused multiply-add).
  */
-public interface Ops
-{
+public interface Ops {
     /** LayerNorm epsilon, PyTorch's default. */
     float LN_EPS = 1e-5f;
     /** Added to the sum of the selected scores before normalising gates: an underflowed sum cannot divide by 0. */

@@ -23,13 +23,11 @@ package io.moeflow.trainer.model;
  */
 public record ModelConfig(int vocabSize, int seqLen, int channels, int layers, int heads, int experts, int topK,
     int expertHidden, int sharedExperts, RouterScore routerScore, double auxLossCoef, double zLossCoef,
-    boolean biasBalancing, double biasUpdateRate, double capacityFactor, double initStd)
-{
+    boolean biasBalancing, double biasUpdateRate, double capacityFactor, double initStd) {
     /**
      * Validates every field with a {@code name=value} message.
      */
-    public ModelConfig
-    {
+    public ModelConfig {
         positive("vocabSize", vocabSize);
         positive("seqLen", seqLen);
         positive("channels", channels);
@@ -38,33 +36,27 @@ public record ModelConfig(int vocabSize, int seqLen, int channels, int layers, i
         positive("experts", experts);
         positive("topK", topK);
         positive("expertHidden", expertHidden);
-        if (channels % heads != 0)
-        {
+        if (channels % heads != 0) {
             throw new IllegalArgumentException("heads=" + heads + " must divide channels=" + channels);
         }
-        if (topK > experts)
-        {
+        if (topK > experts) {
             throw new IllegalArgumentException("topK=" + topK + " must be <= experts=" + experts);
         }
-        if (sharedExperts < 0)
-        {
+        if (sharedExperts < 0) {
             throw new IllegalArgumentException("sharedExperts=" + sharedExperts + " must be >= 0");
         }
-        if (routerScore == null)
-        {
+        if (routerScore == null) {
             throw new IllegalArgumentException("routerScore=null: choose SOFTMAX or SIGMOID");
         }
         nonNegative("auxLossCoef", auxLossCoef);
         nonNegative("zLossCoef", zLossCoef);
         nonNegative("biasUpdateRate", biasUpdateRate);
         nonNegative("capacityFactor", capacityFactor);
-        if (!(initStd > 0) || !Double.isFinite(initStd))
-        {
+        if (!(initStd > 0) || !Double.isFinite(initStd)) {
             throw new IllegalArgumentException("initStd=" + initStd + " must be > 0 and finite");
         }
         final long params = parameterCount(vocabSize, seqLen, channels, layers, experts, expertHidden, sharedExperts);
-        if (params > Integer.MAX_VALUE - 16)
-        {
+        if (params > Integer.MAX_VALUE - 16) {
             throw new IllegalArgumentException("parameterCount=" + params + " exceeds one float[] slab (max " +
                 (Integer.MAX_VALUE - 16) + "): reduce channels, experts or expertHidden");
         }
@@ -77,8 +69,7 @@ public record ModelConfig(int vocabSize, int seqLen, int channels, int layers, i
      *
      * @return the bench model configuration
      */
-    public static ModelConfig benchModel()
-    {
+    public static ModelConfig benchModel() {
         return new ModelConfig(256, 128, 128, 2, 4, 16, 2, 256, 0, RouterScore.SOFTMAX, 0.01, 0.0, false, 1e-3, 0.0,
             0.02);
     }
@@ -86,16 +77,14 @@ public record ModelConfig(int vocabSize, int seqLen, int channels, int layers, i
     /**
      * @return head dimension C / H
      */
-    public int headDim()
-    {
+    public int headDim() {
         return channels / heads;
     }
 
     /**
      * @return parameters of one expert MLP: w1 [F,C] + b1 [F] + w2 [C,F] + b2 [C]
      */
-    public long expertParameterCount()
-    {
+    public long expertParameterCount() {
         return 2L * channels * expertHidden + expertHidden + channels;
     }
 
@@ -105,8 +94,7 @@ public record ModelConfig(int vocabSize, int seqLen, int channels, int layers, i
      *
      * @return the size of the parameter slab
      */
-    public long parameterCount()
-    {
+    public long parameterCount() {
         return parameterCount(vocabSize, seqLen, channels, layers, experts, expertHidden, sharedExperts);
     }
 
@@ -116,8 +104,7 @@ public record ModelConfig(int vocabSize, int seqLen, int channels, int layers, i
      *
      * @return active parameters per token
      */
-    public long activeParametersPerToken()
-    {
+    public long activeParametersPerToken() {
         return parameterCount() - (long) layers * (experts - topK) * expertParameterCount();
     }
 
@@ -129,8 +116,7 @@ public record ModelConfig(int vocabSize, int seqLen, int channels, int layers, i
      *
      * @return FLOPs per token for forward plus backward
      */
-    public double flopsPerToken()
-    {
+    public double flopsPerToken() {
         final double c = channels;
         final double perLayer = 3 * c * c + c * c + experts * c + (topK + sharedExperts) * 2.0 * c * expertHidden;
         final double matmul = layers * perLayer + c * vocabSize;
@@ -138,25 +124,20 @@ public record ModelConfig(int vocabSize, int seqLen, int channels, int layers, i
     }
 
     private static long parameterCount(final int v, final int t, final int c, final int l, final int e, final int f,
-        final int s)
-    {
+        final int s) {
         final long expert = 2L * c * f + f + c;
         final long block = 4L * c + 3L * c * c + 3L * c + (long) c * c + c + (long) e * c + (long) (e + s) * expert;
         return (long) v * c + (long) t * c + l * block + 2L * c + (long) v * c;
     }
 
-    private static void positive(final String name, final int value)
-    {
-        if (value <= 0)
-        {
+    private static void positive(final String name, final int value) {
+        if (value <= 0) {
             throw new IllegalArgumentException(name + "=" + value + " must be > 0");
         }
     }
 
-    private static void nonNegative(final String name, final double value)
-    {
-        if (!(value >= 0) || !Double.isFinite(value))
-        {
+    private static void nonNegative(final String name, final double value) {
+        if (!(value >= 0) || !Double.isFinite(value)) {
             throw new IllegalArgumentException(name + "=" + value + " must be >= 0 and finite");
         }
     }

@@ -24,8 +24,7 @@ import io.moeflow.trainer.kernels.Ops;
  * choice rank, earlier tokens of the batch first (Switch's position order). A dropped pair contributes nothing: the
  * token keeps its other experts (gates not renormalised) and the residual.
  */
-final class MoeSublayer
-{
+final class MoeSublayer {
     private final LayerContext ctx;
     private final Ops ops;
     private final ModelConfig c;
@@ -47,8 +46,7 @@ final class MoeSublayer
     private int layer;
     private ParameterLayout.Block b;
 
-    MoeSublayer(final LayerContext ctx, final float[][] expertBias)
-    {
+    MoeSublayer(final LayerContext ctx, final float[][] expertBias) {
         this.ctx = ctx;
         this.ops = ctx.ops;
         this.c = ctx.config;
@@ -59,8 +57,7 @@ final class MoeSublayer
 
     // Forward. resMid[l]: [N, C] -> ln2: [N, C] -> scores [N, E], selected/gates [N, K] -> xperm [P, C]
     //          -> h, a: [P, F] -> yperm: [P, C] -> res[l+1] = resMid + sum_j w_j yperm[slot_j]: [N, C]
-    void forward(final Workspace w, final int l, final boolean dropless)
-    {
+    void forward(final Workspace w, final int l, final boolean dropless) {
         bind(w, l);
         routeScores();
         assignSlots(dropless);
@@ -69,30 +66,25 @@ final class MoeSublayer
         combine();
     }
 
-    void routeScores()
-    {
+    void routeScores() {
         ctx.parallel.run(routeTask);
     }
 
-    void permute()
-    {
+    void permute() {
         ctx.parallel.run(permuteTask);
     }
 
-    void experts()
-    {
+    void experts() {
         ctx.parallel.run(fc1Task);
         ctx.parallel.run(fc2Task);
     }
 
-    void combine()
-    {
+    void combine() {
         ctx.parallel.run(combineTask);
     }
 
     // Backward. dres = dL/dres[l+1]: [N, C] in, dL/dresMid[l] out (in place); writes ln2, router and expert grads.
-    void backward(final Workspace w, final int l)
-    {
+    void backward(final Workspace w, final int l) {
         bind(w, l);
         ctx.parallel.run(combineBackTask);   // dyperm [P, C], dgates [N, K]
         ctx.parallel.run(fc2BackTask);       // dW2, db2; dh = (dyperm W2) * gelu'(h): [P, F]
@@ -101,8 +93,7 @@ final class MoeSublayer
         ctx.parallel.run(routerParamsTask);  // dWr, dln2 weight/bias
     }
 
-    private void bind(final Workspace w, final int l)
-    {
+    private void bind(final Workspace w, final int l) {
         ws = w;
         layer = l;
         b = ctx.layout.blocks[l];
@@ -112,8 +103,7 @@ final class MoeSublayer
      * Counts the load, applies the capacity and lays out the permuted blocks; computes the aux and z losses.
      * Sequential on the calling thread: O(N * (K + E)), deterministic by construction.
      */
-    void assignSlots(final boolean dropless)
-    {
+    void assignSlots(final boolean dropless) {
         final int N = ws.tokens;
         final int E = c.experts();
         final int K = c.topK();
@@ -125,13 +115,11 @@ final class MoeSublayer
         final int bs = layer * (E + S + 1);
         final int le = layer * E;
 
-        for (int e = 0; e < E; e++)
-        {
+        for (int e = 0; e < E; e++) {
             ws.load[le + e] = 0;
             fill[e] = 0;
         }
-        for (int i = 0; i < N * K; i++)
-        {
+        for (int i = 0; i < N * K; i++) {
             ws.load[le + ws.selected[lnk + i]]++;
         }
         final int capacity = dropless || c.capacityFactor() == 0.0
@@ -139,17 +127,12 @@ final class MoeSublayer
             : (int) Math.ceil((double) K * N / E * c.capacityFactor());
         // priority: choice rank k first, then token order; the rank inside the block goes into slots for now
         int droppedPairs = 0;
-        for (int k = 0; k < K; k++)
-        {
-            for (int n = 0; n < N; n++)
-            {
+        for (int k = 0; k < K; k++) {
+            for (int n = 0; n < N; n++) {
                 final int e = ws.selected[lnk + n * K + k];
-                if (fill[e] < capacity)
-                {
+                if (fill[e] < capacity) {
                     ws.slots[lnj + n * J + k] = fill[e]++;
-                }
-                else
-                {
+                } else {
                     ws.slots[lnj + n * J + k] = -1;
                     droppedPairs++;
                 }
@@ -157,33 +140,25 @@ final class MoeSublayer
         }
         ws.dropped[layer] = droppedPairs;
         ws.blockStart[bs] = 0;
-        for (int e = 0; e < E; e++)
-        {
+        for (int e = 0; e < E; e++) {
             ws.blockStart[bs + e + 1] = ws.blockStart[bs + e] + fill[e];
         }
-        for (int s = 0; s < S; s++)
-        {
+        for (int s = 0; s < S; s++) {
             ws.blockStart[bs + E + s + 1] = ws.blockStart[bs + E + s] + N;
         }
-        for (int n = 0; n < N; n++)
-        {
-            for (int k = 0; k < K; k++)
-            {
+        for (int n = 0; n < N; n++) {
+            for (int k = 0; k < K; k++) {
                 final int rank = ws.slots[lnj + n * J + k];
-                if (rank >= 0)
-                {
+                if (rank >= 0) {
                     final int slot = ws.blockStart[bs + ws.selected[lnk + n * K + k]] + rank;
                     ws.slots[lnj + n * J + k] = slot;
                     ws.slotWeights[lnj + n * J + k] = ws.gates[lnk + n * K + k];
                     ws.permToken[lp + slot] = n;
-                }
-                else
-                {
+                } else {
                     ws.slotWeights[lnj + n * J + k] = 0f;
                 }
             }
-            for (int s = 0; s < S; s++)
-            {
+            for (int s = 0; s < S; s++) {
                 final int slot = ws.blockStart[bs + E + s] + n;
                 ws.slots[lnj + n * J + K + s] = slot;
                 ws.slotWeights[lnj + n * J + K + s] = 1f;
@@ -194,8 +169,7 @@ final class MoeSublayer
     }
 
     // aux = coef * E * sum_e f_e P_e, f_e = load_e / (K N), P_e = mean_n normalised score;  z = coef * mean_n lse^2
-    private void balanceLosses()
-    {
+    private void balanceLosses() {
         final int N = ws.tokens;
         final int E = c.experts();
         final int K = c.topK();
@@ -203,28 +177,22 @@ final class MoeSublayer
         final int lne = layer * N * E;
         final boolean sigmoid = c.routerScore() == RouterScore.SIGMOID;
         double aux = 0;
-        if (c.auxLossCoef() > 0)
-        {
+        if (c.auxLossCoef() > 0) {
             // P_e = mean over tokens of the normalised score (token order, one thread: deterministic)
             java.util.Arrays.fill(meanScore, 0.0);
-            for (int n = 0; n < N; n++)
-            {
+            for (int n = 0; n < N; n++) {
                 final int row = lne + n * E;
                 double total = 0;
-                if (sigmoid)
-                {
-                    for (int e = 0; e < E; e++)
-                    {
+                if (sigmoid) {
+                    for (int e = 0; e < E; e++) {
                         total += ws.scores[row + e];
                     }
                 }
-                for (int e = 0; e < E; e++)
-                {
+                for (int e = 0; e < E; e++) {
                     meanScore[e] += sigmoid ? ws.scores[row + e] / total : ws.scores[row + e];
                 }
             }
-            for (int e = 0; e < E; e++)
-            {
+            for (int e = 0; e < E; e++) {
                 final double f = (double) ws.load[le + e] / ((double) K * N);
                 aux += f * (meanScore[e] / N);
                 ws.dAuxRows[layer][e] = (float) (c.auxLossCoef() * E * f / N);
@@ -233,10 +201,8 @@ final class MoeSublayer
         }
         ws.aux[layer] = aux;
         double z = 0;
-        if (c.zLossCoef() > 0)
-        {
-            for (int n = 0; n < N; n++)
-            {
+        if (c.zLossCoef() > 0) {
+            for (int n = 0; n < N; n++) {
                 final double l = ws.lse[layer * N + n];
                 z += l * l;
             }
@@ -245,23 +211,19 @@ final class MoeSublayer
         ws.z[layer] = z;
     }
 
-    private int blocks()
-    {
+    private int blocks() {
         return c.experts() + c.sharedExperts();
     }
 
-    private int blockStart(final int e)
-    {
+    private int blockStart(final int e) {
         return ws.blockStart[layer * (blocks() + 1) + e];
     }
 
-    private int keptRows()
-    {
+    private int keptRows() {
         return blockStart(blocks());
     }
 
-    private void routeStage(final int w, final int workers)
-    {
+    private void routeStage(final int w, final int workers) {
         final int N = ws.tokens;
         final int C = c.channels();
         final int E = c.experts();
@@ -276,8 +238,7 @@ final class MoeSublayer
             ws.lse, layer * N, ws.selected, layer * N * K, ws.gates, layer * N * K, n0, n1, ctx.scratch[w]);
     }
 
-    private void permuteStage(final int w, final int workers)
-    {
+    private void permuteStage(final int w, final int workers) {
         final int rows = keptRows();
         final int C = c.channels();
         ops.gatherRows(ws.ln2, layer * ws.tokens * C, ws.permToken, layer * ws.permRows, ws.xperm,
@@ -285,8 +246,7 @@ final class MoeSublayer
     }
 
     // h = xperm W1^T + b1, a = gelu(h), one GEMM per expert block, its rows split over the workers
-    private void fc1Stage(final int w, final int workers)
-    {
+    private void fc1Stage(final int w, final int workers) {
         final int C = c.channels();
         final int F = c.expertHidden();
         expertLinearForward(w, workers, ws.xperm, layer * ws.permRows * C, C, b.w1, b.b1, ws.h,
@@ -294,8 +254,7 @@ final class MoeSublayer
     }
 
     // yperm = a W2^T + b2 per expert block, its rows split over the workers
-    private void fc2Stage(final int w, final int workers)
-    {
+    private void fc2Stage(final int w, final int workers) {
         final int C = c.channels();
         final int F = c.expertHidden();
         expertLinearForward(w, workers, ws.a, layer * ws.permRows * F, F, b.w2, b.b2, ws.yperm,
@@ -309,29 +268,24 @@ final class MoeSublayer
      * output row; the price is that each worker packs the whole W_e^T.
      */
     private void expertLinearForward(final int w, final int workers, final float[] x, final int xOff, final int in,
-        final int[] weights, final int[] biases, final float[] y, final int yOff, final int out, final boolean gelu)
-    {
-        for (int e = 0; e < blocks(); e++)
-        {
+        final int[] weights, final int[] biases, final float[] y, final int yOff, final int out, final boolean gelu) {
+        for (int e = 0; e < blocks(); e++) {
             final int start = blockStart(e);
             final int rows = blockStart(e + 1) - start;
             final int r0 = start + from(rows, w, workers, 4);
             final int r1 = start + to(rows, w, workers, 4);
-            if (r0 >= r1)
-            {
+            if (r0 >= r1) {
                 continue;
             }
             ops.linearForward(x, xOff + r0 * in, ctx.params, weights[e], biases[e], y, yOff + r0 * out, r1 - r0, in,
                 out, 0, out, ctx.scratch[w]);
-            if (gelu)
-            {
+            if (gelu) {
                 ops.geluForward(y, yOff + r0 * out, ws.a, yOff + r0 * out, (r1 - r0) * out);
             }
         }
     }
 
-    private void combineStage(final int w, final int workers)
-    {
+    private void combineStage(final int w, final int workers) {
         final int N = ws.tokens;
         final int C = c.channels();
         final int J = ws.slotsPerToken;
@@ -339,8 +293,7 @@ final class MoeSublayer
             J, ws.resMid, layer * N * C, ws.res, (layer + 1) * N * C, C, from(N, w, workers, 1), to(N, w, workers, 1));
     }
 
-    private void combineBackStage(final int w, final int workers)
-    {
+    private void combineBackStage(final int w, final int workers) {
         final int N = ws.tokens;
         final int C = c.channels();
         final int J = ws.slotsPerToken;
@@ -348,8 +301,7 @@ final class MoeSublayer
             layer * N * J, J, c.topK(), ws.dyperm, 0, ws.dgates, 0, C, from(N, w, workers, 1), to(N, w, workers, 1));
     }
 
-    private void fc2BackStage(final int w, final int workers)
-    {
+    private void fc2BackStage(final int w, final int workers) {
         final int C = c.channels();
         final int F = c.expertHidden();
         final int pf = layer * ws.permRows * F;
@@ -359,14 +311,12 @@ final class MoeSublayer
         final int rows = keptRows();
         final int r0 = from(rows, w, workers, 1);
         final int r1 = to(rows, w, workers, 1);
-        if (r0 < r1)
-        {
+        if (r0 < r1) {
             ops.geluBackward(ws.h, pf + r0 * F, ws.dh, r0 * F, ws.dh, r0 * F, (r1 - r0) * F);
         }
     }
 
-    private void fc1BackStage(final int w, final int workers)
-    {
+    private void fc1BackStage(final int w, final int workers) {
         final int C = c.channels();
         final int F = c.expertHidden();
         // dW1 = dh^T xperm, db1 = sum dh;  dxperm = dh W1
@@ -379,12 +329,10 @@ final class MoeSublayer
      * worker's share of the permuted rows. dy: [P, out] at 0, x: [P, in] at xOff, dx: [P, in] at 0.
      */
     private void expertLinearBackward(final int w, final int workers, final float[] dy, final int out,
-        final float[] x, final int xOff, final int in, final int[] weights, final int[] biases, final float[] dx)
-    {
+        final float[] x, final int xOff, final int in, final int[] weights, final int[] biases, final float[] dx) {
         final int o0 = from(out, w, workers, 16);
         final int o1 = to(out, w, workers, 16);
-        for (int e = 0; e < blocks(); e++)
-        {
+        for (int e = 0; e < blocks(); e++) {
             final int start = blockStart(e);
             ops.linearBackwardWeight(dy, start * out, x, xOff + start * in, ctx.grads, weights[e], biases[e],
                 blockStart(e + 1) - start, in, out, o0, o1);
@@ -392,21 +340,18 @@ final class MoeSublayer
         final int rows = keptRows();
         final int r0 = from(rows, w, workers, 1);
         final int r1 = to(rows, w, workers, 1);
-        for (int e = 0; e < blocks(); e++)
-        {
+        for (int e = 0; e < blocks(); e++) {
             final int start = blockStart(e);
             final int lo = Math.max(r0, start) - start;
             final int hi = Math.min(r1, blockStart(e + 1)) - start;
-            if (lo < hi)
-            {
+            if (lo < hi) {
                 ops.linearBackwardInput(dy, start * out, ctx.params, weights[e], dx, start * in, in, out, lo, hi,
                     false);
             }
         }
     }
 
-    private void routerBackStage(final int w, final int workers)
-    {
+    private void routerBackStage(final int w, final int workers) {
         final int N = ws.tokens;
         final int C = c.channels();
         final int E = c.experts();
@@ -426,13 +371,11 @@ final class MoeSublayer
             ws.ln2Rstd, layer * N, ws.dres, 0, C, n0, n1, true);
     }
 
-    private float[] auxRow()
-    {
+    private float[] auxRow() {
         return ws.dAuxRows[layer];
     }
 
-    private void routerParamsStage(final int w, final int workers)
-    {
+    private void routerParamsStage(final int w, final int workers) {
         final int N = ws.tokens;
         final int C = c.channels();
         final int E = c.experts();

@@ -8,12 +8,10 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
 /** The benchmark runs end to end and reports consistent figures (no timing is asserted). */
-class TrainBenchmarkTest
-{
+class TrainBenchmarkTest {
     @Test
     @Timeout(120)
-    void shouldTrainTheBenchModelAndReportConsistentFigures()
-    {
+    void shouldTrainTheBenchModelAndReportConsistentFigures() {
         final TrainBenchmark.Result r = TrainBenchmark.run(new TrainBenchmark.Config(2, 1, 3, 0));
         assertEquals(2, r.threads());
         assertTrue(r.msPerStep() > 0 && r.peakGflops() > 0, r.summary());
@@ -26,8 +24,7 @@ class TrainBenchmarkTest
     }
 
     @Test
-    void shouldRejectNonsenseConfig()
-    {
+    void shouldRejectNonsenseConfig() {
         assertThrows(IllegalArgumentException.class, () -> new TrainBenchmark.Config(0, 1, 1, 0));
         assertThrows(IllegalArgumentException.class, () -> new TrainBenchmark.Config(1, 1, 0, 0));
     }

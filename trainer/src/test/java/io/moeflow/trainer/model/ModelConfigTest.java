@@ -6,11 +6,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import org.junit.jupiter.api.Test;
 
-class ModelConfigTest
-{
+class ModelConfigTest {
     @Test
-    void shouldCountBenchModelParametersActiveShareAndFlops()
-    {
+    void shouldCountBenchModelParametersActiveShareAndFlops() {
         final ModelConfig c = ModelConfig.benchModel();
         // V*C + T*C + L*(4C + 3C^2 + 3C + C^2 + C + E*C + E*(2CF + F + C)) + 2C + V*C, worked by hand
         assertEquals(2_328_832L, c.parameterCount());
@@ -25,8 +23,7 @@ class ModelConfigTest
     }
 
     @Test
-    void shouldRejectInvalidFieldsWithNameAndValue()
-    {
+    void shouldRejectInvalidFieldsWithNameAndValue() {
         final IllegalArgumentException heads = assertThrows(IllegalArgumentException.class, () ->
             new ModelConfig(256, 128, 128, 2, 3, 16, 2, 256, 0, RouterScore.SOFTMAX, 0.01, 0, false, 1e-3, 0, 0.02));
         assertTrue(heads.getMessage().contains("heads=3") && heads.getMessage().contains("channels=128"));

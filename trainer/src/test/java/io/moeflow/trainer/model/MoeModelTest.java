@@ -11,28 +11,23 @@ import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
-class MoeModelTest
-{
+class MoeModelTest {
     /**
      * Whole-model fast vs reference: |fast - reference| &lt;= MODEL_TOLERANCE * max|reference| per tensor (and for the
      * loss, relative). Looser than the per-op tolerance because errors compound over two blocks.
      */
     static final double MODEL_TOLERANCE = 2e-4;
 
-    static ModelConfig small(final RouterScore score, final int shared, final double capacity)
-    {
+    static ModelConfig small(final RouterScore score, final int shared, final double capacity) {
         return new ModelConfig(32, 16, 32, 2, 2, 4, 2, 32, shared, score, 0.01, 0.001, false, 1e-3, capacity, 0.05);
     }
 
     @Test
-    void shouldMatchReferenceKernelsWithFastKernels()
-    {
-        for (final RouterScore score : RouterScore.values())
-        {
+    void shouldMatchReferenceKernelsWithFastKernels() {
+        for (final RouterScore score : RouterScore.values()) {
             final ModelConfig c = small(score, 1, 0.0);
             try (MoeModel fast = new MoeModel(c, 3, 2, Kernels.FAST, 5);
-                 MoeModel ref = new MoeModel(c, 3, 2, Kernels.REFERENCE, 5))
-            {
+                 MoeModel ref = new MoeModel(c, 3, 2, Kernels.REFERENCE, 5)) {
                 final int[] tokens = GradCheck.randomTokens(c, 3, 6);
                 final double lf = fast.forward(tokens);
                 final double lr = ref.forward(tokens);
@@ -40,12 +35,10 @@ class MoeModelTest
                 assertArrayEquals(ref.expertLoad(), fast.expertLoad(), "routing decisions");
                 fast.backward();
                 ref.backward();
-                for (final TensorView v : ref.tensors())
-                {
+                for (final TensorView v : ref.tensors()) {
                     double scale = 0;
                     double worst = 0;
-                    for (int i = v.offset(); i < v.offset() + v.length(); i++)
-                    {
+                    for (int i = v.offset(); i < v.offset() + v.length(); i++) {
                         scale = Math.max(scale, Math.abs(ref.grads()[i]));
                         worst = Math.max(worst, Math.abs(ref.grads()[i] - fast.grads()[i]));
                     }
@@ -57,39 +50,32 @@ class MoeModelTest
     }
 
     @Test
-    void shouldBeBitwiseIdenticalAcrossRunsAndThreadCounts()
-    {
+    void shouldBeBitwiseIdenticalAcrossRunsAndThreadCounts() {
         final ModelConfig c = small(RouterScore.SOFTMAX, 1, 1.0);
         final int[] tokens = GradCheck.randomTokens(c, 4, 7);
         final double[][] losses = new double[4][];
         final float[][] params = new float[4][];
         final int[] threadCounts = {1, 2, 3, 2};
-        for (int run = 0; run < threadCounts.length; run++)
-        {
-            try (MoeModel m = new MoeModel(c, 4, threadCounts[run], Kernels.FAST, 9))
-            {
+        for (int run = 0; run < threadCounts.length; run++) {
+            try (MoeModel m = new MoeModel(c, 4, threadCounts[run], Kernels.FAST, 9)) {
                 losses[run] = sgd(m, tokens, 3, 0.05f);
                 params[run] = m.params().clone();
             }
         }
-        for (int run = 1; run < threadCounts.length; run++)
-        {
+        for (int run = 1; run < threadCounts.length; run++) {
             assertArrayEquals(losses[0], losses[run], "losses with threads=" + threadCounts[run]);
             assertArrayEquals(params[0], params[run], "params with threads=" + threadCounts[run]);
         }
     }
 
-    static double[] sgd(final MoeModel m, final int[] tokens, final int steps, final float lr)
-    {
+    static double[] sgd(final MoeModel m, final int[] tokens, final int steps, final float lr) {
         final double[] losses = new double[steps];
-        for (int s = 0; s < steps; s++)
-        {
+        for (int s = 0; s < steps; s++) {
             losses[s] = m.forward(tokens);
             m.backward();
             final float[] p = m.params();
             final float[] g = m.grads();
-            for (int i = 0; i < p.length; i++)
-            {
+            for (int i = 0; i < p.length; i++) {
                 p[i] -= lr * g[i];
             }
         }
@@ -97,27 +83,22 @@ class MoeModelTest
     }
 
     @Test
-    void shouldGiveAnExpertWithoutTokensExactlyZeroGradientsAndFiniteLoss()
-    {
+    void shouldGiveAnExpertWithoutTokensExactlyZeroGradientsAndFiniteLoss() {
         final ModelConfig c = new ModelConfig(32, 16, 32, 2, 2, 4, 2, 32, 0, RouterScore.SOFTMAX, 0.01, 0.001, true,
             1e-3, 0.0, 0.05);
-        try (MoeModel m = new MoeModel(c, 2, 2, Kernels.FAST, 3))
-        {
+        try (MoeModel m = new MoeModel(c, 2, 2, Kernels.FAST, 3)) {
             m.expertBias(0)[1] = Float.NEGATIVE_INFINITY;
             m.expertBias(1)[1] = Float.NEGATIVE_INFINITY;
             final int[] tokens = GradCheck.randomTokens(c, 2, 4);
             java.util.Arrays.fill(m.grads(), Float.NaN); // backward must overwrite everything
             assertTrue(Double.isFinite(m.forward(tokens)));
             m.backward();
-            for (final TensorView v : m.tensors())
-            {
+            for (final TensorView v : m.tensors()) {
                 final boolean idle = v.name().contains(".moe.experts.1.");
-                for (int i = v.offset(); i < v.offset() + v.length(); i++)
-                {
+                for (int i = v.offset(); i < v.offset() + v.length(); i++) {
                     final float g = m.grads()[i];
                     assertTrue(Float.isFinite(g), v.name() + " has a non-finite gradient");
-                    if (idle)
-                    {
+                    if (idle) {
                         assertEquals(0f, g, v.name() + " of the idle expert");
                     }
                 }
@@ -129,21 +110,17 @@ class MoeModelTest
     }
 
     @Test
-    void shouldDropFirstChoicesLastAndEarlierTokensFirstWhenOverCapacity()
-    {
+    void shouldDropFirstChoicesLastAndEarlierTokensFirstWhenOverCapacity() {
         final ModelConfig c = small(RouterScore.SOFTMAX, 0, 0.5);
-        try (MoeModel m = new MoeModel(c, 4, 2, Kernels.FAST, 5))
-        {
+        try (MoeModel m = new MoeModel(c, 4, 2, Kernels.FAST, 5)) {
             m.forward(GradCheck.randomTokens(c, 4, 6));
             final int n = 4 * c.seqLen();
             final int k = c.topK();
             final int capacity = (int) Math.ceil((double) k * n / c.experts() * 0.5);
             int expectedDropped = 0;
-            for (int l = 0; l < c.layers(); l++)
-            {
+            for (int l = 0; l < c.layers(); l++) {
                 int loadSum = 0;
-                for (int e = 0; e < c.experts(); e++)
-                {
+                for (int e = 0; e < c.experts(); e++) {
                     final int load = m.expertLoad()[l * c.experts() + e];
                     loadSum += load;
                     expectedDropped += Math.max(0, load - capacity);
@@ -154,18 +131,13 @@ class MoeModelTest
             assertTrue(expectedDropped > 0);
             final int[] selected = m.routingSelected();
             final int[] slots = m.routingSlots();
-            for (int l = 0; l < c.layers(); l++)
-            {
-                for (int e = 0; e < c.experts(); e++)
-                {
+            for (int l = 0; l < c.layers(); l++) {
+                for (int e = 0; e < c.experts(); e++) {
                     // walk the priority order (choice rank, then token): kept pairs must form a prefix
                     boolean droppedSeen = false;
-                    for (int rank = 0; rank < k; rank++)
-                    {
-                        for (int t = 0; t < n; t++)
-                        {
-                            if (selected[(l * n + t) * k + rank] != e)
-                            {
+                    for (int rank = 0; rank < k; rank++) {
+                        for (int t = 0; t < n; t++) {
+                            if (selected[(l * n + t) * k + rank] != e) {
                                 continue;
                             }
                             final boolean kept = slots[(l * n + t) * k + rank] >= 0;
@@ -180,25 +152,21 @@ class MoeModelTest
     }
 
     @Test
-    void shouldMoveBalancingBiasBySignOfLoadImbalance()
-    {
+    void shouldMoveBalancingBiasBySignOfLoadImbalance() {
         final ModelConfig c = new ModelConfig(32, 16, 32, 1, 2, 4, 2, 32, 0, RouterScore.SIGMOID, 0.0, 0.0, true,
             0.25, 0.0, 0.05);
-        try (MoeModel m = new MoeModel(c, 2, 1, Kernels.FAST, 5))
-        {
+        try (MoeModel m = new MoeModel(c, 2, 1, Kernels.FAST, 5)) {
             m.forward(GradCheck.randomTokens(c, 2, 6));
             final int[] load = m.expertLoad().clone();
             final double mean = 2.0 * 2 * c.seqLen() / c.experts();
             m.updateBalancingBias();
-            for (int e = 0; e < c.experts(); e++)
-            {
+            for (int e = 0; e < c.experts(); e++) {
                 assertEquals((float) (0.25 * Math.signum(mean - load[e])), m.expertBias(0)[e], "expert " + e +
                     " load " + load[e] + " mean " + mean);
             }
         }
         final ModelConfig off = small(RouterScore.SOFTMAX, 0, 0.0);
-        try (MoeModel m = new MoeModel(off, 1, 1, Kernels.FAST, 5))
-        {
+        try (MoeModel m = new MoeModel(off, 1, 1, Kernels.FAST, 5)) {
             m.forward(GradCheck.randomTokens(off, 1, 6));
             m.updateBalancingBias();
             assertArrayEquals(new float[off.experts()], m.expertBias(0), "disabled: no change");
@@ -206,26 +174,21 @@ class MoeModelTest
     }
 
     @Test
-    void shouldComputeNextTokenLogitsConsistentWithTrainingLossAndIgnoringPadding()
-    {
+    void shouldComputeNextTokenLogitsConsistentWithTrainingLossAndIgnoringPadding() {
         final ModelConfig c = small(RouterScore.SIGMOID, 1, 0.0);
-        try (MoeModel m = new MoeModel(c, 1, 2, Kernels.FAST, 5))
-        {
+        try (MoeModel m = new MoeModel(c, 1, 2, Kernels.FAST, 5)) {
             final int[] tokens = GradCheck.randomTokens(c, 1, 8);
             m.forward(tokens);
             final float[] trainLosses = m.tokenLosses().clone();
             final float[] logits = new float[c.vocabSize()];
-            for (final int length : new int[] {1, 7, c.seqLen()})
-            {
+            for (final int length : new int[] {1, 7, c.seqLen()}) {
                 m.logits(tokens, length, logits);
                 double max = Double.NEGATIVE_INFINITY;
-                for (final float v : logits)
-                {
+                for (final float v : logits) {
                     max = Math.max(max, v);
                 }
                 double sum = 0;
-                for (final float v : logits)
-                {
+                for (final float v : logits) {
                     sum += Math.exp(v - max);
                 }
                 final double loss = Math.log(sum) + max - logits[tokens[length]];
@@ -233,8 +196,7 @@ class MoeModelTest
             }
             // what follows the context does not matter
             final int[] other = tokens.clone();
-            for (int t = 7; t < other.length; t++)
-            {
+            for (int t = 7; t < other.length; t++) {
                 other[t] = (other[t] + 5) % c.vocabSize();
             }
             final float[] a = new float[c.vocabSize()];
@@ -247,11 +209,9 @@ class MoeModelTest
     }
 
     @Test
-    void shouldRejectTokensOutsideTheVocabularyWithTheirPosition()
-    {
+    void shouldRejectTokensOutsideTheVocabularyWithTheirPosition() {
         final ModelConfig c = small(RouterScore.SOFTMAX, 0, 0.0);
-        try (MoeModel m = new MoeModel(c, 2, 1, Kernels.FAST, 5))
-        {
+        try (MoeModel m = new MoeModel(c, 2, 1, Kernels.FAST, 5)) {
             final int[] tokens = GradCheck.randomTokens(c, 2, 8);
             tokens[c.seqLen() + 1 + 3] = c.vocabSize();
             final IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> m.forward(tokens));
@@ -262,15 +222,12 @@ class MoeModelTest
     }
 
     @Test
-    void shouldLayOutTensorsWithPyTorchNamesShapesAndDecayFlags()
-    {
+    void shouldLayOutTensorsWithPyTorchNamesShapesAndDecayFlags() {
         final ModelConfig c = small(RouterScore.SOFTMAX, 1, 0.0);
-        try (MoeModel m = new MoeModel(c, 1, 1, Kernels.REFERENCE, 5))
-        {
+        try (MoeModel m = new MoeModel(c, 1, 1, Kernels.REFERENCE, 5)) {
             final List<TensorView> views = m.tensors();
             int offset = 0;
-            for (final TensorView v : views)
-            {
+            for (final TensorView v : views) {
                 assertEquals(offset, v.offset(), v.name() + " follows the previous tensor");
                 offset += v.length();
                 final boolean matrix = v.shape().length == 2 && !v.name().startsWith("w");
@@ -290,12 +247,10 @@ class MoeModelTest
     }
 
     @Test
-    void shouldOverfitAFixedBatchWithPlainSgd()
-    {
+    void shouldOverfitAFixedBatchWithPlainSgd() {
         final ModelConfig c = new ModelConfig(32, 16, 32, 2, 2, 4, 2, 64, 0, RouterScore.SOFTMAX, 0.01, 0.0, false,
             1e-3, 0.0, 0.02);
-        try (MoeModel m = new MoeModel(c, 2, 2, Kernels.FAST, 21))
-        {
+        try (MoeModel m = new MoeModel(c, 2, 2, Kernels.FAST, 21)) {
             final int[] tokens = GradCheck.randomTokens(c, 2, 22);
             final double[] losses = sgd(m, tokens, 60, 0.5f);
             assertTrue(losses[0] > 3.0, "starts near ln(32) = 3.47: " + losses[0]);
@@ -306,18 +261,15 @@ class MoeModelTest
 
     @Test
     @Timeout(120)
-    void shouldAllocateNothingPerTrainingStep()
-    {
+    void shouldAllocateNothingPerTrainingStep() {
         final com.sun.management.ThreadMXBean mx =
             (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
         final ModelConfig c = new ModelConfig(64, 32, 64, 2, 4, 8, 2, 64, 1, RouterScore.SIGMOID, 0.01, 0.001, true,
             1e-3, 1.25, 0.02);
-        try (MoeModel m = new MoeModel(c, 4, 2, Kernels.FAST, 5))
-        {
+        try (MoeModel m = new MoeModel(c, 4, 2, Kernels.FAST, 5)) {
             final int[] tokens = GradCheck.randomTokens(c, 4, 6);
             // warm-up: until C2 has compiled the kernels, Vector API ops run as allocating Java fallbacks
-            for (int i = 0; i < 300; i++)
-            {
+            for (int i = 0; i < 300; i++) {
                 m.forward(tokens);
                 m.backward();
                 m.updateBalancingBias();
@@ -328,22 +280,18 @@ class MoeModelTest
             // one id at a time: the long[] overload allocates its result array on the calling thread
             final long[] before = new long[ids.length];
             final long[] after = new long[ids.length];
-            for (int t = 0; t < ids.length; t++)
-            {
+            for (int t = 0; t < ids.length; t++) {
                 before[t] = mx.getThreadAllocatedBytes(ids[t]);
             }
-            for (int i = 0; i < 10; i++)
-            {
+            for (int i = 0; i < 10; i++) {
                 m.forward(tokens);
                 m.backward();
                 m.updateBalancingBias();
             }
-            for (int t = 0; t < ids.length; t++)
-            {
+            for (int t = 0; t < ids.length; t++) {
                 after[t] = mx.getThreadAllocatedBytes(ids[t]);
             }
-            for (int t = 0; t < ids.length; t++)
-            {
+            for (int t = 0; t < ids.length; t++) {
                 assertEquals(0, after[t] - before[t], "bytes allocated by " + (t == 0 ? "the caller" : "worker " + t) +
                     " over 10 steps");
             }
