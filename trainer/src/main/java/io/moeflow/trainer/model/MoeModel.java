@@ -430,4 +430,9 @@ public final class MoeModel implements AutoCloseable {
     int[] routingSlots() {
         return train.slots;
     }
+
+    /** Gate weights [L, N, K] of the last training forward. */
+    float[] routingGates() {
+        return train.gates;
+    }
 }

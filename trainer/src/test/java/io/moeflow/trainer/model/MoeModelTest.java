@@ -152,6 +152,54 @@ class MoeModelTest {
     }
 
     @Test
+    void shouldComputeAuxAndZLossesFromTheirFormulasOnUniformRouting() {
+        for (final RouterScore score : RouterScore.values()) {
+            // zero router weights: every logit is 0, so the normalised scores are uniform (1/E), lse = ln E, and the
+            // top-2 tie goes to experts 0 and 1: f_0 = f_1 = 1/2, aux = coef * E * (1/2 + 1/2) / E = coef per layer
+            final ModelConfig c = new ModelConfig(32, 16, 32, 2, 2, 4, 2, 32, 0, score, 0.01, 0.001, false, 1e-3,
+                0.0, 0.05);
+            try (MoeModel m = new MoeModel(c, 2, 2, Kernels.FAST, 5)) {
+                zeroRouters(m);
+                m.forward(GradCheck.randomTokens(c, 2, 6));
+                assertEquals(2 * 0.01, m.auxLoss(), 1e-7, score + " aux");
+                assertEquals(2 * 0.001 * Math.log(4) * Math.log(4), m.zLoss(), 1e-7, score + " z");
+                final int n = 2 * c.seqLen();
+                for (int l = 0; l < c.layers(); l++) {
+                    assertEquals(n, m.expertLoad()[l * 4]);
+                    assertEquals(n, m.expertLoad()[l * 4 + 1]);
+                }
+            }
+        }
+    }
+
+    @Test
+    void shouldUseTheBalancingBiasForSelectionOnlyNotForGateWeights() {
+        final ModelConfig c = new ModelConfig(32, 16, 32, 1, 2, 4, 2, 32, 0, RouterScore.SIGMOID, 0.0, 0.0, true,
+            1e-3, 0.0, 0.05);
+        try (MoeModel m = new MoeModel(c, 1, 1, Kernels.REFERENCE, 5)) {
+            zeroRouters(m);
+            m.expertBias(0)[2] = 0.3f;
+            m.expertBias(0)[3] = 0.2f;
+            m.forward(GradCheck.randomTokens(c, 1, 6));
+            for (int t = 0; t < c.seqLen(); t++) {
+                assertEquals(2, m.routingSelected()[t * 2], "the larger bias wins the selection");
+                assertEquals(3, m.routingSelected()[t * 2 + 1]);
+                // scores are all sigmoid(0) = 0.5: unbiased gates are 0.5 / (0.5 + 0.5) each
+                assertEquals(0.5f, m.routingGates()[t * 2], 1e-7f);
+                assertEquals(0.5f, m.routingGates()[t * 2 + 1], 1e-7f);
+            }
+        }
+    }
+
+    private static void zeroRouters(final MoeModel m) {
+        for (final TensorView v : m.tensors()) {
+            if (v.name().endsWith("moe.router.weight")) {
+                java.util.Arrays.fill(m.params(), v.offset(), v.offset() + v.length(), 0f);
+            }
+        }
+    }
+
+    @Test
     void shouldMoveBalancingBiasBySignOfLoadImbalance() {
         final ModelConfig c = new ModelConfig(32, 16, 32, 1, 2, 4, 2, 32, 0, RouterScore.SIGMOID, 0.0, 0.0, true,
             0.25, 0.0, 0.05);
