@@ -7,7 +7,8 @@ import io.moeflow.trainer.kernels.Ops;
 
 /**
  * The attention half of a block: resMid = x + proj(causalSelfAttention(ln1(x))), x = res[l].
- * Stages are pre-built tasks; each splits rows, output columns or (sequence, head) pairs over the workers.
+ * Stages are pre-built tasks; each splits token rows, weight-gradient rows, channels or (sequence, head) pairs over
+ * the workers.
  */
 final class AttentionSublayer {
     private final LayerContext ctx;
@@ -101,7 +102,7 @@ final class AttentionSublayer {
     private void projBackStage(final int w, final int workers) {
         final int C = c.channels();
         final int n = ws.tokens;
-        // dWproj = dres^T attOut, dbproj = sum dres   (columns o of Wproj)
+        // dWproj = dres^T attOut, dbproj = sum dres   (rows o of Wproj)
         ops.linearBackwardWeight(ws.dres, 0, ws.attOut, nc(), ctx.grads, b.projWeight, b.projBias, n, C, C,
             from(C, w, workers, 16), to(C, w, workers, 16));
         // datt = dres Wproj   (rows)
@@ -119,7 +120,7 @@ final class AttentionSublayer {
     private void qkvBackStage(final int w, final int workers) {
         final int C = c.channels();
         final int n = ws.tokens;
-        // dWqkv = dqkv^T ln1, dbqkv = sum dqkv   (columns)
+        // dWqkv = dqkv^T ln1, dbqkv = sum dqkv   (rows o of Wqkv)
         ops.linearBackwardWeight(ws.dqkv, 0, ws.ln1, nc(), ctx.grads, b.qkvWeight, b.qkvBias, n, C, 3 * C,
             from(3 * C, w, workers, 16), to(3 * C, w, workers, 16));
         // dln1 = dqkv Wqkv;  dres += LN1'(dln1)   (rows)
