@@ -2,14 +2,10 @@ package io.moeflow.trainer.bench;
 
 import io.moeflow.optimizer.AdamW;
 import io.moeflow.optimizer.AdamWConfig;
-import io.moeflow.optimizer.ParamSegment;
 import io.moeflow.trainer.kernels.Kernels;
 import io.moeflow.trainer.model.ModelConfig;
 import io.moeflow.trainer.model.MoeModel;
 import io.moeflow.trainer.model.Parallel;
-import io.moeflow.trainer.model.TensorView;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.SplittableRandom;
 
 /**
@@ -98,11 +94,7 @@ public final class TrainBenchmark {
             tokens[i] = random.nextInt(model.vocabSize());
         }
         try (MoeModel m = new MoeModel(model, BATCH, config.threads(), Kernels.FAST, config.seed())) {
-            final List<ParamSegment> segments = new ArrayList<>();
-            for (final TensorView v : m.tensors()) {
-                segments.add(new ParamSegment(v.name(), v.offset(), v.length(), v.decay()));
-            }
-            final AdamW adamw = new AdamW(new AdamWConfig(0.9, 0.999, 1e-8, 0.1, 0.0), segments);
+            final AdamW adamw = new AdamW(new AdamWConfig(0.9, 0.999, 1e-8, 0.1, 0.0), m.paramSegments());
             final float[] params = m.params();
             final float[] grads = m.grads();
             final Parallel.Task update = (w, workers) -> adamw.updateRange(params, grads,

@@ -3,6 +3,7 @@ package io.moeflow.trainer.model;
 import static io.moeflow.trainer.model.LayerContext.from;
 import static io.moeflow.trainer.model.LayerContext.to;
 
+import io.moeflow.optimizer.ParamSegment;
 import io.moeflow.trainer.kernels.Kernels;
 import io.moeflow.trainer.kernels.Ops;
 import java.util.List;
@@ -30,6 +31,7 @@ public final class MoeModel implements AutoCloseable {
     private final ModelConfig config;
     private final int batchSize;
     private final ParameterLayout layout;
+    private final List<ParamSegment> segments;
     private final float[] params;
     private final float[] grads;
     private final float[][] expertBias;
@@ -85,6 +87,9 @@ public final class MoeModel implements AutoCloseable {
         this.config = config;
         this.batchSize = batchSize;
         this.layout = new ParameterLayout(config);
+        this.segments = layout.views.stream()
+            .map(v -> new ParamSegment(v.name(), v.offset(), v.length(), v.decay()))
+            .toList();
         this.params = new float[layout.size];
         this.grads = new float[layout.size];
         this.expertBias = new float[config.layers()][config.experts()];
@@ -159,6 +164,13 @@ public final class MoeModel implements AutoCloseable {
      */
     public List<TensorView> tensors() {
         return layout.views;
+    }
+
+    /**
+     * @return the tensors as AdamW segments (same names, offsets, lengths and decay flags), built once
+     */
+    public List<ParamSegment> paramSegments() {
+        return segments;
     }
 
     /**

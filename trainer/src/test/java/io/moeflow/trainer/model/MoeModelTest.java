@@ -282,6 +282,13 @@ class MoeModelTest {
                 assertEquals(matrix, v.decay(), v.name() + " decay flag");
             }
             assertEquals(m.params().length, offset);
+            for (int i = 0; i < views.size(); i++) {
+                final var segment = m.paramSegments().get(i);
+                assertEquals(views.get(i).name(), segment.name());
+                assertEquals(views.get(i).offset(), segment.offset());
+                assertEquals(views.get(i).length(), segment.length());
+                assertEquals(views.get(i).decay(), segment.decay());
+            }
             assertEquals(c.parameterCount(), offset);
             assertEquals("wte.weight", views.get(0).name());
             assertEquals("head.weight", views.get(views.size() - 1).name());
