@@ -25,6 +25,8 @@ class MoeModelGradientTest {
             b.add(Arguments.of(k, "softmax top-1", config(RouterScore.SOFTMAX, 1, 0, 0.0, false)));
             b.add(Arguments.of(k, "capacity factor 0.6 (drops)", config(RouterScore.SOFTMAX, 2, 0, 0.6, false)));
             b.add(Arguments.of(k, "zero-token expert", config(RouterScore.SIGMOID, 2, 1, 0.0, true)));
+            b.add(Arguments.of(k, "top-3, two shared experts, capacity 1.0", config(RouterScore.SOFTMAX, 3, 2, 1.0,
+                false)));
         }
         return b.build();
     }

@@ -257,6 +257,23 @@ class MoeModelTest {
     }
 
     @Test
+    void shouldRouteDroplessWhenComputingLogitsForGeneration() {
+        final ModelConfig capped = small(RouterScore.SOFTMAX, 1, 0.25);
+        final ModelConfig dropless = small(RouterScore.SOFTMAX, 1, 0.0);
+        try (MoeModel a = new MoeModel(capped, 1, 2, Kernels.FAST, 5);
+             MoeModel b = new MoeModel(dropless, 1, 2, Kernels.FAST, 5)) {
+            final int[] tokens = GradCheck.randomTokens(capped, 1, 8);
+            a.forward(tokens);
+            assertTrue(a.droppedTokens() > 0, "the capped model drops in training");
+            final float[] la = new float[capped.vocabSize()];
+            final float[] lb = new float[capped.vocabSize()];
+            a.logits(tokens, capped.seqLen(), la);
+            b.logits(tokens, capped.seqLen(), lb);
+            assertArrayEquals(lb, la, "same parameters, and generation never drops");
+        }
+    }
+
+    @Test
     void shouldRejectTokensOutsideTheVocabularyWithTheirPosition() {
         final ModelConfig c = small(RouterScore.SOFTMAX, 0, 0.0);
         try (MoeModel m = new MoeModel(c, 2, 1, Kernels.FAST, 5)) {
