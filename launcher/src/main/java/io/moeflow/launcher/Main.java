@@ -15,7 +15,7 @@ import picocli.CommandLine.Command;
     mixinStandardHelpOptions = true,
     versionProvider = Main.Version.class,
     description = "Train Mixture-of-Experts language models on the JVM.",
-    subcommands = {CommandLine.HelpCommand.class})
+    subcommands = {BenchCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Callable<Integer> {
 
     @Override

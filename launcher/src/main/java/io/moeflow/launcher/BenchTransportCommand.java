@@ -1,0 +1,175 @@
+package io.moeflow.launcher;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Collectors;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import io.moeflow.transport.PeerFailureException;
+import io.moeflow.transport.bench.BenchOp;
+import io.moeflow.transport.bench.TransportBenchConfig;
+import io.moeflow.transport.bench.TransportBenchmark;
+import io.moeflow.transport.bench.WorkerProcesses;
+import io.moeflow.transport.bench.WorkerSpec;
+import io.moeflow.transport.fp8.Fp8Format;
+
+/**
+ * {@code moeflow bench transport}: turns options into a {@link TransportBenchConfig} and hands over to
+ * {@link TransportBenchmark}. The same command, with hidden {@code --worker-*} options, is what each
+ * worker JVM runs.
+ */
+@Command(
+    name = "transport",
+    mixinStandardHelpOptions = true,
+    description = "Time a collective across worker JVMs like nccl-tests (size, time, algbw, busbw), together with raw"
+        + " one-way Aeron, one-way send/recv and a TCP-socket ring all-reduce measured between the same processes.")
+public final class BenchTransportCommand implements Callable<Integer> {
+    @Option(names = "--ranks", defaultValue = "2", description = "Worker JVMs (ranks), 2..16. Default: ${DEFAULT-VALUE}.")
+    int ranks;
+
+    @Option(names = "--op", defaultValue = "allreduce",
+        description = "allreduce, alltoall, reducescatter, allgather or broadcast. Default: ${DEFAULT-VALUE}.")
+    String op;
+
+    @Option(names = "--sizes", defaultValue = "8B..64MiB",
+        description = "Sizes MIN..MAX, doubling (B, KiB, MiB, GiB). MAX is also the baselines' size. Default: ${DEFAULT-VALUE}.")
+    String sizes;
+
+    @Option(names = "--backend", defaultValue = "ipc", description = "ipc (shared memory) or udp (loopback). Default: ${DEFAULT-VALUE}.")
+    String backend;
+
+    @Option(names = "--iters", defaultValue = "0",
+        description = "Timed iterations per size; 0 = enough to move ~256 MiB (20..1000). Default: ${DEFAULT-VALUE}.")
+    int iterations;
+
+    @Option(names = "--warmup", defaultValue = "-1", description = "Warm-up iterations per size; -1 = a tenth of --iters. Default: ${DEFAULT-VALUE}.")
+    int warmup;
+
+    @Option(names = "--compression", defaultValue = "none", description = "none, fp8-e4m3 or fp8-e5m2. Default: ${DEFAULT-VALUE}.")
+    String compression;
+
+    @Option(names = "--no-baselines", negatable = false, description = "Skip the raw Aeron, send/recv and TCP baselines.")
+    boolean noBaselines;
+
+    @Option(names = "--udp-mtu", defaultValue = "8192",
+        description = "MTU of the UDP back-end in bytes (loopback allows jumbo frames). Default: ${DEFAULT-VALUE}.")
+    int udpMtu;
+
+    @Option(names = "--timeout", defaultValue = "600", description = "Seconds before every worker is killed. Default: ${DEFAULT-VALUE}.")
+    long timeoutSeconds;
+
+    @Option(names = "--worker-rank", hidden = true, defaultValue = "-1")
+    int workerRank;
+
+    @Option(names = "--worker-job-dir", hidden = true)
+    Path workerJobDir;
+
+    @Option(names = "--worker-job-id", hidden = true)
+    String workerJobId;
+
+    @Option(names = "--worker-udp-endpoints", hidden = true, split = ",")
+    List<String> workerUdpEndpoints = new ArrayList<>();
+
+    @Option(names = "--worker-tcp-ports", hidden = true, split = ",")
+    List<Integer> workerTcpPorts = new ArrayList<>();
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() throws Exception {
+        final TransportBenchConfig config;
+        try {
+            config = config();
+        } catch (final IllegalArgumentException e) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "moeflow bench transport: " + e.getMessage());
+        }
+        if (workerRank < 0) {
+            return TransportBenchmark.run(config, BenchTransportCommand::workerCommand, System.out);
+        }
+        try {
+            return TransportBenchmark.runWorker(config,
+                new WorkerSpec(workerRank, workerJobDir, workerJobId, workerUdpEndpoints, workerTcpPorts), System.out);
+        } catch (final PeerFailureException e) {
+            System.err.println("moeflow bench transport: " + e.getMessage());
+            return 3;
+        }
+    }
+
+    TransportBenchConfig config() {
+        final long[] range = ByteSizes.parseRange("--sizes", sizes);
+        return new TransportBenchConfig(ranks, parseOp(op), range[0], range[1], parseBackend(backend), iterations, warmup,
+            parseCompression(compression), !noBaselines, udpMtu, TimeUnit.SECONDS.toNanos(timeoutSeconds));
+    }
+
+    private static BenchOp parseOp(final String text) {
+        for (final BenchOp candidate : BenchOp.values()) {
+            if (candidate.cliName().equals(text.toLowerCase(Locale.ROOT))) {
+                return candidate;
+            }
+        }
+        throw new IllegalArgumentException("--op=" + text + ": give one of "
+            + Arrays.stream(BenchOp.values()).map(BenchOp::cliName).collect(Collectors.joining(", ")));
+    }
+
+    private static TransportBenchConfig.Backend parseBackend(final String text) {
+        switch (text.toLowerCase(Locale.ROOT)) {
+            case "ipc":
+                return TransportBenchConfig.Backend.IPC;
+            case "udp":
+                return TransportBenchConfig.Backend.UDP;
+            default:
+                throw new IllegalArgumentException("--backend=" + text + ": give ipc or udp");
+        }
+    }
+
+    private static Fp8Format parseCompression(final String text) {
+        switch (text.toLowerCase(Locale.ROOT)) {
+            case "none":
+                return null;
+            case "fp8-e4m3":
+                return Fp8Format.E4M3;
+            case "fp8-e5m2":
+                return Fp8Format.E5M2;
+            default:
+                throw new IllegalArgumentException("--compression=" + text + ": give none, fp8-e4m3 or fp8-e5m2");
+        }
+    }
+
+    /** The worker JVM's command: this launcher again, with the run's options and the hidden worker options. */
+    static List<String> workerCommand(final TransportBenchConfig config, final WorkerSpec worker) {
+        final List<String> args = new ArrayList<>(List.of("bench", "transport",
+            "--ranks", Integer.toString(config.ranks()),
+            "--op", config.op().cliName(),
+            "--sizes", config.minBytes() + "B.." + config.maxBytes() + "B",
+            "--backend", config.backend().name().toLowerCase(Locale.ROOT),
+            "--iters", Integer.toString(config.iterations()),
+            "--warmup", Integer.toString(config.warmup()),
+            "--compression", config.compression() == null ? "none" : "fp8-" + config.compression().name().toLowerCase(Locale.ROOT),
+            "--udp-mtu", Integer.toString(config.udpMtuBytes()),
+            "--timeout", Long.toString(TimeUnit.NANOSECONDS.toSeconds(config.timeoutNs())),
+            "--worker-rank", Integer.toString(worker.rank()),
+            "--worker-job-dir", worker.jobDir().toString(),
+            "--worker-job-id", worker.jobId()));
+        if (!config.baselines()) {
+            args.add("--no-baselines");
+        }
+        if (!worker.udpEndpoints().isEmpty()) {
+            args.add("--worker-udp-endpoints");
+            args.add(String.join(",", worker.udpEndpoints()));
+        }
+        if (!worker.tcpPorts().isEmpty()) {
+            args.add("--worker-tcp-ports");
+            args.add(worker.tcpPorts().stream().map(String::valueOf).collect(Collectors.joining(",")));
+        }
+        return WorkerProcesses.javaCommand(WorkerProcesses.inheritedJvmFlags(), Main.class.getName(), args);
+    }
+}

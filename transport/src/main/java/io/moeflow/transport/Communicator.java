@@ -1,0 +1,125 @@
+package io.moeflow.transport;
+
+/**
+ * A group of ranks that run collectives together: the whole job ({@link Communicators#create}) or a
+ * sub-group made with {@link #split}. Ranks and sizes here are positions in this group.
+ *
+ * <p><b>Rules.</b> Every member calls the same collectives of a group in the same order with the same
+ * counts (the frame headers check it and a mismatch fails with a message that says so). All
+ * communicators of one process share one engine and run one operation at a time, in issue order;
+ * issue operations of different groups in the same order on every rank, as with any collective
+ * library. Use a communicator (and its sub-groups) from one application thread.
+ *
+ * <p><b>Results.</b> Reductions add in a fixed order, so every rank and every run gets the same bits
+ * for the same inputs, group size and count. Buffers are {@code float[]}/{@code int[]} ranges
+ * {@code [off, off+count)}; nothing is allocated per call by the blocking methods. Async methods
+ * allocate one small handle; the caller must not touch the buffer until the handle is done.
+ *
+ * <p><b>Failures.</b> Every operation fails with a {@link PeerFailureException} naming this rank, the
+ * operation and the peer if no data moved for {@link CommunicatorConfig#opTimeoutNs()} or a peer's
+ * stream went away. The communicator is then failed: later calls throw at once.
+ */
+public interface Communicator extends AutoCloseable {
+    /** This rank's position in the group, in [0, size). */
+    int rank();
+
+    /** Number of ranks in the group. */
+    int size();
+
+    /** The job-wide rank of group member {@code groupRank}. */
+    int globalRank(int groupRank);
+
+    /**
+     * Splits this group into sub-groups (collective over this group): members that pass the same
+     * {@code color} form one sub-group, ordered by {@code key} then by rank here. Typical use:
+     * expert-parallel groups with {@code color = rank / epSize} and data-parallel groups with
+     * {@code color = rank % epSize}.
+     */
+    Communicator split(int color, int key);
+
+    /** Returns when every member has entered the barrier (dissemination algorithm, ceil(log2 p) rounds). */
+    void barrier();
+
+    /** Copies {@code buf[off, off+count)} of member {@code root} to every member. */
+    void broadcast(float[] buf, int off, int count, int root);
+
+    /** Copies {@code buf[off, off+count)} of member {@code root} to every member. */
+    void broadcast(int[] buf, int off, int count, int root);
+
+    /** In-place all-reduce of {@code buf[off, off+count)}. */
+    void allReduce(float[] buf, int off, int count, ReduceOp op);
+
+    /** In-place all-reduce sending FP8 on the wire ({@code compression} null means float32). */
+    void allReduce(float[] buf, int off, int count, ReduceOp op, Fp8Compression compression);
+
+    /** Non-blocking {@link #allReduce(float[], int, int, ReduceOp, Fp8Compression)}. */
+    CollectiveHandle allReduceAsync(float[] buf, int off, int count, ReduceOp op, Fp8Compression compression);
+
+    /**
+     * In-place reduce-scatter: {@code buf[off, off + size*countPerRank)} holds one block per member;
+     * on return block {@code rank} holds the reduction of everyone's block {@code rank}. The other
+     * blocks are used as scratch and hold partial sums afterwards.
+     */
+    void reduceScatter(float[] buf, int off, int countPerRank, ReduceOp op, Fp8Compression compression);
+
+    /** Non-blocking {@link #reduceScatter}. */
+    CollectiveHandle reduceScatterAsync(float[] buf, int off, int countPerRank, ReduceOp op, Fp8Compression compression);
+
+    /**
+     * In-place all-gather: member {@code r} contributes block {@code r} of
+     * {@code buf[off, off + size*countPerRank)}; on return every member has all blocks.
+     */
+    void allGather(float[] buf, int off, int countPerRank, Fp8Compression compression);
+
+    /** Non-blocking {@link #allGather(float[], int, int, Fp8Compression)}. */
+    CollectiveHandle allGatherAsync(float[] buf, int off, int countPerRank, Fp8Compression compression);
+
+    /** In-place all-gather of int blocks. */
+    void allGather(int[] buf, int off, int countPerRank);
+
+    /**
+     * All-to-all with a count per peer (token dispatch and combine): the send buffer holds
+     * {@code sendCounts[0]} values for member 0, then {@code sendCounts[1]} for member 1, and so on from
+     * {@code sendOff}; the receive buffer gets {@code recvCounts[j]} values from member j, in member
+     * order from {@code recvOff}. {@code recvCounts[j]} must equal member j's {@code sendCounts[rank]}
+     * (exchange the counts first with an int all-to-all of one value per peer).
+     */
+    void allToAll(float[] send, int sendOff, int[] sendCounts, float[] recv, int recvOff, int[] recvCounts,
+                  Fp8Compression compression);
+
+    /** Non-blocking float {@link #allToAll(float[], int, int[], float[], int, int[], Fp8Compression)}. */
+    CollectiveHandle allToAllAsync(float[] send, int sendOff, int[] sendCounts, float[] recv, int recvOff,
+                                   int[] recvCounts, Fp8Compression compression);
+
+    /** All-to-all of int values with a count per peer (see the float variant). */
+    void allToAll(int[] send, int sendOff, int[] sendCounts, int[] recv, int recvOff, int[] recvCounts);
+
+    /** Sends {@code buf[off, off+count)} to member {@code peer}, which must call a matching receive. */
+    void send(int peer, float[] buf, int off, int count);
+
+    /** Receives exactly {@code count} values from member {@code peer} into {@code buf[off..]}. */
+    void recv(int peer, float[] buf, int off, int count);
+
+    /** Sends int values to {@code peer}. */
+    void send(int peer, int[] buf, int off, int count);
+
+    /** Receives int values from {@code peer}. */
+    void recv(int peer, int[] buf, int off, int count);
+
+    /**
+     * Sends to {@code dest} and receives from {@code source} at the same time (a pairwise exchange
+     * that cannot deadlock on flow control, unlike send-then-receive on both sides).
+     */
+    void sendRecv(int dest, float[] sendBuf, int sendOff, int sendCount,
+                  int source, float[] recvBuf, int recvOff, int recvCount);
+
+    /** Counters of this process's transport (shared by all its communicators). */
+    TransportCounters counters();
+
+    /**
+     * Closes this communicator. Closing the job-wide communicator waits for pending async operations
+     * (bounded by the operation timeout) and closes the transport; sub-groups just detach.
+     */
+    @Override
+    void close();
+}

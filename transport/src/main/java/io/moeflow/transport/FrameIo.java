@@ -1,0 +1,289 @@
+package io.moeflow.transport;
+
+import org.agrona.DirectBuffer;
+import org.agrona.MutableDirectBuffer;
+import org.agrona.UnsafeApi;
+
+import io.moeflow.transport.fp8.Fp8Codec;
+import io.moeflow.transport.fp8.Fp8Format;
+
+/**
+ * Moves slices of float/int arrays into and out of frames: the only code that touches payload
+ * bytes. Raw payloads are copied with one memory copy each way; reductions go through a small
+ * scratch array that stays in cache. Single-threaded; allocation-free after construction.
+ */
+final class FrameIo {
+    /** How a received slice is applied to the destination. */
+    static final int COPY = 0;
+    static final int SUM = 1;
+    /** Sum, then divide by {@link Incoming#divisor}: the last reduction of an average. */
+    static final int SUM_DIVIDE = 2;
+
+    /** How a sent slice is quantized when the operation uses FP8. */
+    static final int QUANTIZE_PLAIN = 0;
+    /** First quantization of this rank's own or partially reduced data: apply the residual. */
+    static final int QUANTIZE_FEEDBACK = 1;
+    /** Owner's final block: apply the residual and keep the decoded values locally too. */
+    static final int QUANTIZE_FEEDBACK_WRITE_BACK = 2;
+
+    private static final long FLOAT_BASE = UnsafeApi.arrayBaseOffset(float[].class);
+    private static final long INT_BASE = UnsafeApi.arrayBaseOffset(int[].class);
+    private static final long BYTE_BASE = UnsafeApi.arrayBaseOffset(byte[].class);
+
+    private final Transport transport;
+    private final TransportCounters counters;
+    final int maxRawElements;
+    final int maxFp8Elements;
+    private final Fp8Codec e4m3 = new Fp8Codec(Fp8Format.E4M3);
+    private final Fp8Codec e5m2 = new Fp8Codec(Fp8Format.E5M2);
+    private final byte[] scratchBytes;
+    private final float[] scratchFloats;
+
+    FrameIo(final Transport transport) {
+        this.transport = transport;
+        this.counters = transport.counters();
+        final int payload = transport.maxFrameLength() - Wire.HEADER_LENGTH;
+        if (payload < 4 * Fp8Codec.BLOCK_LENGTH) {
+            throw new IllegalArgumentException("maxFrameLength=" + transport.maxFrameLength() + " of " + transport.describe()
+                + ": must be >= " + (Wire.HEADER_LENGTH + 4 * Fp8Codec.BLOCK_LENGTH));
+        }
+        maxRawElements = payload / 4;
+        // as many values per FP8 frame as per raw frame (not 4x more), so that a batch of frames and its
+        // decoded values stay in cache between receiving and forwarding
+        maxFp8Elements = Math.min(payload / (Fp8Codec.BLOCK_LENGTH + 1), maxRawElements / Fp8Codec.BLOCK_LENGTH)
+            * Fp8Codec.BLOCK_LENGTH;
+        scratchBytes = new byte[payload];
+        scratchFloats = new float[Math.max(maxRawElements, maxFp8Elements)];
+    }
+
+    private Fp8Codec codec(final int wireCodec) {
+        return wireCodec == Wire.CODEC_FP8_E5M2 ? e5m2 : e4m3;
+    }
+
+    /** The header fields that identify a step's frames: what a sender writes and a receiver expects. */
+    static class StepHeader {
+        byte op;
+        int group;
+        int sequence;
+        int step;
+        int blockElements;
+        int codec;
+    }
+
+    /** Header fields and source of the frames of one send step. */
+    static final class Outgoing extends StepHeader {
+        float[] srcFloats;
+        int[] srcInts;
+        /** Array index of element 0 of the block. */
+        int blockStart;
+        int quantize;
+        float[] residual;
+        /** Residual index of element 0 of the block. */
+        int residualStart;
+    }
+
+    /**
+     * Sends one frame with up to {@code maxElements} values of the block, starting at element {@code cursor}.
+     *
+     * @return values sent (0 for a header-only frame), or -1 if the transport took no frame now
+     */
+    int send(final int peer, final Outgoing out, final int cursor, final int maxElements) {
+        final boolean fp8 = out.codec != Wire.CODEC_RAW32;
+        final int n = Math.min(maxElements, fp8 ? maxFp8Elements : maxRawElements);
+        final int payloadLength = fp8 ? Fp8Codec.encodedLength(n) : 4 * n;
+        final int length = Wire.HEADER_LENGTH + payloadLength;
+        final int offset = transport.tryClaim(peer, length);
+        if (offset < 0) {
+            return -1;
+        }
+        final MutableDirectBuffer buffer = transport.claimBuffer(peer);
+        Wire.putPreamble(buffer, offset, Wire.KIND_DATA, out.op);
+        buffer.putInt(offset + Wire.OFFSET_GROUP, out.group);
+        buffer.putInt(offset + Wire.OFFSET_SEQUENCE, out.sequence);
+        buffer.putInt(offset + Wire.OFFSET_STEP, out.step);
+        buffer.putInt(offset + Wire.OFFSET_ELEMENT_OFFSET, cursor);
+        buffer.putInt(offset + Wire.OFFSET_BLOCK_ELEMENTS, out.blockElements);
+        buffer.putInt(offset + Wire.OFFSET_CODEC, out.codec);
+        buffer.putInt(offset + Wire.OFFSET_FRAME_ELEMENTS, n);
+        final long target = buffer.addressOffset() + offset + Wire.HEADER_LENGTH;
+        final int index = out.blockStart + cursor;
+        if (fp8) {
+            final float[] residual = out.quantize == QUANTIZE_PLAIN ? null : out.residual;
+            codec(out.codec).encode(out.srcFloats, index, n, residual, out.residualStart + cursor,
+                out.quantize == QUANTIZE_FEEDBACK_WRITE_BACK, scratchBytes, 0);
+            UnsafeApi.copyMemory(scratchBytes, BYTE_BASE, buffer.byteArray(), target, payloadLength);
+        } else if (out.srcFloats != null) {
+            UnsafeApi.copyMemory(out.srcFloats, FLOAT_BASE + 4L * index, buffer.byteArray(), target, payloadLength);
+        } else if (n > 0) {
+            UnsafeApi.copyMemory(out.srcInts, INT_BASE + 4L * index, buffer.byteArray(), target, payloadLength);
+        }
+        transport.commit(peer);
+        counters.onFrameSent(length);
+        return n;
+    }
+
+    /**
+     * Adds raw float32 values straight from a frame into {@code dst} (and, for {@link #SUM_DIVIDE},
+     * divides): one pass, no scratch copy; C2 compiles this loop to vector code.
+     */
+    private void sumFromFrame(final Object frameArray, final long frameAddress, final float[] dst, final int index,
+                              final int n) {
+        // dst: [n] += frame: [n]; float addition is commutative, so both sides of a pair get the same bits
+        for (int i = 0; i < n; i++) {
+            dst[index + i] += UnsafeApi.getFloat(frameArray, frameAddress + 4L * i);
+        }
+    }
+
+    private void sumDivideFromFrame(final Object frameArray, final long frameAddress, final float[] dst, final int index,
+                                    final int n, final float divisor) {
+        // last reduction of an average: the correctly rounded quotient of the float sum
+        for (int i = 0; i < n; i++) {
+            dst[index + i] = (dst[index + i] + UnsafeApi.getFloat(frameArray, frameAddress + 4L * i)) / divisor;
+        }
+    }
+
+    /** Receives frames from {@code peer} into {@code in}; returns frames consumed. */
+    int poll(final int peer, final Incoming in, final int frameLimit) {
+        return transport.poll(peer, in, frameLimit);
+    }
+
+    Incoming newIncoming() {
+        return new Incoming();
+    }
+
+    /**
+     * Expectation and destination of the frames of one receive step. Frames that belong to the
+     * past are dropped and counted; frames of another operation are left in the stream (the peer is
+     * ahead or out of order) and remembered for the error message.
+     */
+    final class Incoming extends StepHeader implements FrameHandler {
+        float[] dstFloats;
+        int[] dstInts;
+        int blockStart;
+        int mode;
+        float divisor;
+        /** Values of the block received so far. */
+        int cursor;
+        /** Frames accepted in this step (header-only frames count). */
+        int frames;
+        /** Values past this element may not be applied yet (the same step still has to send them). */
+        int applyLimit;
+        /** Set when the peer sent something this rank cannot accept; the operation fails with it. */
+        String mismatch;
+        /** Header of the last frame left in the stream because it belongs to another operation. */
+        int blockedByGroup;
+        int blockedBySequence;
+        byte blockedByOp;
+        boolean blocked;
+
+        void reset(final int newStep, final int newBlockElements) {
+            step = newStep;
+            blockElements = newBlockElements;
+            cursor = 0;
+            frames = 0;
+            applyLimit = Integer.MAX_VALUE;
+            blocked = false;
+        }
+
+        @Override
+        public FrameAction onFrame(final DirectBuffer buffer, final int offset, final int length) {
+            if (!Wire.isWellFormed(buffer, offset, length) || Wire.kind(buffer, offset) != Wire.KIND_DATA) {
+                counters.onMalformedFrame();
+                return FrameAction.CONTINUE;
+            }
+            final byte frameOp = buffer.getByte(offset + Wire.OFFSET_OP);
+            final int frameGroup = buffer.getInt(offset + Wire.OFFSET_GROUP);
+            final int frameSequence = buffer.getInt(offset + Wire.OFFSET_SEQUENCE);
+            final int frameStep = buffer.getInt(offset + Wire.OFFSET_STEP);
+            if (frameGroup != group || frameOp != op || frameSequence != sequence || frameStep != step) {
+                // sequence numbers compare only within one sequence space: a group's collectives, or its
+                // point-to-point messages from this peer
+                final boolean sameSpace = frameGroup == group && (frameOp == Request.P2P) == (op == Request.P2P);
+                if (sameSpace && (frameSequence - sequence < 0 || frameSequence == sequence && frameOp == op && frameStep < step)) {
+                    counters.onUnexpectedFrame(); // from an earlier operation or step: stale
+                    return FrameAction.CONTINUE;
+                }
+                blocked = true;
+                blockedByGroup = frameGroup;
+                blockedBySequence = frameSequence;
+                blockedByOp = frameOp;
+                return FrameAction.ABORT;
+            }
+            final int elementOffset = buffer.getInt(offset + Wire.OFFSET_ELEMENT_OFFSET);
+            final int frameBlockElements = buffer.getInt(offset + Wire.OFFSET_BLOCK_ELEMENTS);
+            final int frameCodec = buffer.getInt(offset + Wire.OFFSET_CODEC);
+            final int n = buffer.getInt(offset + Wire.OFFSET_FRAME_ELEMENTS);
+            if (frameBlockElements != blockElements) {
+                mismatch = "the peer sends " + frameBlockElements + " values where this rank expects " + blockElements
+                    + ": do all ranks pass the same count (and matching send/receive counts)?";
+                return FrameAction.ABORT;
+            }
+            if (frameCodec != codec) {
+                mismatch = "the peer sends codec " + frameCodec + " where this rank expects " + codec
+                    + ": do all ranks pass the same compression?";
+                return FrameAction.ABORT;
+            }
+            final int payloadLength = length - Wire.HEADER_LENGTH;
+            final boolean fp8 = codec != Wire.CODEC_RAW32;
+            if (n < 0 || n > blockElements - elementOffset || payloadLength != (fp8 ? Fp8Codec.encodedLength(n) : 4 * n)) {
+                counters.onMalformedFrame();
+                return FrameAction.CONTINUE;
+            }
+            if (elementOffset != cursor) {
+                counters.onUnexpectedFrame(); // a duplicate or a gap: a legitimate stream has neither
+                return FrameAction.CONTINUE;
+            }
+            if (cursor + n > applyLimit) {
+                return FrameAction.ABORT; // this rank must first send what the frame would overwrite
+            }
+            apply(buffer, offset + Wire.HEADER_LENGTH, payloadLength, n, fp8);
+            cursor += n;
+            frames++;
+            counters.onFrameReceived(length);
+            return cursor == blockElements ? FrameAction.BREAK : FrameAction.CONTINUE;
+        }
+
+        private void apply(final DirectBuffer buffer, final int payloadOffset, final int payloadLength, final int n,
+                           final boolean fp8) {
+            final int index = blockStart + cursor;
+            final Object frameArray = buffer.byteArray();
+            final long source = buffer.addressOffset() + payloadOffset;
+            if (dstInts != null) {
+                if (n > 0) {
+                    UnsafeApi.copyMemory(frameArray, source, dstInts, INT_BASE + 4L * index, payloadLength);
+                }
+                return;
+            }
+            final float[] dst = dstFloats;
+            if (!fp8) {
+                if (mode == COPY) {
+                    UnsafeApi.copyMemory(frameArray, source, dst, FLOAT_BASE + 4L * index, payloadLength);
+                } else if (mode == SUM) {
+                    sumFromFrame(frameArray, source, dst, index, n);
+                } else {
+                    sumDivideFromFrame(frameArray, source, dst, index, n, divisor);
+                }
+                return;
+            }
+            UnsafeApi.copyMemory(frameArray, source, scratchBytes, BYTE_BASE, payloadLength);
+            if (mode == COPY) {
+                codec(codec).decode(scratchBytes, 0, n, dst, index);
+                return;
+            }
+            final float[] values = scratchFloats;
+            codec(codec).decode(scratchBytes, 0, n, values, 0);
+            if (mode == SUM) {
+                // dst: [n] += values: [n]; float addition is commutative, so both sides of a pair get the same bits
+                for (int i = 0; i < n; i++) {
+                    dst[index + i] += values[i];
+                }
+            } else {
+                // last reduction of an average: the correctly rounded quotient of the float sum
+                final float d = divisor;
+                for (int i = 0; i < n; i++) {
+                    dst[index + i] = (dst[index + i] + values[i]) / d;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,91 @@
+package io.moeflow.transport;
+
+import java.nio.ByteOrder;
+
+import org.agrona.DirectBuffer;
+import org.agrona.MutableDirectBuffer;
+
+/**
+ * The MoEFlow frame format, shared by every back-end. A frame is one transport message: a 32-byte
+ * little-endian header followed by a payload. Data frames carry a slice of one collective's block;
+ * handshake frames ({@link #KIND_HELLO}, {@link #KIND_PROOF}, {@link #KIND_BYE}) are exchanged by
+ * back-ends that authenticate their connections and are never seen by the collectives.
+ *
+ * <pre>
+ *  0 u8  magic 0x4D ('M')        1 u8  version (1)      2 u8 kind          3 u8 op code
+ *  4 i32 group id                8 i32 operation sequence number of the group (or p2p sequence)
+ * 12 i32 step of the algorithm  16 i32 element offset of this frame inside the step's block
+ * 20 i32 elements in the block  24 i32 codec (raw 32-bit, FP8 E4M3, FP8 E5M2)
+ * 28 i32 elements in this frame
+ * </pre>
+ *
+ * Payloads are raw little-endian 32-bit values ({@link #CODEC_RAW32}) or block-scaled FP8
+ * ({@link io.moeflow.transport.fp8.Fp8Codec}). The header is redundant with the schedule on purpose:
+ * it lets a receiver drop stale or foreign frames and name a mismatch instead of corrupting data.
+ */
+public final class Wire {
+    /** Header length in bytes; a multiple of 16 so payloads stay aligned. */
+    public static final int HEADER_LENGTH = 32;
+    /** First byte of every frame. */
+    public static final byte MAGIC = 0x4D;
+    /** Version of this layout. */
+    public static final byte VERSION = 1;
+
+    /** A slice of a collective or point-to-point payload. */
+    public static final byte KIND_DATA = 1;
+    /** Handshake challenge: the sender's fresh nonce. */
+    public static final byte KIND_HELLO = 2;
+    /** Handshake answer: an HMAC over both nonces, proving the sender holds the job token. */
+    public static final byte KIND_PROOF = 3;
+    /** The sender closed its end after finishing all its operations. */
+    public static final byte KIND_BYE = 4;
+
+    public static final int OFFSET_MAGIC = 0;
+    public static final int OFFSET_VERSION = 1;
+    public static final int OFFSET_KIND = 2;
+    public static final int OFFSET_OP = 3;
+    public static final int OFFSET_GROUP = 4;
+    public static final int OFFSET_SEQUENCE = 8;
+    public static final int OFFSET_STEP = 12;
+    public static final int OFFSET_ELEMENT_OFFSET = 16;
+    public static final int OFFSET_BLOCK_ELEMENTS = 20;
+    public static final int OFFSET_CODEC = 24;
+    public static final int OFFSET_FRAME_ELEMENTS = 28;
+
+    /** Payload is raw 32-bit values (float or int) in little-endian order. */
+    public static final int CODEC_RAW32 = 0;
+    /** Payload is block-scaled FP8 E4M3. */
+    public static final int CODEC_FP8_E4M3 = 1;
+    /** Payload is block-scaled FP8 E5M2. */
+    public static final int CODEC_FP8_E5M2 = 2;
+
+    static {
+        if (ByteOrder.nativeOrder() != ByteOrder.LITTLE_ENDIAN) {
+            // Payloads are copied as raw memory; a big-endian host would need byte swapping.
+            throw new ExceptionInInitializerError("MoEFlow transport needs a little-endian CPU; this one is "
+                + ByteOrder.nativeOrder());
+        }
+    }
+
+    private Wire() {
+    }
+
+    /** True if the frame is long enough and starts with this version's magic. */
+    public static boolean isWellFormed(final DirectBuffer buffer, final int offset, final int length) {
+        return length >= HEADER_LENGTH && buffer.getByte(offset + OFFSET_MAGIC) == MAGIC
+            && buffer.getByte(offset + OFFSET_VERSION) == VERSION;
+    }
+
+    /** The kind byte of a well-formed frame. */
+    public static byte kind(final DirectBuffer buffer, final int offset) {
+        return buffer.getByte(offset + OFFSET_KIND);
+    }
+
+    /** Writes the common first bytes of a header. */
+    public static void putPreamble(final MutableDirectBuffer buffer, final int offset, final byte kind, final byte op) {
+        buffer.putByte(offset + OFFSET_MAGIC, MAGIC);
+        buffer.putByte(offset + OFFSET_VERSION, VERSION);
+        buffer.putByte(offset + OFFSET_KIND, kind);
+        buffer.putByte(offset + OFFSET_OP, op);
+    }
+}

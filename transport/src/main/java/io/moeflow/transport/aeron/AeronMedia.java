@@ -1,0 +1,9 @@
+package io.moeflow.transport.aeron;
+
+/** Which Aeron media carries the frames. */
+public enum AeronMedia {
+    /** Shared memory between processes of one host, through one media driver they all connect to. */
+    IPC,
+    /** UDP unicast between hosts (or processes on one host over loopback); one media driver per process. */
+    UDP
+}

@@ -1,0 +1,603 @@
+package io.moeflow.transport.aeron;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.security.SecureRandom;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
+import java.util.function.Consumer;
+
+import io.aeron.Aeron;
+import io.aeron.ChannelUriStringBuilder;
+import io.aeron.ExclusivePublication;
+import io.aeron.Image;
+import io.aeron.Publication;
+import io.aeron.Subscription;
+import io.aeron.logbuffer.BufferClaim;
+import io.aeron.logbuffer.ControlledFragmentHandler;
+import io.aeron.logbuffer.Header;
+import org.agrona.CloseHelper;
+import org.agrona.DirectBuffer;
+import org.agrona.MutableDirectBuffer;
+import org.agrona.collections.IntArrayList;
+import org.agrona.concurrent.UnsafeBuffer;
+
+import io.moeflow.transport.FrameAction;
+import io.moeflow.transport.FrameHandler;
+import io.moeflow.transport.JobToken;
+import io.moeflow.transport.Transport;
+import io.moeflow.transport.TransportCounters;
+import io.moeflow.transport.TransportException;
+import io.moeflow.transport.Wire;
+
+/**
+ * {@link Transport} over Aeron: one exclusive publication per ordered pair of ranks (stream id
+ * {@code base + from * size + to}), IPC through a shared media driver or UDP unicast to each rank's
+ * endpoint. Frames are at most one MTU, so every frame is one Aeron fragment, written in place with
+ * {@code tryClaim} and read in place from the log buffer.
+ *
+ * <p><b>Authentication.</b> On connect every rank sends each peer a HELLO with a fresh random nonce,
+ * answers every valid HELLO with a PROOF = HMAC-SHA256(job token, both ranks, job, both nonces,
+ * the answering publication's session id), and accepts the stream of a peer only from the image whose
+ * PROOF carries its own nonce and verifies. Only that image is read afterwards; frames of any other
+ * image on the stream (a process with a wrong or no token, another job, a stale worker) are drained,
+ * dropped and counted ({@link TransportCounters#handshakesRejected()},
+ * {@link TransportCounters#unauthenticatedFramesDropped()}), and the job goes on. The token
+ * authenticates connections, not each frame: data frames carry no MAC and are not encrypted.
+ */
+public final class AeronTransport implements Transport {
+    private static final int HELLO_LENGTH = 40;
+    private static final int PROOF_LENGTH = 88;
+    private static final int BYE_LENGTH = Wire.HEADER_LENGTH;
+    private static final int FIELD_FROM = 4;
+    private static final int FIELD_TO = 8;
+    private static final int FIELD_SIZE = 12;
+    private static final int FIELD_JOB = 16;
+    private static final int FIELD_NONCE = 24;
+    private static final int FIELD_ECHO = 40;
+    private static final int FIELD_MAC = 56;
+    private static final int NONCE_BYTES = 16;
+    private static final int MAC_BYTES = 32;
+    private static final long HELLO_INTERVAL_NS = TimeUnit.MILLISECONDS.toNanos(50);
+    private static final byte[] MAC_LABEL = "moeflow-proof-v1".getBytes(StandardCharsets.US_ASCII);
+
+    private final AeronTransportConfig config;
+    private final int rank;
+    private final int size;
+    private final JobMediaDriver driver;
+    private final Aeron aeron;
+    private final ExclusivePublication[] publications;
+    private final Subscription[] subscriptions;
+    /** The authenticated image of each peer's stream, null until its PROOF verified. */
+    private final Image[] authenticated;
+    /** Sessions of the images whose HELLO this rank answered with a PROOF, per peer (handshake only). */
+    private final IntArrayList[] answeredSessions;
+    private final boolean[] byeReceived;
+    private final BufferClaim[] claims;
+    private final TransportCounters counters = new TransportCounters();
+    private final byte[] nonce = new byte[NONCE_BYTES];
+    private final long jobHash;
+    private final UnsafeBuffer control = new UnsafeBuffer(new byte[PROOF_LENGTH]);
+    private final ControlHandler controlHandler = new ControlHandler();
+    private final DataAdapter dataAdapter = new DataAdapter();
+    private final ForeignImagePoller foreignPoller = new ForeignImagePoller();
+    private final int maxFrameLength;
+    private final String description;
+    private volatile Throwable clientError;
+    private boolean handshakeDone;
+    private boolean closed;
+
+    private AeronTransport(final AeronTransportConfig config, final JobMediaDriver driver, final Aeron aeron) {
+        this.config = config;
+        this.rank = config.rank();
+        this.size = config.size();
+        this.driver = driver;
+        this.aeron = aeron;
+        this.publications = new ExclusivePublication[size];
+        this.subscriptions = new Subscription[size];
+        this.authenticated = new Image[size];
+        this.answeredSessions = new IntArrayList[size];
+        for (int peer = 0; peer < size; peer++) {
+            answeredSessions[peer] = new IntArrayList();
+        }
+        this.byeReceived = new boolean[size];
+        this.claims = new BufferClaim[size];
+        this.jobHash = jobHash(config.jobId());
+        new SecureRandom().nextBytes(nonce);
+        this.maxFrameLength = config.mtuBytes() - 32; // Aeron's data header takes 32 bytes of the MTU
+        this.description = "aeron-" + config.media().name().toLowerCase(java.util.Locale.ROOT) + ":" + config.aeronDirectory()
+            + (config.media() == AeronMedia.UDP ? "@" + config.endpoints().get(rank) : "");
+    }
+
+    /**
+     * Connects to (or launches) the media driver, opens a stream to and from every peer and
+     * authenticates every peer. Returns once every peer's stream is authenticated.
+     *
+     * @throws TransportException if the driver or a peer cannot be reached in {@code connectTimeoutNs}
+     */
+    public static AeronTransport connect(final AeronTransportConfig config) {
+        JobMediaDriver driver = null;
+        Aeron aeron = null;
+        AeronTransport transport = null;
+        try {
+            if (config.launchDriver()) {
+                driver = JobMediaDriver.launch(config.aeronDirectory(), config.driverIdleMode());
+            }
+            final Throwable[] firstError = new Throwable[1];
+            final AeronTransport[] holder = new AeronTransport[1];
+            try {
+                aeron = Aeron.connect(new Aeron.Context()
+                    .aeronDirectoryName(config.aeronDirectory())
+                    .driverTimeoutMs(Math.max(1000, TimeUnit.NANOSECONDS.toMillis(config.connectTimeoutNs())))
+                    .errorHandler(e -> {
+                        if (holder[0] != null) {
+                            holder[0].onClientError(e);
+                        } else {
+                            firstError[0] = e;
+                        }
+                    }));
+            } catch (final RuntimeException e) {
+                throw new TransportException("rank " + config.rank() + ": no Aeron media driver answered in "
+                    + config.aeronDirectory() + " (" + e.getMessage() + "); for IPC the launcher must start the job's driver"
+                    + " first, for UDP set launchDriver", e);
+            }
+            transport = new AeronTransport(config, driver, aeron);
+            holder[0] = transport;
+            transport.open();
+            transport.handshake();
+            return transport;
+        } catch (final RuntimeException e) {
+            if (transport != null) {
+                transport.closeResources();
+            } else {
+                CloseHelper.quietClose(aeron);
+                CloseHelper.quietClose(driver);
+            }
+            throw e;
+        }
+    }
+
+    private void onClientError(final Throwable e) {
+        if (clientError == null) {
+            clientError = e;
+            System.err.println("moeflow transport: rank " + rank + ": Aeron client error: " + e);
+        }
+    }
+
+    private int streamId(final int from, final int to) {
+        return config.streamIdBase() + from * size + to;
+    }
+
+    private void open() {
+        final boolean udp = config.media() == AeronMedia.UDP;
+        for (int peer = 0; peer < size; peer++) {
+            if (peer == rank) {
+                continue;
+            }
+            final String in = udp
+                ? new ChannelUriStringBuilder().media("udp").endpoint(config.endpoints().get(rank)).build()
+                : "aeron:ipc";
+            subscriptions[peer] = aeron.addSubscription(in, streamId(peer, rank));
+        }
+        for (int peer = 0; peer < size; peer++) {
+            if (peer == rank) {
+                continue;
+            }
+            final ChannelUriStringBuilder out = new ChannelUriStringBuilder().media(udp ? "udp" : "ipc")
+                .termLength(config.termLengthBytes()).mtu(config.mtuBytes());
+            if (udp) {
+                out.endpoint(config.endpoints().get(peer));
+            }
+            publications[peer] = aeron.addExclusivePublication(out.build(), streamId(rank, peer));
+            claims[peer] = new BufferClaim();
+        }
+    }
+
+    private void handshake() {
+        final long start = System.nanoTime();
+        final long deadline = start + config.connectTimeoutNs();
+        long nextHello = start;
+        while (!handshakeComplete()) {
+            final long now = System.nanoTime();
+            if (now - deadline > 0) {
+                throw new TransportException("rank " + rank + ": no authenticated connection with rank(s) " + pendingPeers()
+                    + " within " + TimeUnit.NANOSECONDS.toMillis(config.connectTimeoutNs()) + " ms over " + description
+                    + ": are they running, in job '" + config.jobId() + "', with the same job token? (" + counters + ")");
+            }
+            if (now - nextHello >= 0) {
+                for (int peer = 0; peer < size; peer++) {
+                    if (peer != rank && !peerDone(peer) && publications[peer].isConnected()) {
+                        sendHello(peer);
+                    }
+                }
+                nextHello = now + HELLO_INTERVAL_NS;
+            }
+            int work = 0;
+            for (int peer = 0; peer < size; peer++) {
+                if (peer != rank) {
+                    work += pollAllImages(peer);
+                }
+            }
+            if (work == 0) {
+                LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(1));
+            }
+        }
+        handshakeDone = true;
+    }
+
+    /**
+     * Done with a peer once its stream is authenticated and this rank has answered a HELLO from that
+     * very stream (so the peer, which repeats its HELLO until answered, can authenticate this rank).
+     */
+    private boolean peerDone(final int peer) {
+        final Image image = authenticated[peer];
+        return image != null && answeredSessions[peer].containsInt(image.sessionId());
+    }
+
+    private boolean handshakeComplete() {
+        for (int peer = 0; peer < size; peer++) {
+            if (peer != rank && !peerDone(peer)) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private List<Integer> pendingPeers() {
+        final List<Integer> pending = new ArrayList<>();
+        for (int peer = 0; peer < size; peer++) {
+            if (peer != rank && !peerDone(peer)) {
+                pending.add(peer);
+            }
+        }
+        return pending;
+    }
+
+    private int pollAllImages(final int peer) {
+        foreignPoller.peer = peer;
+        foreignPoller.includeAuthenticated = !handshakeDone;
+        foreignPoller.work = 0;
+        subscriptions[peer].forEachImage(foreignPoller);
+        return foreignPoller.work;
+    }
+
+    /** Polls the images of one peer's stream that the data path does not read (no allocation). */
+    private final class ForeignImagePoller implements Consumer<Image> {
+        int peer;
+        boolean includeAuthenticated;
+        int work;
+
+        @Override
+        public void accept(final Image image) {
+            if (includeAuthenticated || image != authenticated[peer]) {
+                controlHandler.peer = peer;
+                work += image.controlledPoll(controlHandler, 16);
+            }
+        }
+    }
+
+    /** Handshake frames, and anything arriving on an image that is not (yet) the authenticated one. */
+    private final class ControlHandler implements ControlledFragmentHandler {
+        int peer;
+
+        @Override
+        public Action onFragment(final DirectBuffer buffer, final int offset, final int length, final Header header) {
+            final int session = header.sessionId();
+            final Image trusted = authenticated[peer];
+            final boolean fromTrusted = trusted != null && trusted.sessionId() == session;
+            if (!Wire.isWellFormed(buffer, offset, length)) {
+                if (!fromTrusted) {
+                    counters.onMalformedFrame();
+                    return Action.CONTINUE;
+                }
+                return Action.ABORT; // the data path will count it
+            }
+            switch (Wire.kind(buffer, offset)) {
+                case Wire.KIND_DATA:
+                    if (fromTrusted) {
+                        return Action.ABORT; // the peer is done with its handshake: leave its data for the engine
+                    }
+                    counters.onUnauthenticatedFrame();
+                    return Action.CONTINUE;
+                case Wire.KIND_HELLO:
+                    if (trusted != null && !fromTrusted) {
+                        counters.onHandshakeRejected(); // a second claimant: the peer's stream is already authenticated
+                    } else {
+                        onHello(peer, buffer, offset, length, session);
+                    }
+                    return Action.CONTINUE;
+                case Wire.KIND_PROOF:
+                    if (!fromTrusted) {
+                        if (!handshakeDone && trusted == null && verifyProof(peer, buffer, offset, length, session)) {
+                            authenticated[peer] = subscriptions[peer].imageBySessionId(session);
+                        } else {
+                            counters.onHandshakeRejected();
+                        }
+                    }
+                    return Action.CONTINUE;
+                case Wire.KIND_BYE:
+                    if (fromTrusted) {
+                        byeReceived[peer] = true;
+                    } else {
+                        counters.onUnauthenticatedFrame();
+                    }
+                    return Action.CONTINUE;
+                default:
+                    counters.onMalformedFrame();
+                    return Action.CONTINUE;
+            }
+        }
+    }
+
+    /** Reads the authenticated image of one peer for the engine; answers late HELLOs, notes BYE. */
+    private final class DataAdapter implements ControlledFragmentHandler {
+        FrameHandler handler;
+        int peer;
+
+        @Override
+        public Action onFragment(final DirectBuffer buffer, final int offset, final int length, final Header header) {
+            if (Wire.isWellFormed(buffer, offset, length) && Wire.kind(buffer, offset) != Wire.KIND_DATA) {
+                final byte kind = Wire.kind(buffer, offset);
+                if (kind == Wire.KIND_HELLO) {
+                    onHello(peer, buffer, offset, length, header.sessionId());
+                    return Action.CONTINUE;
+                }
+                if (kind == Wire.KIND_BYE) {
+                    byeReceived[peer] = true;
+                    return Action.BREAK;
+                }
+                if (kind == Wire.KIND_PROOF) {
+                    return Action.CONTINUE; // a duplicate of the proof that authenticated this image
+                }
+            }
+            final FrameAction action = handler.onFrame(buffer, offset, length);
+            return action == FrameAction.CONTINUE ? Action.CONTINUE : action == FrameAction.BREAK ? Action.BREAK : Action.ABORT;
+        }
+    }
+
+    private void onHello(final int peer, final DirectBuffer buffer, final int offset, final int length, final int session) {
+        if (!isHandshakeFor(peer, buffer, offset, length, HELLO_LENGTH)) {
+            counters.onHandshakeRejected();
+            return;
+        }
+        final byte[] theirNonce = new byte[NONCE_BYTES];
+        buffer.getBytes(offset + FIELD_NONCE, theirNonce);
+        final ExclusivePublication pub = publications[peer];
+        final byte[] mac = config.token().mac(macInput(rank, peer, nonce, theirNonce, pub.sessionId()));
+        putHandshake(Wire.KIND_PROOF, peer);
+        control.putBytes(FIELD_ECHO, theirNonce);
+        control.putBytes(FIELD_MAC, mac);
+        if (offerControl(pub, PROOF_LENGTH) && !handshakeDone && !answeredSessions[peer].containsInt(session)) {
+            answeredSessions[peer].addInt(session);
+        }
+    }
+
+    private boolean verifyProof(final int peer, final DirectBuffer buffer, final int offset, final int length,
+                                final int session) {
+        if (!isHandshakeFor(peer, buffer, offset, length, PROOF_LENGTH)) {
+            return false;
+        }
+        final byte[] echo = new byte[NONCE_BYTES];
+        buffer.getBytes(offset + FIELD_ECHO, echo);
+        if (!MessageDigest.isEqual(echo, nonce)) {
+            return false; // an answer to somebody else's challenge (or a replay)
+        }
+        final byte[] theirNonce = new byte[NONCE_BYTES];
+        buffer.getBytes(offset + FIELD_NONCE, theirNonce);
+        final byte[] mac = new byte[MAC_BYTES];
+        buffer.getBytes(offset + FIELD_MAC, mac);
+        return JobToken.macEquals(mac, config.token().mac(macInput(peer, rank, theirNonce, nonce, session)));
+    }
+
+    /** True if a HELLO or PROOF of the expected length claims to come from {@code peer} to this rank, in this job. */
+    private boolean isHandshakeFor(final int peer, final DirectBuffer buffer, final int offset, final int length,
+                                   final int expectedLength) {
+        return length == expectedLength && buffer.getInt(offset + FIELD_FROM) == peer && buffer.getInt(offset + FIELD_TO) == rank
+            && buffer.getInt(offset + FIELD_SIZE) == size && buffer.getLong(offset + FIELD_JOB) == jobHash;
+    }
+
+    private byte[] macInput(final int from, final int to, final byte[] fromNonce, final byte[] toNonce, final int session) {
+        final ByteBuffer b = ByteBuffer.allocate(MAC_LABEL.length + 4 * 4 + 8 + 2 * NONCE_BYTES).order(ByteOrder.LITTLE_ENDIAN);
+        b.put(MAC_LABEL).putInt(from).putInt(to).putInt(size).putLong(jobHash).put(fromNonce).put(toNonce).putInt(session);
+        return b.array();
+    }
+
+    private void sendHello(final int peer) {
+        putHandshake(Wire.KIND_HELLO, peer);
+        offerControl(publications[peer], HELLO_LENGTH);
+    }
+
+    /** The fields HELLO and PROOF share: who to whom, in which job, with this rank's nonce. */
+    private void putHandshake(final byte kind, final int peer) {
+        control.setMemory(0, PROOF_LENGTH, (byte) 0);
+        Wire.putPreamble(control, 0, kind, (byte) 0);
+        control.putInt(FIELD_FROM, rank);
+        control.putInt(FIELD_TO, peer);
+        control.putInt(FIELD_SIZE, size);
+        control.putLong(FIELD_JOB, jobHash);
+        control.putBytes(FIELD_NONCE, nonce);
+    }
+
+    private boolean offerControl(final Publication pub, final int length) {
+        for (int attempt = 0; attempt < 100; attempt++) {
+            final long result = pub.offer(control, 0, length);
+            if (result > 0) {
+                return true;
+            }
+            if (result == Publication.CLOSED || result == Publication.MAX_POSITION_EXCEEDED || result == Publication.NOT_CONNECTED) {
+                return false;
+            }
+            Thread.onSpinWait();
+        }
+        return false;
+    }
+
+    private static long jobHash(final String jobId) {
+        try {
+            return ByteBuffer.wrap(MessageDigest.getInstance("SHA-256").digest(jobId.getBytes(StandardCharsets.UTF_8))).getLong();
+        } catch (final NoSuchAlgorithmException e) {
+            throw new IllegalStateException("SHA-256 is not available in this JVM", e);
+        }
+    }
+
+    @Override
+    public int rank() {
+        return rank;
+    }
+
+    @Override
+    public int size() {
+        return size;
+    }
+
+    @Override
+    public int maxFrameLength() {
+        return maxFrameLength;
+    }
+
+    @Override
+    public int tryClaim(final int peer, final int lengthBytes) {
+        final long result = publications[peer].tryClaim(lengthBytes, claims[peer]);
+        if (result > 0) {
+            return claims[peer].offset();
+        }
+        if (result == Publication.BACK_PRESSURED || result == Publication.ADMIN_ACTION) {
+            return BACK_PRESSURED;
+        }
+        return result == Publication.NOT_CONNECTED ? NOT_CONNECTED : CLOSED;
+    }
+
+    @Override
+    public MutableDirectBuffer claimBuffer(final int peer) {
+        return claims[peer].buffer();
+    }
+
+    @Override
+    public void commit(final int peer) {
+        claims[peer].commit();
+    }
+
+    @Override
+    public int poll(final int peer, final FrameHandler handler, final int frameLimit) {
+        final Image image = authenticated[peer];
+        dataAdapter.handler = handler;
+        dataAdapter.peer = peer;
+        return image.controlledPoll(dataAdapter, frameLimit);
+    }
+
+    @Override
+    public String peerLost(final int peer) {
+        if (aeron.isClosed() || clientError != null && clientError instanceof io.aeron.exceptions.DriverTimeoutException) {
+            return "this rank's Aeron client stopped (" + clientError + "); is the media driver in "
+                + config.aeronDirectory() + " still running?";
+        }
+        if (byeReceived[peer]) {
+            return "rank " + peer + " closed its communicator while this rank still expects data from it";
+        }
+        final Image image = authenticated[peer];
+        if (image == null) {
+            return "rank " + peer + " never authenticated";
+        }
+        if (image.isClosed() || image.isEndOfStream()) {
+            return "the stream from rank " + peer + " closed (did its process exit or get killed?)";
+        }
+        if (!publications[peer].isConnected()) {
+            return "rank " + peer + " stopped receiving (did its process exit or get killed?)";
+        }
+        return null;
+    }
+
+    @Override
+    public int doHousekeeping() {
+        int work = 0;
+        for (int peer = 0; peer < size; peer++) {
+            if (peer != rank && subscriptions[peer].imageCount() > 1) {
+                work += pollAllImages(peer);
+            }
+        }
+        return work;
+    }
+
+    @Override
+    public TransportCounters counters() {
+        return counters;
+    }
+
+    @Override
+    public String describe() {
+        return description;
+    }
+
+    /**
+     * Says BYE to every peer and waits (up to {@code closeTimeoutNs}) until every live peer said BYE
+     * too, so that no rank tears down streams a peer still reads; then closes the client and the
+     * embedded driver, if any.
+     */
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        try {
+            if (handshakeDone && !aeron.isClosed()) {
+                sayGoodbye();
+            }
+        } finally {
+            closeResources();
+        }
+    }
+
+    private void sayGoodbye() {
+        final long deadline = System.nanoTime() + config.closeTimeoutNs();
+        control.setMemory(0, BYE_LENGTH, (byte) 0);
+        Wire.putPreamble(control, 0, Wire.KIND_BYE, (byte) 0);
+        control.putInt(FIELD_FROM, rank);
+        final boolean[] sent = new boolean[size];
+        final FrameHandler leftover = (buffer, offset, length) -> {
+            counters.onUnexpectedFrame(); // data nobody asked for: the peers' programs disagree
+            return FrameAction.CONTINUE;
+        };
+        while (System.nanoTime() - deadline < 0) {
+            boolean waiting = false;
+            for (int peer = 0; peer < size; peer++) {
+                if (peer == rank) {
+                    continue;
+                }
+                if (!sent[peer]) {
+                    final long result = publications[peer].offer(control, 0, BYE_LENGTH);
+                    sent[peer] = result > 0 || result == Publication.NOT_CONNECTED || result == Publication.CLOSED;
+                    waiting |= !sent[peer];
+                }
+                final Image image = authenticated[peer];
+                if (!byeReceived[peer] && !image.isClosed() && !image.isEndOfStream()) {
+                    poll(peer, leftover, 16);
+                    waiting |= !byeReceived[peer];
+                }
+            }
+            if (!waiting) {
+                break;
+            }
+            LockSupport.parkNanos(TimeUnit.MICROSECONDS.toNanos(200));
+        }
+        if (config.media() == AeronMedia.UDP) {
+            // give this rank's driver a moment to put the last BYEs on the wire before it stops
+            LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(20));
+        }
+    }
+
+    private void closeResources() {
+        CloseHelper.quietClose(aeron);
+        CloseHelper.quietClose(driver);
+    }
+
+    @Override
+    public String toString() {
+        return "AeronTransport[rank " + rank + " of " + size + ", " + description + "]";
+    }
+}

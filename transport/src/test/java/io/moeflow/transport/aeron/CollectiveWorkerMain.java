@@ -1,0 +1,117 @@
+package io.moeflow.transport.aeron;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.security.MessageDigest;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+import io.moeflow.transport.Communicator;
+import io.moeflow.transport.CommunicatorConfig;
+import io.moeflow.transport.Communicators;
+import io.moeflow.transport.JobToken;
+import io.moeflow.transport.PeerFailureException;
+import io.moeflow.transport.ReduceOp;
+import io.moeflow.transport.TransportException;
+
+/**
+ * A worker JVM for the multi-process tests (test sources only; the launcher is the production main).
+ * Arguments are {@code key=value}: mode, rank, size, dir, endpoints, job, token, role, result, stop.
+ * Exit codes: 0 done, 3 a peer failed, 4 could not connect, 1 anything else.
+ */
+public final class CollectiveWorkerMain {
+    private CollectiveWorkerMain() {
+    }
+
+    public static void main(final String[] args) throws Exception {
+        io.moeflow.transport.bench.WorkerProcesses.exitWhenParentDies();
+        final Map<String, String> a = new HashMap<>();
+        for (final String arg : args) {
+            final int eq = arg.indexOf('=');
+            a.put(arg.substring(0, eq), arg.substring(eq + 1));
+        }
+        final int rank = Integer.parseInt(a.get("rank"));
+        final int size = Integer.parseInt(a.get("size"));
+        final Path result = Paths.get(a.get("result"));
+        final JobToken token = JobToken.readFrom(Paths.get(a.get("token")));
+        AeronTransportConfig config = "udp".equals(a.get("mode"))
+            ? AeronTransportConfig.udp(rank, size, a.get("dir"), List.of(a.get("endpoints").split(",")), a.get("job"), token)
+            : AeronTransportConfig.ipc(rank, size, a.get("dir"), a.get("job"), token);
+        config = config.withTermAndMtu(1 << 20, config.mtuBytes())
+            .withTimeouts(TimeUnit.SECONDS.toNanos("impostor".equals(a.get("role")) ? 3 : 30), TimeUnit.SECONDS.toNanos(3));
+        final CommunicatorConfig commConfig = CommunicatorConfig.DEFAULT.withOpTimeoutNs(TimeUnit.SECONDS.toNanos(3));
+        final Communicator c;
+        try {
+            c = Communicators.create(AeronTransport.connect(config), commConfig);
+        } catch (final TransportException e) {
+            Files.writeString(result, "REFUSED " + e.getMessage());
+            System.exit(4);
+            return;
+        }
+        try {
+            switch (a.get("role")) {
+                case "collectives":
+                    Files.writeString(result, sha256(AeronCollectivesTest.script(c)) + "\n" + c.counters());
+                    break;
+                case "loop":
+                    loopUntilFailure(c, result);
+                    break;
+                case "counted":
+                    loopUntilStopFile(c, Paths.get(a.get("stop")));
+                    Files.writeString(result, "handshakesRejected=" + c.counters().handshakesRejected());
+                    break;
+                default:
+                    throw new IllegalArgumentException("role=" + a.get("role"));
+            }
+            c.close();
+        } catch (final PeerFailureException e) {
+            Files.writeString(result, "FAILED peer=" + e.peer() + " reason=" + e.reason() + " " + e.getMessage());
+            System.exit(3);
+        }
+        System.exit(0);
+    }
+
+    private static void loopUntilFailure(final Communicator c, final Path result) throws Exception {
+        final float[] buf = new float[100_000];
+        for (int i = 0; ; i++) {
+            Arrays.fill(buf, 1f);
+            c.allReduce(buf, 0, buf.length, ReduceOp.SUM);
+            if (i == 0) {
+                Files.writeString(result, "RUNNING");
+            }
+        }
+    }
+
+    private static void loopUntilStopFile(final Communicator c, final Path stop) throws Exception {
+        final int[] goOn = {1};
+        for (int i = 0; goOn[0] == 1; i++) {
+            final float[] buf = {c.rank() + i};
+            c.allReduce(buf, 0, 1, ReduceOp.SUM);
+            if (buf[0] != 2f * i + 1f) {
+                throw new IllegalStateException("iteration " + i + ": got " + buf[0]);
+            }
+            Thread.sleep(5);
+            goOn[0] = Files.exists(stop) && i > 10 ? 0 : 1;
+            c.broadcast(goOn, 0, 1, 0);
+        }
+    }
+
+    /** Hex SHA-256 of the floats' bits, to compare results across processes. */
+    static String sha256(final float[] values) throws Exception {
+        final ByteBuffer bytes = ByteBuffer.allocate(4 * values.length).order(ByteOrder.LITTLE_ENDIAN);
+        bytes.asFloatBuffer().put(values);
+        return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(bytes.array()));
+    }
+
+    static String read(final Path file) throws Exception {
+        return Files.exists(file) ? Files.readString(file, StandardCharsets.UTF_8) : "(no result file)";
+    }
+}
