@@ -304,32 +304,27 @@ final class MoeSublayer {
     private void fc2BackStage(final int w, final int workers) {
         final int C = c.channels();
         final int F = c.expertHidden();
-        final int pf = layer * ws.permRows * F;
-        // dW2 = dyperm^T a, db2 = sum dyperm;  dh = dyperm W2
-        expertLinearBackward(w, workers, ws.dyperm, C, ws.a, pf, F, b.w2, b.b2, ws.dh);
-        // dh *= gelu'(h) over this worker's permuted rows
-        final int rows = keptRows();
-        final int r0 = from(rows, w, workers, 1);
-        final int r1 = to(rows, w, workers, 1);
-        if (r0 < r1) {
-            ops.geluBackward(ws.h, pf + r0 * F, ws.dh, r0 * F, ws.dh, r0 * F, (r1 - r0) * F);
-        }
+        // dW2 = dyperm^T a, db2 = sum dyperm;  dh = (dyperm W2) * gelu'(h)
+        expertLinearBackward(w, workers, ws.dyperm, C, ws.a, layer * ws.permRows * F, F, b.w2, b.b2, ws.dh, true);
     }
 
     private void fc1BackStage(final int w, final int workers) {
         final int C = c.channels();
         final int F = c.expertHidden();
         // dW1 = dh^T xperm, db1 = sum dh;  dxperm = dh W1
-        expertLinearBackward(w, workers, ws.dh, F, ws.xperm, layer * ws.permRows * C, C, b.w1, b.b1, ws.dxperm);
+        expertLinearBackward(w, workers, ws.dh, F, ws.xperm, layer * ws.permRows * C, C, b.w1, b.b1, ws.dxperm,
+            false);
     }
 
     /**
      * Backward of one linear layer of every expert block (y = x W_e^T + b_e, dy given): the weight and bias
      * gradients split by output rows of W (every block, so an empty one gets exact zeros), and dx = dy W_e over this
-     * worker's share of the permuted rows. dy: [P, out] at 0, x: [P, in] at xOff, dx: [P, in] at 0.
+     * worker's share of the permuted rows. dy: [P, out] at 0, x: [P, in] at xOff, dx: [P, in] at 0. With
+     * {@code geluPrime}, dx is then multiplied by gelu'(h) block by block, while its rows are still in cache.
      */
     private void expertLinearBackward(final int w, final int workers, final float[] dy, final int out,
-        final float[] x, final int xOff, final int in, final int[] weights, final int[] biases, final float[] dx) {
+        final float[] x, final int xOff, final int in, final int[] weights, final int[] biases, final float[] dx,
+        final boolean geluPrime) {
         final int o0 = from(out, w, workers, 16);
         final int o1 = to(out, w, workers, 16);
         for (int e = 0; e < blocks(); e++) {
@@ -347,6 +342,10 @@ final class MoeSublayer {
             if (lo < hi) {
                 ops.linearBackwardInput(dy, start * out, ctx.params, weights[e], dx, start * in, in, out, lo, hi,
                     false);
+                if (geluPrime) {
+                    final int h0 = layer * ws.permRows * in + (start + lo) * in;
+                    ops.geluBackward(ws.h, h0, dx, (start + lo) * in, dx, (start + lo) * in, (hi - lo) * in);
+                }
             }
         }
     }
