@@ -14,11 +14,9 @@ import io.moeflow.curriculum.StepPlan;
 import io.moeflow.optimizer.AdamW;
 import io.moeflow.optimizer.AdamWConfig;
 import io.moeflow.optimizer.LrSchedule;
-import io.moeflow.optimizer.ParamSegment;
 import io.moeflow.trainer.model.ModelConfig;
 import io.moeflow.trainer.model.MoeModel;
 import io.moeflow.trainer.model.Parallel;
-import io.moeflow.trainer.model.TensorView;
 
 /**
  * Trains a {@link MoeModel} in one process: the curriculum feeds batches, AdamW updates the
@@ -52,7 +50,7 @@ public final class Trainer implements AutoCloseable {
                    final CurriculumConfig curriculumConfig, final Dataset training) {
         this.config = config;
         this.model = new MoeModel(modelConfig, config.batchSize(), config.threads(), config.kernels(), config.seed());
-        this.optimizer = new AdamW(adamWConfig, segments(model.tensors()));
+        this.optimizer = new AdamW(adamWConfig, model.paramSegments());
         this.curriculum = new CurriculumScheduler(curriculumConfig, training, config.batchSize(), modelConfig.seqLen());
         this.lrSchedule = schedule(config, curriculumConfig);
         this.tokens = new int[config.batchSize() * (modelConfig.seqLen() + 1)];
@@ -206,15 +204,6 @@ public final class Trainer implements AutoCloseable {
         System.arraycopy(model.expertLoad(), 0, m.expertLoad, 0, m.expertLoad.length);
         m.droppedTokens = model.droppedTokens();
         m.checkpointStallNs = 0;
-    }
-
-    /** Optimizer segments: one per parameter tensor, decayed as the model says. */
-    static List<ParamSegment> segments(final List<TensorView> tensors) {
-        final List<ParamSegment> segments = new ArrayList<>(tensors.size());
-        for (final TensorView t : tensors) {
-            segments.add(new ParamSegment(t.name(), t.offset(), t.length(), t.decay()));
-        }
-        return segments;
     }
 
     private LrSchedule schedule(final TrainerConfig c, final CurriculumConfig curriculumConfig) {

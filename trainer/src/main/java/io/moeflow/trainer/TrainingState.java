@@ -38,11 +38,6 @@ public final class TrainingState {
     private TrainingState() {
     }
 
-    /** The name of layer {@code l}'s balancing bias in model.h5. */
-    public static String expertBiasName(final int layer) {
-        return "blocks." + layer + ".moe.router.expert_bias";
-    }
-
     /** Every tensor of a checkpoint of this model. */
     public static CheckpointLayout layout(final ModelConfig config, final List<TensorView> tensors) {
         final CheckpointLayout.Builder b = CheckpointLayout.builder();
@@ -50,7 +45,7 @@ public final class TrainingState {
             b.float32(CheckpointFile.MODEL, t.name(), shape(t));
         }
         for (int l = 0; l < config.layers(); l++) {
-            b.float32(CheckpointFile.MODEL, expertBiasName(l), config.experts());
+            b.float32(CheckpointFile.MODEL, MoeModel.expertBiasName(l), config.experts());
         }
         for (final TensorView t : tensors) {
             b.float32(CheckpointFile.STATE, "optimizer/" + AdamW.STATE_EXP_AVG + "/" + t.name(), shape(t));
@@ -77,7 +72,7 @@ public final class TrainingState {
                 t.offset());
         }
         for (int l = 0; l < model.config().layers(); l++) {
-            s.float32(CheckpointFile.MODEL, expertBiasName(l), model.expertBias(l), 0);
+            s.float32(CheckpointFile.MODEL, MoeModel.expertBiasName(l), model.expertBias(l), 0);
         }
         s.int64(CheckpointFile.STATE, OPTIMIZER_STEP, optimizer.stepCount());
         s.int64(CheckpointFile.STATE, COMPLETED_STEPS, trainer.completedSteps());
@@ -122,7 +117,7 @@ public final class TrainingState {
             reader.readFloat32(CheckpointFile.MODEL, t.name(), model.params(), t.offset());
         }
         for (int l = 0; l < model.config().layers(); l++) {
-            reader.readFloat32(CheckpointFile.MODEL, expertBiasName(l), model.expertBias(l), 0);
+            reader.readFloat32(CheckpointFile.MODEL, MoeModel.expertBiasName(l), model.expertBias(l), 0);
         }
     }
 

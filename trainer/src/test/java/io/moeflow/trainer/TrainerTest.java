@@ -5,8 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.lang.management.ManagementFactory;
-
 import io.moeflow.curriculum.CurriculumConfig;
 import io.moeflow.curriculum.Dataset;
 import io.moeflow.optimizer.AdamWConfig;
@@ -51,18 +49,9 @@ class TrainerTest {
 
     @Test
     void shouldAllocateNothingPerStep() {
-        final com.sun.management.ThreadMXBean threads =
-            (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
-        try (Trainer trainer = TinyRuns.trainer(TinyRuns.constantLr(60, 2, 1e-3), TinyRuns.tinyModel(32), data)) {
-            for (int s = 0; s < 20; s++) {
-                trainer.trainStep(); // warm-up: JIT, lazily built state
-            }
-            final long[] ids = ids(trainer);
-            final long before = allocated(threads, ids);
-            for (int s = 0; s < 30; s++) {
-                trainer.trainStep();
-            }
-            assertEquals(0, allocated(threads, ids) - before, "bytes allocated by 30 training steps");
+        try (Trainer trainer = TinyRuns.trainer(TinyRuns.constantLr(1_000_000, 2, 1e-3), TinyRuns.tinyModel(32), data)) {
+            AllocationProbe.assertAllocatesNothing(trainer::trainStep,
+                AllocationProbe.callerAndWorkers(trainer.model().parallel().workerThreadIds()), 300, 90_000_000_000L);
         }
     }
 
@@ -114,22 +103,6 @@ class TrainerTest {
             }
             return ce;
         }
-    }
-
-    private static long[] ids(final Trainer trainer) {
-        final long[] workers = trainer.model().parallel().workerThreadIds();
-        final long[] ids = new long[workers.length + 1];
-        ids[0] = Thread.currentThread().getId();
-        System.arraycopy(workers, 0, ids, 1, workers.length);
-        return ids;
-    }
-
-    private static long allocated(final com.sun.management.ThreadMXBean threads, final long[] ids) {
-        long sum = 0;
-        for (final long a : threads.getThreadAllocatedBytes(ids)) {
-            sum += a;
-        }
-        return sum;
     }
 
     private static double mean(final double[] v, final int from, final int to) {

@@ -11,11 +11,10 @@ package io.moeflow.trainer.kernels;
  * Two implementations: {@link ReferenceOps} (plain scalar loops, double accumulators: the ground truth) and
  * {@link FastOps} (Vector API, float, fused multiply-add).
  */
-public interface Ops
-{
+public interface Ops {
     /** LayerNorm epsilon, PyTorch's default. */
     float LN_EPS = 1e-5f;
-    /** Added to the sum of the selected scores before normalising gates, so a sum that underflows cannot divide by 0. */
+    /** Added to the sum of the selected scores before normalising gates: an underflowed sum cannot divide by 0. */
     float GATE_EPS = 1e-20f;
 
     // ---------------------------------------------------------------- embeddings
@@ -49,7 +48,7 @@ public interface Ops
 
     /**
      * y[n, o] = b[o] + sum_i x[n, i] W[o, i] for every n in [0, rows) and o in [o0, o1). bOff &lt; 0: no bias.
-     * {@code scratch} holds at least in * (o1 - o0 + 16) floats (the fast kernel packs W^T there).
+     * {@code scratch} holds at least (in + 2) * (o1 - o0 + 16) floats (the fast kernel packs W^T and the bias there).
      */
     void linearForward(float[] x, int xOff, float[] w, int wOff, int bOff, float[] y, int yOff, int rows, int in,
         int out, int o0, int o1, float[] scratch);
@@ -77,8 +76,9 @@ public interface Ops
 
     /**
      * For (sequence, head) pairs p = b * H + h in [p0, p1): q, k, v are the head's columns of qkv [B*T, 3C]
-     * (q at h*D, k at C + h*D, v at 2C + h*D, D = C / H); probs[p, t, s] = softmax_s(q_t . k_s / sqrt(D)) for s &lt;= t,
-     * 0 above the diagonal; out[b*T + t, h*D + d] = sum_s probs[p, t, s] v_s[d]. probs: [B*H, T, T].
+     * (q at h*D, k at C + h*D, v at 2C + h*D, D = C / H);
+     * probs[p, t, s] = softmax_s(q_t . k_s / sqrt(D)) for s &lt;= t, 0 above the diagonal;
+     * out[b*T + t, h*D + d] = sum_s probs[p, t, s] v_s[d]. probs: [B*H, T, T].
      * {@code scratch}: at least 2 * D * T + 2 * T floats.
      */
     void attentionForward(float[] qkv, int qkvOff, float[] out, int outOff, float[] probs, int probsOff, int seqLen,
@@ -106,7 +106,7 @@ public interface Ops
      * scores = softmax or sigmoid of the logits; selected[n, 0..K) = the K experts with the largest score + bias
      * (bias may be null), in descending order, ties to the lower index; gates[n, k] = score of selected[n, k], divided
      * by the sum of the selected scores (+ GATE_EPS) when K &gt; 1. x: [N, C], Wr: [E, C].
-     * {@code scratch}: at least C * E + E floats.
+     * {@code scratch}: at least (C + 2) * (E + 16) floats.
      */
     void routerForward(float[] x, int xOff, float[] p, int wrOff, float[] bias, int biasOff, boolean sigmoid,
         int channels, int experts, int topK, float[] logits, int logitsOff, float[] scores, int scoresOff, float[] lse,

@@ -3,10 +3,8 @@ package io.moeflow.trainer.kernels;
 /**
  * Top-k selection shared by the reference and fast router kernels (a few comparisons per token; nothing to vectorise).
  */
-public final class Routing
-{
-    private Routing()
-    {
+public final class Routing {
+    private Routing() {
     }
 
     /**
@@ -24,21 +22,16 @@ public final class Routing
      * @param scoresOff  offset of the scores
      */
     public static void selectTopK(final float[] scores, final int scoresOff, final float[] bias, final int biasOff,
-        final int experts, final int topK, final int[] selected, final int selectedOff)
-    {
-        for (int k = 0; k < topK; k++)
-        {
+        final int experts, final int topK, final int[] selected, final int selectedOff) {
+        for (int k = 0; k < topK; k++) {
             int best = -1;
             float bestValue = 0f;
-            for (int e = 0; e < experts; e++)
-            {
-                if (alreadySelected(selected, selectedOff, k, e))
-                {
+            for (int e = 0; e < experts; e++) {
+                if (alreadySelected(selected, selectedOff, k, e)) {
                     continue;
                 }
                 final float v = bias == null ? scores[scoresOff + e] : scores[scoresOff + e] + bias[biasOff + e];
-                if (best < 0 || v > bestValue)
-                {
+                if (best < 0 || v > bestValue) {
                     best = e;
                     bestValue = v;
                 }
@@ -47,12 +40,9 @@ public final class Routing
         }
     }
 
-    private static boolean alreadySelected(final int[] selected, final int off, final int count, final int e)
-    {
-        for (int j = 0; j < count; j++)
-        {
-            if (selected[off + j] == e)
-            {
+    private static boolean alreadySelected(final int[] selected, final int off, final int count, final int e) {
+        for (int j = 0; j < count; j++) {
+            if (selected[off + j] == e) {
                 return true;
             }
         }

@@ -13,8 +13,7 @@ import jdk.incubator.vector.VectorOperators;
  * Relative error about 2 ulp over the range. erf: Abramowitz-Stegun 7.1.26 (absolute error below 1.5e-7), using
  * the same e^(-x^2) GELU's derivative needs.
  */
-public final class VectorMath
-{
+public final class VectorMath {
     private static final float LOG2E = 1.44269504088896341f;
     private static final float LN2_HI = 0.693359375f;
     private static final float LN2_LO = -2.12194440e-4f;
@@ -40,16 +39,14 @@ public final class VectorMath
     /** 1 / sqrt(2 pi). */
     public static final float INV_SQRT_2PI = 0.39894228040143268f;
 
-    private VectorMath()
-    {
+    private VectorMath() {
     }
 
     /**
      * @param x lanes
      * @return e^x per lane
      */
-    public static FloatVector exp(final FloatVector x)
-    {
+    public static FloatVector exp(final FloatVector x) {
         final FloatVector xc = x.max(EXP_LO).min(EXP_HI);
         final FloatVector t = xc.mul(LOG2E).add(MAGIC);
         final FloatVector n = t.sub(MAGIC);
@@ -72,8 +69,7 @@ public final class VectorMath
      * @param x argument
      * @return e^x
      */
-    public static float exp(final float x)
-    {
+    public static float exp(final float x) {
         final float xc = Math.min(Math.max(x, EXP_LO), EXP_HI);
         final float t = xc * LOG2E + MAGIC;
         final float n = t - MAGIC;
@@ -97,8 +93,7 @@ public final class VectorMath
      * @param e exp(-x * x / 2) of the same lanes
      * @return Phi(x)
      */
-    public static FloatVector normalCdf(final FloatVector x, final FloatVector e)
-    {
+    public static FloatVector normalCdf(final FloatVector x, final FloatVector e) {
         final FloatVector ax = x.abs().mul(INV_SQRT_2);
         final FloatVector t = FloatVector.broadcast(x.species(), 1f).div(ax.fma(ERF_P, 1f));
         FloatVector poly = t.fma(A5, A4);
@@ -118,8 +113,7 @@ public final class VectorMath
      * @param e exp(-x * x / 2)
      * @return Phi(x)
      */
-    public static float normalCdf(final float x, final float e)
-    {
+    public static float normalCdf(final float x, final float e) {
         final float ax = Math.abs(x) * INV_SQRT_2;
         final float t = 1f / Math.fma(ax, ERF_P, 1f);
         float poly = Math.fma(t, A5, A4);

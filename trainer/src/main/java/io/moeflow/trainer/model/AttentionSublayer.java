@@ -7,10 +7,10 @@ import io.moeflow.trainer.kernels.Ops;
 
 /**
  * The attention half of a block: resMid = x + proj(causalSelfAttention(ln1(x))), x = res[l].
- * Stages are pre-built tasks; each splits rows, output columns or (sequence, head) pairs over the workers.
+ * Stages are pre-built tasks; each splits token rows, weight-gradient rows, channels or (sequence, head) pairs over
+ * the workers.
  */
-final class AttentionSublayer
-{
+final class AttentionSublayer {
     private final LayerContext ctx;
     private final Ops ops;
     private final ModelConfig c;
@@ -27,8 +27,7 @@ final class AttentionSublayer
     private int layer;
     private ParameterLayout.Block b;
 
-    AttentionSublayer(final LayerContext ctx)
-    {
+    AttentionSublayer(final LayerContext ctx) {
         this.ctx = ctx;
         this.ops = ctx.ops;
         this.c = ctx.config;
@@ -36,8 +35,7 @@ final class AttentionSublayer
 
     // Forward. res[l]: [N, C] -> ln1: [N, C] -> qkv: [N, 3C] -> attOut: [N, C] (+ probs [B*H, T, T])
     //          -> resMid[l] = res[l] + attOut Wproj^T + bproj: [N, C]
-    void forward(final Workspace w, final int l)
-    {
+    void forward(final Workspace w, final int l) {
         bind(w, l);
         ctx.parallel.run(ln1Task);
         ctx.parallel.run(qkvTask);
@@ -46,8 +44,7 @@ final class AttentionSublayer
     }
 
     // Backward. dres = dL/dresMid[l]: [N, C] in, dL/dres[l] out (in place); writes the grads of ln1, qkv, proj.
-    void backward(final Workspace w, final int l)
-    {
+    void backward(final Workspace w, final int l) {
         bind(w, l);
         ctx.parallel.run(projBackTask);
         ctx.parallel.run(attentionBackTask);
@@ -55,67 +52,57 @@ final class AttentionSublayer
         ctx.parallel.run(ln1ParamsTask);
     }
 
-    private void bind(final Workspace w, final int l)
-    {
+    private void bind(final Workspace w, final int l) {
         ws = w;
         layer = l;
         b = ctx.layout.blocks[l];
     }
 
-    private int nc()
-    {
+    private int nc() {
         return layer * ws.tokens * c.channels();
     }
 
-    private void ln1Stage(final int w, final int workers)
-    {
+    private void ln1Stage(final int w, final int workers) {
         final int n = ws.tokens;
         ops.layerNormForward(ws.res, nc(), ctx.params, b.ln1Weight, b.ln1Bias, ws.ln1, nc(), ws.ln1Mean, ws.ln1Rstd,
             layer * n, c.channels(), from(n, w, workers, 1), to(n, w, workers, 1));
     }
 
-    private void qkvStage(final int w, final int workers)
-    {
-        final int out = 3 * c.channels();
-        final int o0 = from(out, w, workers, 16);
-        final int o1 = to(out, w, workers, 16);
-        if (o0 < o1)
-        {
-            ops.linearForward(ws.ln1, nc(), ctx.params, b.qkvWeight, b.qkvBias, ws.qkv, 3 * nc(), ws.tokens,
-                c.channels(), out, o0, o1, ctx.scratch[w]);
+    // Forward GEMMs split token rows (in blocks of 4) and each worker packs the whole W^T: splitting output columns
+    // would make both workers write one cache line of every output row.
+    private void qkvStage(final int w, final int workers) {
+        final int C = c.channels();
+        final int n0 = from(ws.tokens, w, workers, 4);
+        final int n1 = to(ws.tokens, w, workers, 4);
+        if (n0 < n1) {
+            ops.linearForward(ws.ln1, nc() + n0 * C, ctx.params, b.qkvWeight, b.qkvBias, ws.qkv, 3 * nc() + n0 * 3 * C,
+                n1 - n0, C, 3 * C, 0, 3 * C, ctx.scratch[w]);
         }
     }
 
-    private void attentionStage(final int w, final int workers)
-    {
+    private void attentionStage(final int w, final int workers) {
         final int pairs = ws.batch * c.heads();
         final int t = c.seqLen();
         ops.attentionForward(ws.qkv, 3 * nc(), ws.attOut, nc(), ws.probs, layer * pairs * t * t, t, c.channels(),
             c.heads(), from(pairs, w, workers, 1), to(pairs, w, workers, 1), ctx.scratch[w]);
     }
 
-    private void projStage(final int w, final int workers)
-    {
+    private void projStage(final int w, final int workers) {
         final int C = c.channels();
-        final int o0 = from(C, w, workers, 16);
-        final int o1 = to(C, w, workers, 16);
-        if (o0 < o1)
-        {
-            ops.linearForward(ws.attOut, nc(), ctx.params, b.projWeight, b.projBias, ws.projOut, 0, ws.tokens, C, C,
-                o0, o1, ctx.scratch[w]);
-            // resMid[:, o0:o1] = res[:, o0:o1] + projOut[:, o0:o1]
-            for (int n = 0; n < ws.tokens; n++)
-            {
-                ops.add(ws.res, nc() + n * C + o0, ws.projOut, n * C + o0, ws.resMid, nc() + n * C + o0, o1 - o0);
-            }
+        final int n0 = from(ws.tokens, w, workers, 4);
+        final int n1 = to(ws.tokens, w, workers, 4);
+        if (n0 < n1) {
+            ops.linearForward(ws.attOut, nc() + n0 * C, ctx.params, b.projWeight, b.projBias, ws.projOut, n0 * C,
+                n1 - n0, C, C, 0, C, ctx.scratch[w]);
+            // resMid = res + projOut
+            ops.add(ws.res, nc() + n0 * C, ws.projOut, n0 * C, ws.resMid, nc() + n0 * C, (n1 - n0) * C);
         }
     }
 
-    private void projBackStage(final int w, final int workers)
-    {
+    private void projBackStage(final int w, final int workers) {
         final int C = c.channels();
         final int n = ws.tokens;
-        // dWproj = dres^T attOut, dbproj = sum dres   (columns o of Wproj)
+        // dWproj = dres^T attOut, dbproj = sum dres   (rows o of Wproj)
         ops.linearBackwardWeight(ws.dres, 0, ws.attOut, nc(), ctx.grads, b.projWeight, b.projBias, n, C, C,
             from(C, w, workers, 16), to(C, w, workers, 16));
         // datt = dres Wproj   (rows)
@@ -123,19 +110,17 @@ final class AttentionSublayer
             to(n, w, workers, 1), false);
     }
 
-    private void attentionBackStage(final int w, final int workers)
-    {
+    private void attentionBackStage(final int w, final int workers) {
         final int pairs = ws.batch * c.heads();
         final int t = c.seqLen();
         ops.attentionBackward(ws.datt, 0, ws.qkv, 3 * nc(), ws.probs, layer * pairs * t * t, ws.dqkv, 0, t,
             c.channels(), c.heads(), from(pairs, w, workers, 1), to(pairs, w, workers, 1), ctx.scratch[w]);
     }
 
-    private void qkvBackStage(final int w, final int workers)
-    {
+    private void qkvBackStage(final int w, final int workers) {
         final int C = c.channels();
         final int n = ws.tokens;
-        // dWqkv = dqkv^T ln1, dbqkv = sum dqkv   (columns)
+        // dWqkv = dqkv^T ln1, dbqkv = sum dqkv   (rows o of Wqkv)
         ops.linearBackwardWeight(ws.dqkv, 0, ws.ln1, nc(), ctx.grads, b.qkvWeight, b.qkvBias, n, C, 3 * C,
             from(3 * C, w, workers, 16), to(3 * C, w, workers, 16));
         // dln1 = dqkv Wqkv;  dres += LN1'(dln1)   (rows)
@@ -146,8 +131,7 @@ final class AttentionSublayer
             layer * n, ws.dres, 0, C, n0, n1, true);
     }
 
-    private void ln1ParamsStage(final int w, final int workers)
-    {
+    private void ln1ParamsStage(final int w, final int workers) {
         final int C = c.channels();
         ops.layerNormBackwardParams(ws.dln, 0, ws.res, nc(), ws.ln1Mean, ws.ln1Rstd, layer * ws.tokens, ctx.grads,
             b.ln1Weight, b.ln1Bias, ws.tokens, C, from(C, w, workers, 16), to(C, w, workers, 16));

@@ -6,8 +6,7 @@ import io.moeflow.trainer.kernels.Ops;
  * What every sublayer needs: the config, where tensors live, the kernels, the worker pool, the two slabs and one
  * scratch array per worker.
  */
-final class LayerContext
-{
+final class LayerContext {
     final ModelConfig config;
     final ParameterLayout layout;
     final Ops ops;
@@ -17,8 +16,7 @@ final class LayerContext
     final float[][] scratch;
 
     LayerContext(final ModelConfig config, final ParameterLayout layout, final Ops ops, final Parallel parallel,
-        final float[] params, final float[] grads, final int scratchFloats)
-    {
+        final float[] params, final float[] grads, final int scratchFloats) {
         this.config = config;
         this.layout = layout;
         this.ops = ops;
@@ -29,20 +27,17 @@ final class LayerContext
     }
 
     /** First element of worker w's share of [0, total), in blocks of align. */
-    static int from(final int total, final int w, final int workers, final int align)
-    {
+    static int from(final int total, final int w, final int workers, final int align) {
         return Parallel.start(total, w, workers, align);
     }
 
     /** End (exclusive) of worker w's share of [0, total). */
-    static int to(final int total, final int w, final int workers, final int align)
-    {
+    static int to(final int total, final int w, final int workers, final int align) {
         return Parallel.start(total, w + 1, workers, align);
     }
 
     /** Packed W^T panel [in, out + 16] plus the padded bias and one spare row of out + 16 (FastOps.linearForward). */
-    private static long linear(final int in, final int out)
-    {
+    private static long linear(final int in, final int out) {
         return (long) in * (out + 16) + 2L * (out + 16);
     }
 
@@ -50,8 +45,7 @@ final class LayerContext
      * Scratch floats the kernels need for this config and batch: the packed weight panel of the widest linear layer
      * (see {@link Ops#linearForward}), the attention scratch and the router's transposed weight.
      */
-    static int scratchFloats(final ModelConfig c)
-    {
+    static int scratchFloats(final ModelConfig c) {
         final int C = c.channels();
         final int F = c.expertHidden();
         final int T = c.seqLen();
@@ -62,8 +56,7 @@ final class LayerContext
         need = Math.max(need, linear(F, C));
         need = Math.max(need, linear(C, c.experts()));
         need = Math.max(need, (long) T * T + 2L * D * T + 2L * T + 64);
-        if (need > Integer.MAX_VALUE - 16)
-        {
+        if (need > Integer.MAX_VALUE - 16) {
             throw new IllegalArgumentException("kernel scratch of " + need + " floats is too large: reduce channels, " +
                 "vocabSize or seqLen");
         }

@@ -23,13 +23,11 @@ package io.moeflow.trainer.model;
  */
 public record ModelConfig(int vocabSize, int seqLen, int channels, int layers, int heads, int experts, int topK,
     int expertHidden, int sharedExperts, RouterScore routerScore, double auxLossCoef, double zLossCoef,
-    boolean biasBalancing, double biasUpdateRate, double capacityFactor, double initStd)
-{
+    boolean biasBalancing, double biasUpdateRate, double capacityFactor, double initStd) {
     /**
      * Validates every field with a {@code name=value} message.
      */
-    public ModelConfig
-    {
+    public ModelConfig {
         positive("vocabSize", vocabSize);
         positive("seqLen", seqLen);
         positive("channels", channels);
@@ -38,45 +36,32 @@ public record ModelConfig(int vocabSize, int seqLen, int channels, int layers, i
         positive("experts", experts);
         positive("topK", topK);
         positive("expertHidden", expertHidden);
-        if (channels % heads != 0)
-        {
+        if (channels % heads != 0) {
             throw new IllegalArgumentException("heads=" + heads + " must divide channels=" + channels);
         }
-        if (topK > experts)
-        {
+        if (topK > experts) {
             throw new IllegalArgumentException("topK=" + topK + " must be <= experts=" + experts);
         }
-        if (sharedExperts < 0)
-        {
+        if (sharedExperts < 0) {
             throw new IllegalArgumentException("sharedExperts=" + sharedExperts + " must be >= 0");
         }
-        if (routerScore == null)
-        {
+        if (routerScore == null) {
             throw new IllegalArgumentException("routerScore=null: choose SOFTMAX or SIGMOID");
         }
         nonNegative("auxLossCoef", auxLossCoef);
         nonNegative("zLossCoef", zLossCoef);
         nonNegative("biasUpdateRate", biasUpdateRate);
         nonNegative("capacityFactor", capacityFactor);
-        if (!(initStd > 0) || !Double.isFinite(initStd))
-        {
+        if (!(initStd > 0) || !Double.isFinite(initStd)) {
             throw new IllegalArgumentException("initStd=" + initStd + " must be > 0 and finite");
         }
         final long params = parameterCount(vocabSize, seqLen, channels, layers, experts, expertHidden, sharedExperts);
-        if (params > Integer.MAX_VALUE - 16)
-        {
+        if (params > Integer.MAX_VALUE - 16) {
             throw new IllegalArgumentException("parameterCount=" + params + " exceeds one float[] slab (max " +
                 (Integer.MAX_VALUE - 16) + "): reduce channels, experts or expertHidden");
         }
     }
 
-    /**
-     * The benchmark model of issue 2, also the PyTorch reference in {@code torch_moe_reference.py}: V=256, T=128,
-     * C=128, L=2, H=4, E=16, top-2, F=256, no shared expert, softmax router, aux loss 0.01 (the Switch Transformer
-     * coefficient), no z-loss, dropless, init std 0.02 (GPT-2).
-     *
-     * @return the bench model configuration
-     */
     /** Byte-level tokens: any UTF-8 text, no tokenizer to ship. */
     public static final int DEFAULT_VOCAB_SIZE = 256;
     /** The built-in samples are tens of bytes long: 64 bytes of context holds a few of them. */
@@ -101,15 +86,20 @@ public record ModelConfig(int vocabSize, int seqLen, int channels, int layers, i
     public static final double DEFAULT_INIT_STD = 0.02;
 
     /** The default model of {@code moeflow train}: softmax router, aux and z losses on, dropless. */
-    public static ModelConfig defaults()
-    {
+    public static ModelConfig defaults() {
         return new ModelConfig(DEFAULT_VOCAB_SIZE, DEFAULT_SEQ_LEN, DEFAULT_CHANNELS, DEFAULT_LAYERS, DEFAULT_HEADS,
             DEFAULT_EXPERTS, DEFAULT_TOP_K, DEFAULT_EXPERT_HIDDEN, DEFAULT_SHARED_EXPERTS, RouterScore.SOFTMAX,
             DEFAULT_AUX_LOSS_COEF, DEFAULT_Z_LOSS_COEF, false, DEFAULT_BIAS_UPDATE_RATE, 0.0, DEFAULT_INIT_STD);
     }
 
-    public static ModelConfig benchModel()
-    {
+    /**
+     * The benchmark model of issue 2, also the PyTorch reference in {@code torch_moe_reference.py}: V=256, T=128,
+     * C=128, L=2, H=4, E=16, top-2, F=256, no shared expert, softmax router, aux loss 0.01 (the Switch Transformer
+     * coefficient), no z-loss, dropless, init std 0.02 (GPT-2).
+     *
+     * @return the bench model configuration
+     */
+    public static ModelConfig benchModel() {
         return new ModelConfig(256, 128, 128, 2, 4, 16, 2, 256, 0, RouterScore.SOFTMAX, 0.01, 0.0, false, 1e-3, 0.0,
             0.02);
     }
@@ -117,16 +107,14 @@ public record ModelConfig(int vocabSize, int seqLen, int channels, int layers, i
     /**
      * @return head dimension C / H
      */
-    public int headDim()
-    {
+    public int headDim() {
         return channels / heads;
     }
 
     /**
      * @return parameters of one expert MLP: w1 [F,C] + b1 [F] + w2 [C,F] + b2 [C]
      */
-    public long expertParameterCount()
-    {
+    public long expertParameterCount() {
         return 2L * channels * expertHidden + expertHidden + channels;
     }
 
@@ -136,8 +124,7 @@ public record ModelConfig(int vocabSize, int seqLen, int channels, int layers, i
      *
      * @return the size of the parameter slab
      */
-    public long parameterCount()
-    {
+    public long parameterCount() {
         return parameterCount(vocabSize, seqLen, channels, layers, experts, expertHidden, sharedExperts);
     }
 
@@ -147,8 +134,7 @@ public record ModelConfig(int vocabSize, int seqLen, int channels, int layers, i
      *
      * @return active parameters per token
      */
-    public long activeParametersPerToken()
-    {
+    public long activeParametersPerToken() {
         return parameterCount() - (long) layers * (experts - topK) * expertParameterCount();
     }
 
@@ -160,8 +146,7 @@ public record ModelConfig(int vocabSize, int seqLen, int channels, int layers, i
      *
      * @return FLOPs per token for forward plus backward
      */
-    public double flopsPerToken()
-    {
+    public double flopsPerToken() {
         final double c = channels;
         final double perLayer = 3 * c * c + c * c + experts * c + (topK + sharedExperts) * 2.0 * c * expertHidden;
         final double matmul = layers * perLayer + c * vocabSize;
@@ -169,25 +154,20 @@ public record ModelConfig(int vocabSize, int seqLen, int channels, int layers, i
     }
 
     private static long parameterCount(final int v, final int t, final int c, final int l, final int e, final int f,
-        final int s)
-    {
+        final int s) {
         final long expert = 2L * c * f + f + c;
         final long block = 4L * c + 3L * c * c + 3L * c + (long) c * c + c + (long) e * c + (long) (e + s) * expert;
         return (long) v * c + (long) t * c + l * block + 2L * c + (long) v * c;
     }
 
-    private static void positive(final String name, final int value)
-    {
-        if (value <= 0)
-        {
+    private static void positive(final String name, final int value) {
+        if (value <= 0) {
             throw new IllegalArgumentException(name + "=" + value + " must be > 0");
         }
     }
 
-    private static void nonNegative(final String name, final double value)
-    {
-        if (!(value >= 0) || !Double.isFinite(value))
-        {
+    private static void nonNegative(final String name, final double value) {
+        if (!(value >= 0) || !Double.isFinite(value)) {
             throw new IllegalArgumentException(name + "=" + value + " must be >= 0 and finite");
         }
     }

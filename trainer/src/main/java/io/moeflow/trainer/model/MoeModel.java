@@ -3,6 +3,7 @@ package io.moeflow.trainer.model;
 import static io.moeflow.trainer.model.LayerContext.from;
 import static io.moeflow.trainer.model.LayerContext.to;
 
+import io.moeflow.optimizer.ParamSegment;
 import io.moeflow.trainer.kernels.Kernels;
 import io.moeflow.trainer.kernels.Ops;
 import java.util.List;
@@ -26,11 +27,11 @@ import java.util.SplittableRandom;
  * <p>
  * Not thread-safe: one thread drives a model.
  */
-public final class MoeModel implements AutoCloseable
-{
+public final class MoeModel implements AutoCloseable {
     private final ModelConfig config;
     private final int batchSize;
     private final ParameterLayout layout;
+    private final List<ParamSegment> segments;
     private final float[] params;
     private final float[] grads;
     private final float[][] expertBias;
@@ -73,23 +74,22 @@ public final class MoeModel implements AutoCloseable
      * @param seed      init seed
      */
     public MoeModel(final ModelConfig config, final int batchSize, final int threads, final Kernels kernels,
-        final long seed)
-    {
-        if (config == null || kernels == null)
-        {
+        final long seed) {
+        if (config == null || kernels == null) {
             throw new IllegalArgumentException("config=" + config + " and kernels=" + kernels + " must not be null");
         }
-        if (batchSize < 1)
-        {
+        if (batchSize < 1) {
             throw new IllegalArgumentException("batchSize=" + batchSize + " must be >= 1");
         }
-        if (threads < 1)
-        {
+        if (threads < 1) {
             throw new IllegalArgumentException("threads=" + threads + " must be >= 1");
         }
         this.config = config;
         this.batchSize = batchSize;
         this.layout = new ParameterLayout(config);
+        this.segments = layout.views.stream()
+            .map(v -> new ParamSegment(v.name(), v.offset(), v.length(), v.decay()))
+            .toList();
         this.params = new float[layout.size];
         this.grads = new float[layout.size];
         this.expertBias = new float[config.layers()][config.experts()];
@@ -103,34 +103,28 @@ public final class MoeModel implements AutoCloseable
         initParameters(seed);
     }
 
-    private void initParameters(final long seed)
-    {
+    private void initParameters(final long seed) {
         final SplittableRandom random = new SplittableRandom(seed);
         final double residualStd = config.initStd() / Math.sqrt(2.0 * config.layers());
-        for (final TensorView v : layout.views)
-        {
+        for (final TensorView v : layout.views) {
             final String name = v.name();
-            if (name.endsWith(".bias"))
-            {
+            if (name.endsWith(".bias")) {
                 continue; // zeros
             }
             if (name.startsWith("blocks.") && (name.endsWith("ln1.weight") || name.endsWith("ln2.weight")) ||
-                name.equals("lnf.weight"))
-            {
+                name.equals("lnf.weight")) {
                 java.util.Arrays.fill(params, v.offset(), v.offset() + v.length(), 1f);
                 continue;
             }
             final double std = name.endsWith("attn.proj.weight") || name.endsWith("w2.weight") ? residualStd :
                 config.initStd();
-            for (int i = 0; i < v.length(); i += 2)
-            {
+            for (int i = 0; i < v.length(); i += 2) {
                 // Box-Muller: two independent normals from two uniforms
                 final double u1 = 1.0 - random.nextDouble();
                 final double u2 = random.nextDouble();
                 final double r = Math.sqrt(-2.0 * Math.log(u1));
                 params[v.offset() + i] = (float) (std * r * Math.cos(2 * Math.PI * u2));
-                if (i + 1 < v.length())
-                {
+                if (i + 1 < v.length()) {
                     params[v.offset() + i + 1] = (float) (std * r * Math.sin(2 * Math.PI * u2));
                 }
             }
@@ -140,41 +134,43 @@ public final class MoeModel implements AutoCloseable
     /**
      * @return the configuration
      */
-    public ModelConfig config()
-    {
+    public ModelConfig config() {
         return config;
     }
 
     /**
      * @return B, the sequences of one {@link #forward(int[])}
      */
-    public int batchSize()
-    {
+    public int batchSize() {
         return batchSize;
     }
 
     /**
      * @return the parameter slab (live; the optimizer updates it in place)
      */
-    public float[] params()
-    {
+    public float[] params() {
         return params;
     }
 
     /**
      * @return the gradient slab (live), fully overwritten by each {@link #backward()}
      */
-    public float[] grads()
-    {
+    public float[] grads() {
         return grads;
     }
 
     /**
      * @return every parameter tensor, in slab order, with PyTorch names, [out, in] shapes and decay flags
      */
-    public List<TensorView> tensors()
-    {
+    public List<TensorView> tensors() {
         return layout.views;
+    }
+
+    /**
+     * @return the tensors as AdamW segments (same names, offsets, lengths and decay flags), built once
+     */
+    public List<ParamSegment> paramSegments() {
+        return segments;
     }
 
     /**
@@ -184,16 +180,22 @@ public final class MoeModel implements AutoCloseable
      * @param layer block index
      * @return the live [E] buffer
      */
-    public float[] expertBias(final int layer)
-    {
+    public float[] expertBias(final int layer) {
         return expertBias[layer];
+    }
+
+    /**
+     * @param layer block index
+     * @return the checkpoint name of {@link #expertBias(int)}: {@code blocks.{layer}.moe.router.expert_bias}
+     */
+    public static String expertBiasName(final int layer) {
+        return "blocks." + layer + ".moe.router.expert_bias";
     }
 
     /**
      * @return the worker pool, reusable by the trainer between steps (e.g. for a parallel optimizer update)
      */
-    public Parallel parallel()
-    {
+    public Parallel parallel() {
         return parallel;
     }
 
@@ -204,40 +206,33 @@ public final class MoeModel implements AutoCloseable
      *               the inputs and positions 1..T the targets
      * @return cross-entropy (mean over B*T tokens) + aux loss + z-loss, summed over layers
      */
-    public double forward(final int[] tokens)
-    {
+    public double forward(final int[] tokens) {
         final int T = config.seqLen();
-        if (tokens == null || tokens.length != batchSize * (T + 1))
-        {
+        if (tokens == null || tokens.length != batchSize * (T + 1)) {
             throw new IllegalArgumentException("tokens.length=" + (tokens == null ? "null" : tokens.length) +
                 " must be batchSize*(seqLen+1)=" + batchSize * (T + 1));
         }
-        for (int i = 0; i < tokens.length; i++)
-        {
-            if (tokens[i] < 0 || tokens[i] >= config.vocabSize())
-            {
+        for (int i = 0; i < tokens.length; i++) {
+            if (tokens[i] < 0 || tokens[i] >= config.vocabSize()) {
                 throw new IllegalArgumentException("tokens[" + i + "]=" + tokens[i] + " (sequence " + i / (T + 1) +
                     ", position " + i % (T + 1) + ") is outside the vocabulary [0, " + config.vocabSize() + ")");
             }
         }
-        for (int b = 0; b < batchSize; b++)
-        {
+        for (int b = 0; b < batchSize; b++) {
             System.arraycopy(tokens, b * (T + 1), train.inputs, b * T, T);
             System.arraycopy(tokens, b * (T + 1) + 1, train.targets, b * T, T);
         }
         forwardLogits(train, false);
         parallel.run(lossTask);
         double ce = 0;
-        for (int n = 0; n < train.tokens; n++)
-        {
+        for (int n = 0; n < train.tokens; n++) {
             ce += train.losses[n];
         }
         crossEntropy = ce / train.tokens;
         auxLoss = 0;
         zLoss = 0;
         droppedTokens = 0;
-        for (int l = 0; l < config.layers(); l++)
-        {
+        for (int l = 0; l < config.layers(); l++) {
             auxLoss += train.aux[l];
             zLoss += train.z[l];
             droppedTokens += train.dropped[l];
@@ -247,12 +242,10 @@ public final class MoeModel implements AutoCloseable
     }
 
     // embed -> L x (attention, MoE) -> lnf -> head: logits [N, V]
-    private void forwardLogits(final Workspace w, final boolean dropless)
-    {
+    private void forwardLogits(final Workspace w, final boolean dropless) {
         ws = w;
         parallel.run(embedTask);
-        for (int l = 0; l < config.layers(); l++)
-        {
+        for (int l = 0; l < config.layers(); l++) {
             attention.forward(w, l);
             moe.forward(w, l, dropless);
         }
@@ -263,18 +256,15 @@ public final class MoeModel implements AutoCloseable
     /**
      * Backpropagates the last {@link #forward(int[])} and overwrites every element of {@link #grads()}.
      */
-    public void backward()
-    {
-        if (!forwardDone)
-        {
+    public void backward() {
+        if (!forwardDone) {
             throw new IllegalStateException("backward() needs a forward(tokens) first");
         }
         ws = train;
         parallel.run(lossBackTask);
         parallel.run(headBackTask);
         parallel.run(lnfParamsTask);
-        for (int l = config.layers() - 1; l >= 0; l--)
-        {
+        for (int l = config.layers() - 1; l >= 0; l--) {
             moe.backward(train, l);
             attention.backward(train, l);
         }
@@ -285,48 +275,42 @@ public final class MoeModel implements AutoCloseable
     /**
      * @return mean cross-entropy of the last forward
      */
-    public double crossEntropy()
-    {
+    public double crossEntropy() {
         return crossEntropy;
     }
 
     /**
      * @return auxiliary load-balancing loss of the last forward, with its coefficient, summed over layers
      */
-    public double auxLoss()
-    {
+    public double auxLoss() {
         return auxLoss;
     }
 
     /**
      * @return router z-loss of the last forward, with its coefficient, summed over layers
      */
-    public double zLoss()
-    {
+    public double zLoss() {
         return zLoss;
     }
 
     /**
      * @return live [L*E] array: (token, expert) pairs routed to each expert in the last forward, before dropping
      */
-    public int[] expertLoad()
-    {
+    public int[] expertLoad() {
         return train.load;
     }
 
     /**
      * @return (token, expert) pairs dropped by the capacity limit in the last forward, summed over layers
      */
-    public int droppedTokens()
-    {
+    public int droppedTokens() {
         return droppedTokens;
     }
 
     /**
      * @return live [B*T] array: the cross-entropy of each position in the last forward
      */
-    public float[] tokenLosses()
-    {
+    public float[] tokenLosses() {
         return train.losses;
     }
 
@@ -334,18 +318,14 @@ public final class MoeModel implements AutoCloseable
      * DeepSeek-V3 auxiliary-loss-free balancing: after a step, bias_e += gamma * sign(mean_load - load_e) from the
      * last forward's load (before dropping). No-op when {@code biasBalancing} is off.
      */
-    public void updateBalancingBias()
-    {
-        if (!config.biasBalancing())
-        {
+    public void updateBalancingBias() {
+        if (!config.biasBalancing()) {
             return;
         }
         final int E = config.experts();
         final double meanLoad = (double) config.topK() * train.tokens / E;
-        for (int l = 0; l < config.layers(); l++)
-        {
-            for (int e = 0; e < E; e++)
-            {
+        for (int l = 0; l < config.layers(); l++) {
+            for (int e = 0; e < E; e++) {
                 expertBias[l][e] += (float) (config.biasUpdateRate() * Math.signum(meanLoad - train.load[l * E + e]));
             }
         }
@@ -360,24 +340,19 @@ public final class MoeModel implements AutoCloseable
      * @param length  tokens of context to use, 1..T
      * @param out     receives V logits
      */
-    public void logits(final int[] context, final int length, final float[] out)
-    {
+    public void logits(final int[] context, final int length, final float[] out) {
         final int T = config.seqLen();
         final int V = config.vocabSize();
-        if (length < 1 || length > T || context.length < length)
-        {
+        if (length < 1 || length > T || context.length < length) {
             throw new IllegalArgumentException("length=" + length + " must be in [1, seqLen=" + T +
                 "] and <= context.length=" + context.length);
         }
-        if (out.length < V)
-        {
+        if (out.length < V) {
             throw new IllegalArgumentException("out.length=" + out.length + " must be >= vocabSize=" + V);
         }
-        for (int t = 0; t < T; t++)
-        {
+        for (int t = 0; t < T; t++) {
             final int tok = t < length ? context[t] : 0;
-            if (tok < 0 || tok >= V)
-            {
+            if (tok < 0 || tok >= V) {
                 throw new IllegalArgumentException("context[" + t + "]=" + tok + " is outside [0, " + V + ")");
             }
             infer.inputs[t] = tok;
@@ -392,52 +367,45 @@ public final class MoeModel implements AutoCloseable
      * Stops the worker threads.
      */
     @Override
-    public void close()
-    {
+    public void close() {
         parallel.close();
     }
 
     // ------------------------------------------------------------------ stages
 
-    private void embedStage(final int w, final int workers)
-    {
+    private void embedStage(final int w, final int workers) {
         ops.embeddingForward(ws.inputs, params, layout.wte, layout.wpe, ws.res, config.seqLen(), config.channels(),
             from(ws.tokens, w, workers, 1), to(ws.tokens, w, workers, 1));
     }
 
-    private void lnfStage(final int w, final int workers)
-    {
+    private void lnfStage(final int w, final int workers) {
         final int C = config.channels();
         ops.layerNormForward(ws.res, config.layers() * ws.tokens * C, params, layout.lnfWeight, layout.lnfBias, ws.lnf,
             0, ws.lnfMean, ws.lnfRstd, 0, C, from(ws.tokens, w, workers, 1), to(ws.tokens, w, workers, 1));
     }
 
-    private void headStage(final int w, final int workers)
-    {
+    private void headStage(final int w, final int workers) {
         final int V = config.vocabSize();
-        final int o0 = from(V, w, workers, 16);
-        final int o1 = to(V, w, workers, 16);
-        if (o0 < o1)
-        {
-            ops.linearForward(ws.lnf, 0, params, layout.head, -1, ws.logits, 0, ws.tokens, config.channels(), V, o0,
-                o1, ctx.scratch[w]);
+        final int C = config.channels();
+        final int n0 = from(ws.tokens, w, workers, 4);
+        final int n1 = to(ws.tokens, w, workers, 4);
+        if (n0 < n1) {
+            ops.linearForward(ws.lnf, n0 * C, params, layout.head, -1, ws.logits, n0 * V, n1 - n0, C, V, 0, V,
+                ctx.scratch[w]);
         }
     }
 
-    private void lossStage(final int w, final int workers)
-    {
+    private void lossStage(final int w, final int workers) {
         ops.crossEntropyForward(ws.logits, config.vocabSize(), ws.targets, ws.losses, from(ws.tokens, w, workers, 1),
             to(ws.tokens, w, workers, 1));
     }
 
-    private void lossBackStage(final int w, final int workers)
-    {
+    private void lossBackStage(final int w, final int workers) {
         ops.crossEntropyBackward(ws.logits, config.vocabSize(), ws.targets, 1f / ws.tokens,
             from(ws.tokens, w, workers, 1), to(ws.tokens, w, workers, 1));
     }
 
-    private void headBackStage(final int w, final int workers)
-    {
+    private void headBackStage(final int w, final int workers) {
         final int C = config.channels();
         final int V = config.vocabSize();
         final int N = ws.tokens;
@@ -452,15 +420,13 @@ public final class MoeModel implements AutoCloseable
             ws.lnfRstd, 0, ws.dres, 0, C, n0, n1, false);
     }
 
-    private void lnfParamsStage(final int w, final int workers)
-    {
+    private void lnfParamsStage(final int w, final int workers) {
         final int C = config.channels();
         ops.layerNormBackwardParams(ws.dln, 0, ws.res, config.layers() * ws.tokens * C, ws.lnfMean, ws.lnfRstd, 0,
             grads, layout.lnfWeight, layout.lnfBias, ws.tokens, C, from(C, w, workers, 16), to(C, w, workers, 16));
     }
 
-    private void embedBackStage(final int w, final int workers)
-    {
+    private void embedBackStage(final int w, final int workers) {
         final int C = config.channels();
         ops.embeddingBackward(ws.inputs, ws.dres, ws.tokens, grads, layout.wte, layout.wpe, config.vocabSize(),
             config.seqLen(), C, from(C, w, workers, 16), to(C, w, workers, 16));
@@ -469,13 +435,16 @@ public final class MoeModel implements AutoCloseable
     // ------------------------------------------------------------------ test hooks (package-private)
 
     /** Selected experts [L, N, K] and kept slots [L, N, J] of the last training forward, for gradient checks. */
-    int[] routingSelected()
-    {
+    int[] routingSelected() {
         return train.selected;
     }
 
-    int[] routingSlots()
-    {
+    int[] routingSlots() {
         return train.slots;
+    }
+
+    /** Gate weights [L, N, K] of the last training forward. */
+    float[] routingGates() {
+        return train.gates;
     }
 }

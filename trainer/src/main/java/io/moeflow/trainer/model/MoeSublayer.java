@@ -24,13 +24,13 @@ import io.moeflow.trainer.kernels.Ops;
  * choice rank, earlier tokens of the batch first (Switch's position order). A dropped pair contributes nothing: the
  * token keeps its other experts (gates not renormalised) and the residual.
  */
-final class MoeSublayer
-{
+final class MoeSublayer {
     private final LayerContext ctx;
     private final Ops ops;
     private final ModelConfig c;
     private final float[][] expertBias;
     private final int[] fill;
+    private final double[] meanScore;
     private final Parallel.Task routeTask = this::routeStage;
     private final Parallel.Task permuteTask = this::permuteStage;
     private final Parallel.Task fc1Task = this::fc1Stage;
@@ -46,19 +46,18 @@ final class MoeSublayer
     private int layer;
     private ParameterLayout.Block b;
 
-    MoeSublayer(final LayerContext ctx, final float[][] expertBias)
-    {
+    MoeSublayer(final LayerContext ctx, final float[][] expertBias) {
         this.ctx = ctx;
         this.ops = ctx.ops;
         this.c = ctx.config;
         this.expertBias = expertBias;
         this.fill = new int[c.experts()];
+        this.meanScore = new double[c.experts()];
     }
 
     // Forward. resMid[l]: [N, C] -> ln2: [N, C] -> scores [N, E], selected/gates [N, K] -> xperm [P, C]
     //          -> h, a: [P, F] -> yperm: [P, C] -> res[l+1] = resMid + sum_j w_j yperm[slot_j]: [N, C]
-    void forward(final Workspace w, final int l, final boolean dropless)
-    {
+    void forward(final Workspace w, final int l, final boolean dropless) {
         bind(w, l);
         routeScores();
         assignSlots(dropless);
@@ -67,30 +66,25 @@ final class MoeSublayer
         combine();
     }
 
-    void routeScores()
-    {
+    void routeScores() {
         ctx.parallel.run(routeTask);
     }
 
-    void permute()
-    {
+    void permute() {
         ctx.parallel.run(permuteTask);
     }
 
-    void experts()
-    {
+    void experts() {
         ctx.parallel.run(fc1Task);
         ctx.parallel.run(fc2Task);
     }
 
-    void combine()
-    {
+    void combine() {
         ctx.parallel.run(combineTask);
     }
 
     // Backward. dres = dL/dres[l+1]: [N, C] in, dL/dresMid[l] out (in place); writes ln2, router and expert grads.
-    void backward(final Workspace w, final int l)
-    {
+    void backward(final Workspace w, final int l) {
         bind(w, l);
         ctx.parallel.run(combineBackTask);   // dyperm [P, C], dgates [N, K]
         ctx.parallel.run(fc2BackTask);       // dW2, db2; dh = (dyperm W2) * gelu'(h): [P, F]
@@ -99,8 +93,7 @@ final class MoeSublayer
         ctx.parallel.run(routerParamsTask);  // dWr, dln2 weight/bias
     }
 
-    private void bind(final Workspace w, final int l)
-    {
+    private void bind(final Workspace w, final int l) {
         ws = w;
         layer = l;
         b = ctx.layout.blocks[l];
@@ -110,8 +103,7 @@ final class MoeSublayer
      * Counts the load, applies the capacity and lays out the permuted blocks; computes the aux and z losses.
      * Sequential on the calling thread: O(N * (K + E)), deterministic by construction.
      */
-    void assignSlots(final boolean dropless)
-    {
+    void assignSlots(final boolean dropless) {
         final int N = ws.tokens;
         final int E = c.experts();
         final int K = c.topK();
@@ -123,13 +115,11 @@ final class MoeSublayer
         final int bs = layer * (E + S + 1);
         final int le = layer * E;
 
-        for (int e = 0; e < E; e++)
-        {
+        for (int e = 0; e < E; e++) {
             ws.load[le + e] = 0;
             fill[e] = 0;
         }
-        for (int i = 0; i < N * K; i++)
-        {
+        for (int i = 0; i < N * K; i++) {
             ws.load[le + ws.selected[lnk + i]]++;
         }
         final int capacity = dropless || c.capacityFactor() == 0.0
@@ -137,17 +127,12 @@ final class MoeSublayer
             : (int) Math.ceil((double) K * N / E * c.capacityFactor());
         // priority: choice rank k first, then token order; the rank inside the block goes into slots for now
         int droppedPairs = 0;
-        for (int k = 0; k < K; k++)
-        {
-            for (int n = 0; n < N; n++)
-            {
+        for (int k = 0; k < K; k++) {
+            for (int n = 0; n < N; n++) {
                 final int e = ws.selected[lnk + n * K + k];
-                if (fill[e] < capacity)
-                {
+                if (fill[e] < capacity) {
                     ws.slots[lnj + n * J + k] = fill[e]++;
-                }
-                else
-                {
+                } else {
                     ws.slots[lnj + n * J + k] = -1;
                     droppedPairs++;
                 }
@@ -155,33 +140,25 @@ final class MoeSublayer
         }
         ws.dropped[layer] = droppedPairs;
         ws.blockStart[bs] = 0;
-        for (int e = 0; e < E; e++)
-        {
+        for (int e = 0; e < E; e++) {
             ws.blockStart[bs + e + 1] = ws.blockStart[bs + e] + fill[e];
         }
-        for (int s = 0; s < S; s++)
-        {
+        for (int s = 0; s < S; s++) {
             ws.blockStart[bs + E + s + 1] = ws.blockStart[bs + E + s] + N;
         }
-        for (int n = 0; n < N; n++)
-        {
-            for (int k = 0; k < K; k++)
-            {
+        for (int n = 0; n < N; n++) {
+            for (int k = 0; k < K; k++) {
                 final int rank = ws.slots[lnj + n * J + k];
-                if (rank >= 0)
-                {
+                if (rank >= 0) {
                     final int slot = ws.blockStart[bs + ws.selected[lnk + n * K + k]] + rank;
                     ws.slots[lnj + n * J + k] = slot;
                     ws.slotWeights[lnj + n * J + k] = ws.gates[lnk + n * K + k];
                     ws.permToken[lp + slot] = n;
-                }
-                else
-                {
+                } else {
                     ws.slotWeights[lnj + n * J + k] = 0f;
                 }
             }
-            for (int s = 0; s < S; s++)
-            {
+            for (int s = 0; s < S; s++) {
                 final int slot = ws.blockStart[bs + E + s] + n;
                 ws.slots[lnj + n * J + K + s] = slot;
                 ws.slotWeights[lnj + n * J + K + s] = 1f;
@@ -192,8 +169,7 @@ final class MoeSublayer
     }
 
     // aux = coef * E * sum_e f_e P_e, f_e = load_e / (K N), P_e = mean_n normalised score;  z = coef * mean_n lse^2
-    private void balanceLosses()
-    {
+    private void balanceLosses() {
         final int N = ws.tokens;
         final int E = c.experts();
         final int K = c.topK();
@@ -201,28 +177,32 @@ final class MoeSublayer
         final int lne = layer * N * E;
         final boolean sigmoid = c.routerScore() == RouterScore.SIGMOID;
         double aux = 0;
-        if (c.auxLossCoef() > 0)
-        {
-            for (int e = 0; e < E; e++)
-            {
-                double meanScore = 0;
-                for (int n = 0; n < N; n++)
-                {
-                    meanScore += normalisedScore(lne + n * E, e, sigmoid);
+        if (c.auxLossCoef() > 0) {
+            // P_e = mean over tokens of the normalised score (token order, one thread: deterministic)
+            java.util.Arrays.fill(meanScore, 0.0);
+            for (int n = 0; n < N; n++) {
+                final int row = lne + n * E;
+                double total = 0;
+                if (sigmoid) {
+                    for (int e = 0; e < E; e++) {
+                        total += ws.scores[row + e];
+                    }
                 }
-                meanScore /= N;
+                for (int e = 0; e < E; e++) {
+                    meanScore[e] += sigmoid ? ws.scores[row + e] / total : ws.scores[row + e];
+                }
+            }
+            for (int e = 0; e < E; e++) {
                 final double f = (double) ws.load[le + e] / ((double) K * N);
-                aux += f * meanScore;
+                aux += f * (meanScore[e] / N);
                 ws.dAuxRows[layer][e] = (float) (c.auxLossCoef() * E * f / N);
             }
             aux *= c.auxLossCoef() * E;
         }
         ws.aux[layer] = aux;
         double z = 0;
-        if (c.zLossCoef() > 0)
-        {
-            for (int n = 0; n < N; n++)
-            {
+        if (c.zLossCoef() > 0) {
+            for (int n = 0; n < N; n++) {
                 final double l = ws.lse[layer * N + n];
                 z += l * l;
             }
@@ -231,37 +211,19 @@ final class MoeSublayer
         ws.z[layer] = z;
     }
 
-    private double normalisedScore(final int row, final int e, final boolean sigmoid)
-    {
-        if (!sigmoid)
-        {
-            return ws.scores[row + e];
-        }
-        double total = 0;
-        for (int j = 0; j < c.experts(); j++)
-        {
-            total += ws.scores[row + j];
-        }
-        return ws.scores[row + e] / total;
-    }
-
-    private int blocks()
-    {
+    private int blocks() {
         return c.experts() + c.sharedExperts();
     }
 
-    private int blockStart(final int e)
-    {
+    private int blockStart(final int e) {
         return ws.blockStart[layer * (blocks() + 1) + e];
     }
 
-    private int keptRows()
-    {
+    private int keptRows() {
         return blockStart(blocks());
     }
 
-    private void routeStage(final int w, final int workers)
-    {
+    private void routeStage(final int w, final int workers) {
         final int N = ws.tokens;
         final int C = c.channels();
         final int E = c.experts();
@@ -276,72 +238,54 @@ final class MoeSublayer
             ws.lse, layer * N, ws.selected, layer * N * K, ws.gates, layer * N * K, n0, n1, ctx.scratch[w]);
     }
 
-    private void permuteStage(final int w, final int workers)
-    {
+    private void permuteStage(final int w, final int workers) {
         final int rows = keptRows();
         final int C = c.channels();
         ops.gatherRows(ws.ln2, layer * ws.tokens * C, ws.permToken, layer * ws.permRows, ws.xperm,
             layer * ws.permRows * C, C, from(rows, w, workers, 1), to(rows, w, workers, 1));
     }
 
-    // h = xperm W1^T + b1, a = gelu(h), one GEMM per expert block, columns of F split over the workers
-    private void fc1Stage(final int w, final int workers)
-    {
+    // h = xperm W1^T + b1, a = gelu(h), one GEMM per expert block, its rows split over the workers
+    private void fc1Stage(final int w, final int workers) {
         final int C = c.channels();
         final int F = c.expertHidden();
-        final int o0 = from(F, w, workers, 16);
-        final int o1 = to(F, w, workers, 16);
-        if (o0 >= o1)
-        {
-            return;
-        }
-        final int pc = layer * ws.permRows * C;
-        final int pf = layer * ws.permRows * F;
-        for (int e = 0; e < blocks(); e++)
-        {
+        expertLinearForward(w, workers, ws.xperm, layer * ws.permRows * C, C, b.w1, b.b1, ws.h,
+            layer * ws.permRows * F, F, true);
+    }
+
+    // yperm = a W2^T + b2 per expert block, its rows split over the workers
+    private void fc2Stage(final int w, final int workers) {
+        final int C = c.channels();
+        final int F = c.expertHidden();
+        expertLinearForward(w, workers, ws.a, layer * ws.permRows * F, F, b.w2, b.b2, ws.yperm,
+            layer * ws.permRows * C, C, false);
+    }
+
+    /**
+     * y = x W_e^T + b_e for this worker's share (whole blocks of 4 rows) of every expert block; with {@code gelu},
+     * also a = gelu(y) for the same rows (into ws.a, which has y's layout). x: [P, in] at xOff, y: [P, out] at yOff.
+     * Rows, not output columns, are split: a column split would make both workers write one cache line of every
+     * output row; the price is that each worker packs the whole W_e^T.
+     */
+    private void expertLinearForward(final int w, final int workers, final float[] x, final int xOff, final int in,
+        final int[] weights, final int[] biases, final float[] y, final int yOff, final int out, final boolean gelu) {
+        for (int e = 0; e < blocks(); e++) {
             final int start = blockStart(e);
             final int rows = blockStart(e + 1) - start;
-            if (rows == 0)
-            {
+            final int r0 = start + from(rows, w, workers, 4);
+            final int r1 = start + to(rows, w, workers, 4);
+            if (r0 >= r1) {
                 continue;
             }
-            ops.linearForward(ws.xperm, pc + start * C, ctx.params, b.w1[e], b.b1[e], ws.h, pf + start * F, rows, C, F,
-                o0, o1, ctx.scratch[w]);
-            for (int r = start; r < start + rows; r++)
-            {
-                ops.geluForward(ws.h, pf + r * F + o0, ws.a, pf + r * F + o0, o1 - o0);
+            ops.linearForward(x, xOff + r0 * in, ctx.params, weights[e], biases[e], y, yOff + r0 * out, r1 - r0, in,
+                out, 0, out, ctx.scratch[w]);
+            if (gelu) {
+                ops.geluForward(y, yOff + r0 * out, ws.a, yOff + r0 * out, (r1 - r0) * out);
             }
         }
     }
 
-    // yperm = a W2^T + b2 per expert block, columns of C split over the workers
-    private void fc2Stage(final int w, final int workers)
-    {
-        final int C = c.channels();
-        final int F = c.expertHidden();
-        final int o0 = from(C, w, workers, 16);
-        final int o1 = to(C, w, workers, 16);
-        if (o0 >= o1)
-        {
-            return;
-        }
-        final int pc = layer * ws.permRows * C;
-        final int pf = layer * ws.permRows * F;
-        for (int e = 0; e < blocks(); e++)
-        {
-            final int start = blockStart(e);
-            final int rows = blockStart(e + 1) - start;
-            if (rows == 0)
-            {
-                continue;
-            }
-            ops.linearForward(ws.a, pf + start * F, ctx.params, b.w2[e], b.b2[e], ws.yperm, pc + start * C, rows, F, C,
-                o0, o1, ctx.scratch[w]);
-        }
-    }
-
-    private void combineStage(final int w, final int workers)
-    {
+    private void combineStage(final int w, final int workers) {
         final int N = ws.tokens;
         final int C = c.channels();
         final int J = ws.slotsPerToken;
@@ -349,8 +293,7 @@ final class MoeSublayer
             J, ws.resMid, layer * N * C, ws.res, (layer + 1) * N * C, C, from(N, w, workers, 1), to(N, w, workers, 1));
     }
 
-    private void combineBackStage(final int w, final int workers)
-    {
+    private void combineBackStage(final int w, final int workers) {
         final int N = ws.tokens;
         final int C = c.channels();
         final int J = ws.slotsPerToken;
@@ -358,74 +301,56 @@ final class MoeSublayer
             layer * N * J, J, c.topK(), ws.dyperm, 0, ws.dgates, 0, C, from(N, w, workers, 1), to(N, w, workers, 1));
     }
 
-    private void fc2BackStage(final int w, final int workers)
-    {
+    private void fc2BackStage(final int w, final int workers) {
         final int C = c.channels();
         final int F = c.expertHidden();
-        final int pf = layer * ws.permRows * F;
-        // dW2 = dyperm^T a, db2 = sum dyperm, per block (every block, so an empty one gets exact zeros)
-        final int o0 = from(C, w, workers, 16);
-        final int o1 = to(C, w, workers, 16);
-        for (int e = 0; e < blocks(); e++)
-        {
-            final int start = blockStart(e);
-            ops.linearBackwardWeight(ws.dyperm, start * C, ws.a, pf + start * F, ctx.grads, b.w2[e], b.b2[e],
-                blockStart(e + 1) - start, F, C, o0, o1);
-        }
-        // dh = (dyperm W2) * gelu'(h) over this worker's permuted rows
-        final int rows = keptRows();
-        final int r0 = from(rows, w, workers, 1);
-        final int r1 = to(rows, w, workers, 1);
-        for (int e = 0; e < blocks(); e++)
-        {
-            final int start = blockStart(e);
-            final int lo = Math.max(r0, start) - start;
-            final int hi = Math.min(r1, blockStart(e + 1)) - start;
-            if (lo < hi)
-            {
-                ops.linearBackwardInput(ws.dyperm, start * C, ctx.params, b.w2[e], ws.dh, start * F, F, C, lo, hi,
-                    false);
-            }
-        }
-        if (r0 < r1)
-        {
-            ops.geluBackward(ws.h, pf + r0 * F, ws.dh, r0 * F, ws.dh, r0 * F, (r1 - r0) * F);
-        }
+        // dW2 = dyperm^T a, db2 = sum dyperm;  dh = (dyperm W2) * gelu'(h)
+        expertLinearBackward(w, workers, ws.dyperm, C, ws.a, layer * ws.permRows * F, F, b.w2, b.b2, ws.dh, true);
     }
 
-    private void fc1BackStage(final int w, final int workers)
-    {
+    private void fc1BackStage(final int w, final int workers) {
         final int C = c.channels();
         final int F = c.expertHidden();
-        final int pc = layer * ws.permRows * C;
-        // dW1 = dh^T xperm, db1 = sum dh, per block
-        final int o0 = from(F, w, workers, 16);
-        final int o1 = to(F, w, workers, 16);
-        for (int e = 0; e < blocks(); e++)
-        {
+        // dW1 = dh^T xperm, db1 = sum dh;  dxperm = dh W1
+        expertLinearBackward(w, workers, ws.dh, F, ws.xperm, layer * ws.permRows * C, C, b.w1, b.b1, ws.dxperm,
+            false);
+    }
+
+    /**
+     * Backward of one linear layer of every expert block (y = x W_e^T + b_e, dy given): the weight and bias
+     * gradients split by output rows of W (every block, so an empty one gets exact zeros), and dx = dy W_e over this
+     * worker's share of the permuted rows. dy: [P, out] at 0, x: [P, in] at xOff, dx: [P, in] at 0. With
+     * {@code geluPrime}, dx is then multiplied by gelu'(h) block by block, while its rows are still in cache.
+     */
+    private void expertLinearBackward(final int w, final int workers, final float[] dy, final int out,
+        final float[] x, final int xOff, final int in, final int[] weights, final int[] biases, final float[] dx,
+        final boolean geluPrime) {
+        final int o0 = from(out, w, workers, 16);
+        final int o1 = to(out, w, workers, 16);
+        for (int e = 0; e < blocks(); e++) {
             final int start = blockStart(e);
-            ops.linearBackwardWeight(ws.dh, start * F, ws.xperm, pc + start * C, ctx.grads, b.w1[e], b.b1[e],
-                blockStart(e + 1) - start, C, F, o0, o1);
+            ops.linearBackwardWeight(dy, start * out, x, xOff + start * in, ctx.grads, weights[e], biases[e],
+                blockStart(e + 1) - start, in, out, o0, o1);
         }
-        // dxperm = dh W1 over this worker's permuted rows
         final int rows = keptRows();
         final int r0 = from(rows, w, workers, 1);
         final int r1 = to(rows, w, workers, 1);
-        for (int e = 0; e < blocks(); e++)
-        {
+        for (int e = 0; e < blocks(); e++) {
             final int start = blockStart(e);
             final int lo = Math.max(r0, start) - start;
             final int hi = Math.min(r1, blockStart(e + 1)) - start;
-            if (lo < hi)
-            {
-                ops.linearBackwardInput(ws.dh, start * F, ctx.params, b.w1[e], ws.dxperm, start * C, C, F, lo, hi,
+            if (lo < hi) {
+                ops.linearBackwardInput(dy, start * out, ctx.params, weights[e], dx, start * in, in, out, lo, hi,
                     false);
+                if (geluPrime) {
+                    final int h0 = layer * ws.permRows * in + (start + lo) * in;
+                    ops.geluBackward(ws.h, h0, dx, (start + lo) * in, dx, (start + lo) * in, (hi - lo) * in);
+                }
             }
         }
     }
 
-    private void routerBackStage(final int w, final int workers)
-    {
+    private void routerBackStage(final int w, final int workers) {
         final int N = ws.tokens;
         final int C = c.channels();
         final int E = c.experts();
@@ -445,13 +370,11 @@ final class MoeSublayer
             ws.ln2Rstd, layer * N, ws.dres, 0, C, n0, n1, true);
     }
 
-    private float[] auxRow()
-    {
+    private float[] auxRow() {
         return ws.dAuxRows[layer];
     }
 
-    private void routerParamsStage(final int w, final int workers)
-    {
+    private void routerParamsStage(final int w, final int workers) {
         final int N = ws.tokens;
         final int C = c.channels();
         final int E = c.experts();

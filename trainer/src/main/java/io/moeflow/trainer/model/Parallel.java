@@ -17,15 +17,13 @@ import java.util.concurrent.locks.LockSupport;
  * is rethrown on the caller (as the cause of an {@link IllegalStateException} for workers other than the caller).
  * Not reentrant and not for concurrent callers: one thread drives the pool.
  */
-public final class Parallel implements AutoCloseable
-{
+public final class Parallel implements AutoCloseable {
     /**
      * Work run on every worker; {@code worker} in [0, workers). Implementations are pre-built objects whose inputs
      * are set in fields before {@link #run(Task)}.
      */
     @FunctionalInterface
-    public interface Task
-    {
+    public interface Task {
         /**
          * @param worker  this worker's index, 0 is the calling thread
          * @param workers the pool size
@@ -60,14 +58,11 @@ public final class Parallel implements AutoCloseable
      * @param timeoutNs bound on one {@link #run(Task)}, > 0
      * @param name      thread name prefix
      */
-    public Parallel(final int threads, final long timeoutNs, final String name)
-    {
-        if (threads < 1)
-        {
+    public Parallel(final int threads, final long timeoutNs, final String name) {
+        if (threads < 1) {
             throw new IllegalArgumentException("threads=" + threads + " must be >= 1");
         }
-        if (timeoutNs <= 0)
-        {
+        if (timeoutNs <= 0) {
             throw new IllegalArgumentException("timeoutNs=" + timeoutNs + " must be > 0");
         }
         this.threads = threads;
@@ -75,8 +70,7 @@ public final class Parallel implements AutoCloseable
         this.done = new AtomicLongArray(threads * PAD);
         this.sleeping = new AtomicLongArray(threads * PAD);
         this.workers = new Thread[threads];
-        for (int w = 1; w < threads; w++)
-        {
+        for (int w = 1; w < threads; w++) {
             final int index = w;
             final Thread t = new Thread(() -> workLoop(index), name + "-" + w);
             t.setDaemon(true);
@@ -88,27 +82,23 @@ public final class Parallel implements AutoCloseable
     /**
      * @param threads pool size including the caller
      */
-    public Parallel(final int threads)
-    {
+    public Parallel(final int threads) {
         this(threads, DEFAULT_TIMEOUT_NS, "moeflow-worker");
     }
 
     /**
      * @return the pool size, including the calling thread
      */
-    public int threads()
-    {
+    public int threads() {
         return threads;
     }
 
     /**
      * @return ids of the pool's own threads (workers 1..threads-1), e.g. for allocation accounting
      */
-    public long[] workerThreadIds()
-    {
+    public long[] workerThreadIds() {
         final long[] ids = new long[threads - 1];
-        for (int w = 1; w < threads; w++)
-        {
+        for (int w = 1; w < threads; w++) {
             ids[w - 1] = workers[w].getId();
         }
         return ids;
@@ -124,8 +114,7 @@ public final class Parallel implements AutoCloseable
      * @param align   block size, >= 1 (e.g. 16 floats for one vector)
      * @return the start of that worker's range
      */
-    public static int start(final int total, final int worker, final int workers, final int align)
-    {
+    public static int start(final int total, final int worker, final int workers, final int align) {
         final int blocks = (total + align - 1) / align;
         final int b = (int) ((long) blocks * worker / workers);
         return Math.min(total, b * align);
@@ -137,82 +126,62 @@ public final class Parallel implements AutoCloseable
      * @param task the work
      * @throws IllegalStateException if a worker failed, or did not finish within the timeout
      */
-    public void run(final Task task)
-    {
-        if (broken)
-        {
+    public void run(final Task task) {
+        if (broken) {
             throw new IllegalStateException("Parallel pool is broken by an earlier failure or timeout; close it and " +
                 "build a new model");
         }
-        if (inside)
-        {
+        if (inside) {
             throw new IllegalStateException("Parallel.run is not reentrant: a task called run() again");
         }
-        if (!running)
-        {
+        if (!running) {
             throw new IllegalStateException("Parallel pool is closed");
         }
         inside = true;
-        try
-        {
-            if (threads == 1)
-            {
+        try {
+            if (threads == 1) {
                 task.run(0, 1);
                 return;
             }
             current = task;
             final long g = generation + 1;
             generation = g;
-            for (int w = 1; w < threads; w++)
-            {
-                if (sleeping.get(w * PAD) != 0)
-                {
+            for (int w = 1; w < threads; w++) {
+                if (sleeping.get(w * PAD) != 0) {
                     LockSupport.unpark(workers[w]);
                 }
             }
             Throwable own = null;
-            try
-            {
+            try {
                 task.run(0, threads);
-            }
-            catch (final Throwable t)
-            {
+            } catch (final Throwable t) {
                 own = t;
             }
             awaitWorkers(g);
             current = null;
-            if (own != null)
-            {
+            if (own != null) {
                 rethrow(own);
             }
             final Throwable f = failure;
-            if (f != null)
-            {
+            if (f != null) {
                 broken = true;
                 throw new IllegalStateException("Parallel worker " + failedWorker + " failed: " + f, f);
             }
-        }
-        finally
-        {
+        } finally {
             inside = false;
         }
     }
 
-    private void awaitWorkers(final long g)
-    {
+    private void awaitWorkers(final long g) {
         final long startNs = System.nanoTime();
         int spins = 0;
-        for (int w = 1; w < threads; w++)
-        {
-            while (done.get(w * PAD) != g)
-            {
-                if (++spins < 20_000)
-                {
+        for (int w = 1; w < threads; w++) {
+            while (done.get(w * PAD) != g) {
+                if (++spins < 20_000) {
                     Thread.onSpinWait();
                     continue;
                 }
-                if (System.nanoTime() - startNs > timeoutNs)
-                {
+                if (System.nanoTime() - startNs > timeoutNs) {
                     broken = true;
                     throw new IllegalStateException("Parallel worker " + w + " did not finish within timeoutNs=" +
                         timeoutNs + " (stuck or starved); the pool is now unusable");
@@ -222,43 +191,31 @@ public final class Parallel implements AutoCloseable
         }
     }
 
-    private void workLoop(final int w)
-    {
+    private void workLoop(final int w) {
         long seen = 0;
-        while (running)
-        {
+        while (running) {
             long g = generation;
-            if (g == seen)
-            {
+            if (g == seen) {
                 final long idleStart = System.nanoTime();
-                while ((g = generation) == seen && running)
-                {
-                    if (System.nanoTime() - idleStart < SPIN_NS)
-                    {
+                while ((g = generation) == seen && running) {
+                    if (System.nanoTime() - idleStart < SPIN_NS) {
                         Thread.onSpinWait();
-                    }
-                    else
-                    {
+                    } else {
                         sleeping.set(w * PAD, 1);
-                        if (generation == seen && running)
-                        {
+                        if (generation == seen && running) {
                             LockSupport.parkNanos(1_000_000L);
                         }
                         sleeping.set(w * PAD, 0);
                     }
                 }
-                if (!running)
-                {
+                if (!running) {
                     return;
                 }
             }
             seen = g;
-            try
-            {
+            try {
                 current.run(w, threads);
-            }
-            catch (final Throwable t)
-            {
+            } catch (final Throwable t) {
                 failedWorker = w;
                 failure = t;
             }
@@ -266,14 +223,11 @@ public final class Parallel implements AutoCloseable
         }
     }
 
-    private static void rethrow(final Throwable t)
-    {
-        if (t instanceof RuntimeException r)
-        {
+    private static void rethrow(final Throwable t) {
+        if (t instanceof RuntimeException r) {
             throw r;
         }
-        if (t instanceof Error e)
-        {
+        if (t instanceof Error e) {
             throw e;
         }
         throw new IllegalStateException(t);
@@ -283,25 +237,18 @@ public final class Parallel implements AutoCloseable
      * Stops the worker threads (waits at most one second for each).
      */
     @Override
-    public void close()
-    {
-        if (!running)
-        {
+    public void close() {
+        if (!running) {
             return;
         }
         running = false;
-        for (int w = 1; w < threads; w++)
-        {
+        for (int w = 1; w < threads; w++) {
             LockSupport.unpark(workers[w]);
         }
-        for (int w = 1; w < threads; w++)
-        {
-            try
-            {
+        for (int w = 1; w < threads; w++) {
+            try {
                 workers[w].join(1000);
-            }
-            catch (final InterruptedException e)
-            {
+            } catch (final InterruptedException e) {
                 Thread.currentThread().interrupt();
                 return;
             }

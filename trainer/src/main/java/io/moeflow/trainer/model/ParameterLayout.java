@@ -8,11 +8,9 @@ import java.util.List;
  * Where every tensor lives in the flat parameter slab, in PyTorch state_dict order and names. Gradients use the same
  * offsets in the gradient slab.
  */
-final class ParameterLayout
-{
+final class ParameterLayout {
     /** Offsets of one transformer block's tensors. Experts 0..E-1 are routed, E..E+S-1 are the shared ones. */
-    static final class Block
-    {
+    static final class Block {
         int ln1Weight;
         int ln1Bias;
         int qkvWeight;
@@ -40,16 +38,14 @@ final class ParameterLayout
     private final List<TensorView> building = new ArrayList<>();
     private int cursor;
 
-    ParameterLayout(final ModelConfig c)
-    {
+    ParameterLayout(final ModelConfig c) {
         final int C = c.channels();
         final int F = c.expertHidden();
         final int experts = c.experts() + c.sharedExperts();
         wte = add("wte.weight", false, c.vocabSize(), C);
         wpe = add("wpe.weight", false, c.seqLen(), C);
         blocks = new Block[c.layers()];
-        for (int l = 0; l < c.layers(); l++)
-        {
+        for (int l = 0; l < c.layers(); l++) {
             final String p = "blocks." + l + ".";
             final Block b = new Block();
             b.ln1Weight = add(p + "ln1.weight", false, C);
@@ -65,9 +61,10 @@ final class ParameterLayout
             b.b1 = new int[experts];
             b.w2 = new int[experts];
             b.b2 = new int[experts];
-            for (int e = 0; e < experts; e++)
-            {
-                final String ep = e < c.experts() ? p + "moe.experts." + e + "." : p + "moe.shared." + (e - c.experts()) + ".";
+            for (int e = 0; e < experts; e++) {
+                final String ep = e < c.experts()
+                    ? p + "moe.experts." + e + "."
+                    : p + "moe.shared." + (e - c.experts()) + ".";
                 b.w1[e] = add(ep + "w1.weight", true, F, C);
                 b.b1[e] = add(ep + "w1.bias", false, F);
                 b.w2[e] = add(ep + "w2.weight", true, C, F);
@@ -80,14 +77,12 @@ final class ParameterLayout
         head = add("head.weight", true, c.vocabSize(), C);
         size = cursor;
         views = Collections.unmodifiableList(new ArrayList<>(building));
-        if (size != c.parameterCount())
-        {
+        if (size != c.parameterCount()) {
             throw new IllegalStateException("layout size=" + size + " != parameterCount=" + c.parameterCount());
         }
     }
 
-    private int add(final String name, final boolean decay, final int... shape)
-    {
+    private int add(final String name, final boolean decay, final int... shape) {
         final TensorView v = new TensorView(name, cursor, shape, decay);
         building.add(v);
         cursor += v.length();

@@ -8,8 +8,7 @@ package io.moeflow.trainer.model;
  *       auxiliary-loss-free bias balancing.</li>
  * </ul>
  */
-public enum RouterScore
-{
+public enum RouterScore {
     SOFTMAX,
     SIGMOID
 }

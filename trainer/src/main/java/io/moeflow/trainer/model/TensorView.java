@@ -11,27 +11,22 @@ import java.util.Arrays;
  * @param shape  dimensions, outermost first
  * @param decay  whether AdamW applies weight decay (2-D weight matrices except embeddings)
  */
-public record TensorView(String name, int offset, int[] shape, boolean decay)
-{
+public record TensorView(String name, int offset, int[] shape, boolean decay) {
     /**
      * Validates the view.
      */
-    public TensorView
-    {
-        if (name == null || name.isEmpty())
-        {
+    public TensorView {
+        if (name == null || name.isEmpty()) {
             throw new IllegalArgumentException("name must not be empty");
         }
-        if (offset < 0)
-        {
+        if (offset < 0) {
             throw new IllegalArgumentException("offset=" + offset + " must be >= 0 (tensor " + name + ")");
         }
         shape = shape.clone();
-        for (final int d : shape)
-        {
-            if (d <= 0)
-            {
-                throw new IllegalArgumentException("shape=" + Arrays.toString(shape) + " must be positive (tensor " + name + ")");
+        for (final int d : shape) {
+            if (d <= 0) {
+                throw new IllegalArgumentException("shape=" + Arrays.toString(shape) + " must be positive (tensor " +
+                    name + ")");
             }
         }
     }
@@ -40,40 +35,34 @@ public record TensorView(String name, int offset, int[] shape, boolean decay)
      * @return a copy of the shape (records expose their components; the array is defensive-copied)
      */
     @Override
-    public int[] shape()
-    {
+    public int[] shape() {
         return shape.clone();
     }
 
     /**
      * @return number of elements, the product of the shape
      */
-    public int length()
-    {
+    public int length() {
         int n = 1;
-        for (final int d : shape)
-        {
+        for (final int d : shape) {
             n *= d;
         }
         return n;
     }
 
     @Override
-    public boolean equals(final Object o)
-    {
-        return o instanceof TensorView v && v.name.equals(name) && v.offset == offset && Arrays.equals(v.shape, shape) &&
-            v.decay == decay;
+    public boolean equals(final Object o) {
+        return o instanceof TensorView v && v.name.equals(name) && v.offset == offset &&
+            Arrays.equals(v.shape, shape) && v.decay == decay;
     }
 
     @Override
-    public int hashCode()
-    {
+    public int hashCode() {
         return name.hashCode() * 31 + offset;
     }
 
     @Override
-    public String toString()
-    {
+    public String toString() {
         return name + Arrays.toString(shape) + "@" + offset + (decay ? " decay" : "");
     }
 }

@@ -7,8 +7,7 @@ package io.moeflow.trainer.model;
  * Letters: B sequences, T positions, N = B*T tokens, C channels, H heads, E routed experts, S shared experts,
  * K top-k, J = K + S expert slots per token, P = N*J rows of the permuted (per-expert) buffers, F expert hidden width.
  */
-final class Workspace
-{
+final class Workspace {
     final int batch;
     final int tokens;
     final int slotsPerToken;
@@ -67,8 +66,7 @@ final class Workspace
     final float[] dgates;        // [N, K]
     final float[] dRouterLogits; // [N, E]
 
-    Workspace(final ModelConfig c, final int batch, final boolean training)
-    {
+    Workspace(final ModelConfig c, final int batch, final boolean training) {
         this.batch = batch;
         this.training = training;
         final int L = c.layers();
@@ -136,11 +134,9 @@ final class Workspace
         dRouterLogits = new float[g * N * E];
     }
 
-    private static int size(final long a, final long b, final long c)
-    {
+    private static int size(final long a, final long b, final long c) {
         final long n = a * b * c;
-        if (n > Integer.MAX_VALUE - 16)
-        {
+        if (n > Integer.MAX_VALUE - 16) {
             throw new IllegalArgumentException("activation buffer of " + n + " floats exceeds one Java array: reduce " +
                 "batchSize, seqLen or the model size");
         }

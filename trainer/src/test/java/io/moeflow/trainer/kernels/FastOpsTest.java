@@ -15,19 +15,16 @@ import org.junit.jupiter.api.Test;
  * on odd ones that exercise the edges and scalar tails, and checks that splitting a fast kernel's range in two gives
  * the same bits as one call (what makes training independent of the thread count).
  */
-class FastOpsTest
-{
+class FastOpsTest {
     private static final Ops REF = ReferenceOps.INSTANCE;
     private static final Ops FAST = FastOps.INSTANCE;
 
     @ParameterizedTest(name = "rows={0} in={1} out={2}")
     @CsvSource({"9, 64, 96", "7, 37, 45", "1, 16, 16", "13, 128, 256", "4, 5, 3"})
-    void shouldMatchReferenceForLinearForwardWithAndWithoutBias(final int rows, final int in, final int out)
-    {
+    void shouldMatchReferenceForLinearForwardWithAndWithoutBias(final int rows, final int in, final int out) {
         final float[] x = random(rows * in, 1, 1);
         final float[] w = random(out * in + out, 0.5, 2);
-        for (final int bOff : new int[] {out * in, -1})
-        {
+        for (final int bOff : new int[] {out * in, -1}) {
             final float[] yr = new float[rows * out];
             final float[] yf = new float[rows * out];
             REF.linearForward(x, 0, w, 0, bOff, yr, 0, rows, in, out, 0, out, new float[in * (out + 32) + 64]);
@@ -46,13 +43,11 @@ class FastOpsTest
 
     @ParameterizedTest(name = "rows={0} in={1} out={2}")
     @CsvSource({"9, 64, 96", "7, 37, 45", "13, 128, 256", "5, 3, 4"})
-    void shouldMatchReferenceForLinearBackward(final int rows, final int in, final int out)
-    {
+    void shouldMatchReferenceForLinearBackward(final int rows, final int in, final int out) {
         final float[] x = random(rows * in, 1, 3);
         final float[] w = random(out * in, 0.5, 4);
         final float[] dy = random(rows * out, 1, 5);
-        for (final boolean accumulate : new boolean[] {false, true})
-        {
+        for (final boolean accumulate : new boolean[] {false, true}) {
             final float[] dxr = random(rows * in, 1, 6);
             final float[] dxf = dxr.clone();
             final float[] dxs = dxr.clone();
@@ -75,24 +70,20 @@ class FastOpsTest
     }
 
     @Test
-    void shouldWriteExactZerosForWeightGradientOfAnEmptyBlock()
-    {
+    void shouldWriteExactZerosForWeightGradientOfAnEmptyBlock() {
         final float[] g = random(8 * 5 + 8, 1, 8);
         FAST.linearBackwardWeight(new float[0], 0, new float[0], 0, g, 0, 40, 0, 5, 8, 0, 8);
-        for (final float v : g)
-        {
+        for (final float v : g) {
             assertEquals(0f, v);
         }
     }
 
     @ParameterizedTest(name = "channels={0}")
     @CsvSource({"64", "37", "128"})
-    void shouldMatchReferenceForLayerNorm(final int channels)
-    {
+    void shouldMatchReferenceForLayerNorm(final int channels) {
         final int rows = 11;
         final float[] x = random(rows * channels, 2, 9);
-        for (int i = 0; i < x.length; i++)
-        {
+        for (int i = 0; i < x.length; i++) {
             x[i] += 0.5f;
         }
         final float[] p = random(2 * channels, 1, 10);
@@ -125,8 +116,7 @@ class FastOpsTest
     }
 
     @Test
-    void shouldMatchReferenceForGeluAndAgreeBitwiseBetweenVectorBodyAndScalarTail()
-    {
+    void shouldMatchReferenceForGeluAndAgreeBitwiseBetweenVectorBodyAndScalarTail() {
         final int n = 16 * 40 + 7;
         final float[] h = random(n, 6, 13);
         h[0] = 0f;
@@ -146,16 +136,14 @@ class FastOpsTest
         // shifted by one element, every value moves between vector lanes and the scalar tail
         final float[] shifted = new float[n];
         FAST.geluForward(h, 1, shifted, 1, n - 1);
-        for (int i = 1; i < n; i++)
-        {
+        for (int i = 1; i < n; i++) {
             assertEquals(Float.floatToRawIntBits(af[i]), Float.floatToRawIntBits(shifted[i]), "gelu at " + i);
         }
     }
 
     @ParameterizedTest(name = "T={0} C={1} H={2}")
     @CsvSource({"32, 64, 2", "16, 64, 4", "8, 12, 3"})
-    void shouldMatchReferenceForCausalAttention(final int seqLen, final int channels, final int heads)
-    {
+    void shouldMatchReferenceForCausalAttention(final int seqLen, final int channels, final int heads) {
         final int batch = 2;
         final int pairs = batch * heads;
         final float[] qkv = random(batch * seqLen * 3 * channels, 1.5, 15);
@@ -178,8 +166,7 @@ class FastOpsTest
 
     @ParameterizedTest(name = "V={0}")
     @CsvSource({"256", "37"})
-    void shouldMatchReferenceForCrossEntropy(final int vocab)
-    {
+    void shouldMatchReferenceForCrossEntropy(final int vocab) {
         final int rows = 9;
         final float[] logits = random(rows * vocab, 8, 17);
         final int[] targets = randomInts(rows, vocab, 18);
@@ -199,8 +186,7 @@ class FastOpsTest
     @ParameterizedTest(name = "sigmoid={0} E={1} K={2} bias={3}")
     @CsvSource({"false, 16, 2, false", "true, 16, 2, true", "false, 5, 1, false", "true, 7, 3, false",
         "false, 20, 4, true"})
-    void shouldMatchReferenceForRouter(final boolean sigmoid, final int experts, final int topK, final boolean biased)
-    {
+    void shouldMatchReferenceForRouter(final boolean sigmoid, final int experts, final int topK, final boolean biased) {
         final int rows = 13;
         final int channels = 24;
         final float[] x = random(rows * channels, 1, 19);
@@ -209,15 +195,13 @@ class FastOpsTest
         final float[][] ref = routerOutputs(REF, x, wr, bias, sigmoid, rows, channels, experts, topK);
         final float[][] fast = routerOutputs(FAST, x, wr, bias, sigmoid, rows, channels, experts, topK);
         final String[] names = {"logits", "scores", "lse", "gates", "selected", "dlogits"};
-        for (int i = 0; i < names.length; i++)
-        {
+        for (int i = 0; i < names.length; i++) {
             assertClose("router " + names[i], ref[i], fast[i]);
         }
     }
 
     static float[][] routerOutputs(final Ops ops, final float[] x, final float[] wr, final float[] bias,
-        final boolean sigmoid, final int rows, final int channels, final int experts, final int topK)
-    {
+        final boolean sigmoid, final int rows, final int channels, final int experts, final int topK) {
         final float[] logits = new float[rows * experts];
         final float[] scores = new float[rows * experts];
         final float[] lse = new float[rows];
@@ -231,8 +215,7 @@ class FastOpsTest
         ops.routerBackward(logits, 0, scores, 0, lse, 0, selected, 0, gates, 0, dgates, 0, dAux, 0.01f, sigmoid,
             experts, topK, dlogits, 0, 0, rows);
         final float[] sel = new float[selected.length];
-        for (int i = 0; i < sel.length; i++)
-        {
+        for (int i = 0; i < sel.length; i++) {
             sel[i] = selected[i];
         }
         return new float[][] {logits, scores, lse, gates, sel, dlogits};
@@ -240,14 +223,12 @@ class FastOpsTest
 
     @ParameterizedTest(name = "channels={0}")
     @CsvSource({"32", "21"})
-    void shouldMatchReferenceForPermuteCombineAndEmbedding(final int channels)
-    {
+    void shouldMatchReferenceForPermuteCombineAndEmbedding(final int channels) {
         final int tokens = 6;
         final int slotCount = 3;
         final int rows = tokens * slotCount;
         final int[] slots = new int[tokens * slotCount];
-        for (int i = 0; i < slots.length; i++)
-        {
+        for (int i = 0; i < slots.length; i++) {
             slots[i] = i % 4 == 3 ? -1 : (i * 7) % rows; // a permutation with some dropped slots
         }
         final float[] weights = random(slots.length, 1, 24);

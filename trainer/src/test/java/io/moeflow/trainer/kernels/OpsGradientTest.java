@@ -14,12 +14,10 @@ import org.junit.jupiter.params.provider.EnumSource;
  * the loss sum(r * y) (in double) is differentiated numerically and compared with the backward kernel fed dy = r.
  * Step sizes are ~1e-2 on O(1) inputs: float rounding of the loss stays well below the tolerance.
  */
-class OpsGradientTest
-{
+class OpsGradientTest {
     @ParameterizedTest
     @EnumSource(Kernels.class)
-    void linearBackwardShouldMatchFiniteDifferences(final Kernels kernels)
-    {
+    void linearBackwardShouldMatchFiniteDifferences(final Kernels kernels) {
         final Ops ops = kernels.ops();
         final int rows = 6;
         final int in = 20;
@@ -29,8 +27,7 @@ class OpsGradientTest
         final float[] r = random(rows * out, 1, 3);
         final float[] y = new float[rows * out];
         final float[] scratch = new float[in * (out + 32) + 64];
-        final OpsFixtures.Loss loss = () ->
-        {
+        final OpsFixtures.Loss loss = () -> {
             ops.linearForward(x, 0, w, 0, out * in, y, 0, rows, in, out, 0, out, scratch);
             return dot(r, y, 0, y.length);
         };
@@ -45,8 +42,7 @@ class OpsGradientTest
 
     @ParameterizedTest
     @EnumSource(Kernels.class)
-    void layerNormBackwardShouldMatchFiniteDifferences(final Kernels kernels)
-    {
+    void layerNormBackwardShouldMatchFiniteDifferences(final Kernels kernels) {
         final Ops ops = kernels.ops();
         final int rows = 5;
         final int c = 19;
@@ -56,8 +52,7 @@ class OpsGradientTest
         final float[] y = new float[x.length];
         final float[] mean = new float[rows];
         final float[] rstd = new float[rows];
-        final OpsFixtures.Loss loss = () ->
-        {
+        final OpsFixtures.Loss loss = () -> {
             ops.layerNormForward(x, 0, p, 0, c, y, 0, mean, rstd, 0, c, 0, rows);
             return dot(r, y, 0, y.length);
         };
@@ -72,15 +67,13 @@ class OpsGradientTest
 
     @ParameterizedTest
     @EnumSource(Kernels.class)
-    void geluBackwardShouldMatchFiniteDifferences(final Kernels kernels)
-    {
+    void geluBackwardShouldMatchFiniteDifferences(final Kernels kernels) {
         final Ops ops = kernels.ops();
         final int n = 45;
         final float[] h = random(n, 4, 12);
         final float[] r = random(n, 1, 13);
         final float[] a = new float[n];
-        final OpsFixtures.Loss loss = () ->
-        {
+        final OpsFixtures.Loss loss = () -> {
             ops.geluForward(h, 0, a, 0, n);
             return dot(r, a, 0, n);
         };
@@ -91,8 +84,7 @@ class OpsGradientTest
 
     @ParameterizedTest
     @EnumSource(Kernels.class)
-    void attentionBackwardShouldMatchFiniteDifferences(final Kernels kernels)
-    {
+    void attentionBackwardShouldMatchFiniteDifferences(final Kernels kernels) {
         final Ops ops = kernels.ops();
         final int seqLen = 16;
         final int channels = 32;
@@ -104,8 +96,7 @@ class OpsGradientTest
         final float[] out = new float[r.length];
         final float[] probs = new float[pairs * seqLen * seqLen];
         final float[] scratch = new float[seqLen * seqLen + 2 * channels * seqLen + 2 * seqLen + 64];
-        final OpsFixtures.Loss loss = () ->
-        {
+        final OpsFixtures.Loss loss = () -> {
             ops.attentionForward(qkv, 0, out, 0, probs, 0, seqLen, channels, heads, 0, pairs, scratch);
             return dot(r, out, 0, out.length);
         };
@@ -117,8 +108,7 @@ class OpsGradientTest
 
     @ParameterizedTest
     @EnumSource(Kernels.class)
-    void crossEntropyBackwardShouldMatchFiniteDifferences(final Kernels kernels)
-    {
+    void crossEntropyBackwardShouldMatchFiniteDifferences(final Kernels kernels) {
         final Ops ops = kernels.ops();
         final int rows = 4;
         final int vocab = 21;
@@ -127,13 +117,11 @@ class OpsGradientTest
         final float[] work = new float[logits.length];
         final float[] losses = new float[rows];
         final float scale = 0.5f;
-        final OpsFixtures.Loss loss = () ->
-        {
+        final OpsFixtures.Loss loss = () -> {
             System.arraycopy(logits, 0, work, 0, logits.length);
             ops.crossEntropyForward(work, vocab, targets, losses, 0, rows);
             double s = 0;
-            for (final float l : losses)
-            {
+            for (final float l : losses) {
                 s += l;
             }
             return scale * s;
@@ -146,20 +134,16 @@ class OpsGradientTest
 
     @ParameterizedTest
     @EnumSource(Kernels.class)
-    void routerBackwardShouldMatchFiniteDifferencesForSoftmaxAndSigmoid(final Kernels kernels)
-    {
-        for (final boolean sigmoid : new boolean[] {false, true})
-        {
-            for (final int topK : new int[] {1, 2})
-            {
+    void routerBackwardShouldMatchFiniteDifferencesForSoftmaxAndSigmoid(final Kernels kernels) {
+        for (final boolean sigmoid : new boolean[] {false, true}) {
+            for (final int topK : new int[] {1, 2}) {
                 checkRouter(kernels.ops(), sigmoid, topK);
             }
         }
     }
 
     // loss = sum r_gates * gates + sum_n sum_e dAux_e * normalisedScore_e(n) + zScale * sum_n lse_n^2
-    private static void checkRouter(final Ops ops, final boolean sigmoid, final int topK)
-    {
+    private static void checkRouter(final Ops ops, final boolean sigmoid, final int topK) {
         final int rows = 6;
         final int channels = 10;
         final int experts = 5;
@@ -175,20 +159,16 @@ class OpsGradientTest
         final float[] gates = new float[rows * topK];
         final float[] scratch = new float[channels * (experts + 32) + 64];
         final int[] baseSelected = new int[rows * topK];
-        final OpsFixtures.Loss loss = () ->
-        {
+        final OpsFixtures.Loss loss = () -> {
             ops.routerForward(x, 0, wr, 0, null, 0, sigmoid, channels, experts, topK, logits, 0, scores, 0, lse, 0,
                 selected, 0, gates, 0, 0, rows, scratch);
             double s = dot(rGates, gates, 0, gates.length);
-            for (int n = 0; n < rows; n++)
-            {
+            for (int n = 0; n < rows; n++) {
                 double total = 0;
-                for (int e = 0; e < experts; e++)
-                {
+                for (int e = 0; e < experts; e++) {
                     total += scores[n * experts + e];
                 }
-                for (int e = 0; e < experts; e++)
-                {
+                for (int e = 0; e < experts; e++) {
                     s += dAux[e] * (sigmoid ? scores[n * experts + e] / total : scores[n * experts + e]);
                 }
                 s += zScale * (double) lse[n] * lse[n];
@@ -205,10 +185,10 @@ class OpsGradientTest
         ops.linearBackwardInput(dlogits, 0, wr, 0, dx, 0, channels, experts, 0, rows, false);
         ops.linearBackwardWeight(dlogits, 0, x, 0, dw, 0, -1, rows, channels, experts, 0, experts);
         // step 1e-3: small enough that no token changes its top-k (checked below)
-        final OpsFixtures.Loss guarded = () ->
-        {
+        final OpsFixtures.Loss guarded = () -> {
             final double v = loss.eval();
-            assertArrayEquals(baseSelected, selected, "a finite-difference step changed the routing; pick a smaller eps");
+            assertArrayEquals(baseSelected, selected,
+                "a finite-difference step changed the routing; pick a smaller eps");
             return v;
         };
         final String what = "router sigmoid=" + sigmoid + " K=" + topK;
@@ -218,8 +198,7 @@ class OpsGradientTest
 
     @ParameterizedTest
     @EnumSource(Kernels.class)
-    void permuteAndCombineBackwardShouldMatchFiniteDifferences(final Kernels kernels)
-    {
+    void permuteAndCombineBackwardShouldMatchFiniteDifferences(final Kernels kernels) {
         final Ops ops = kernels.ops();
         final int tokens = 4;
         final int channels = 7;
@@ -232,8 +211,7 @@ class OpsGradientTest
         final float[] residual = random(tokens * channels, 1, 29);
         final float[] r = random(tokens * channels, 1, 30);
         final float[] out = new float[tokens * channels];
-        final OpsFixtures.Loss loss = () ->
-        {
+        final OpsFixtures.Loss loss = () -> {
             ops.combineForward(y, 0, slots, 0, weights, 0, slotCount, residual, 0, out, 0, channels, 0, tokens);
             return dot(r, out, 0, out.length);
         };
@@ -242,24 +220,19 @@ class OpsGradientTest
         ops.combineBackward(r, 0, y, 0, slots, 0, weights, 0, slotCount, gated, dy, 0, dgates, 0, channels, 0, tokens);
         assertGradient("combine dy", y, 0, y.length, dy, y.length, 1e-2, loss, 31);
         final float[] dWeights = new float[weights.length];
-        for (int n = 0; n < tokens; n++)
-        {
+        for (int n = 0; n < tokens; n++) {
             System.arraycopy(dgates, n * gated, dWeights, n * slotCount, gated);
         }
         // the gated slots' weights (the shared slot's weight is a constant 1 in the model)
-        for (int n = 0; n < tokens; n++)
-        {
+        for (int n = 0; n < tokens; n++) {
             assertGradient("combine dgates", weights, n * slotCount, n * slotCount + gated, dWeights, gated, 1e-2,
                 loss, 32);
         }
         // permute = gather rows of x by token; its backward is the unpermute sum
         final int[] token = new int[rows];
-        for (int n = 0; n < tokens; n++)
-        {
-            for (int j = 0; j < slotCount; j++)
-            {
-                if (slots[n * slotCount + j] >= 0)
-                {
+        for (int n = 0; n < tokens; n++) {
+            for (int j = 0; j < slotCount; j++) {
+                if (slots[n * slotCount + j] >= 0) {
                     token[slots[n * slotCount + j]] = n;
                 }
             }
@@ -267,8 +240,7 @@ class OpsGradientTest
         final float[] x = random(tokens * channels, 1, 33);
         final float[] rp = random(rows * channels, 1, 34);
         final float[] perm = new float[rows * channels];
-        final OpsFixtures.Loss permLoss = () ->
-        {
+        final OpsFixtures.Loss permLoss = () -> {
             ops.gatherRows(x, 0, token, 0, perm, 0, channels, 0, rows);
             return dot(rp, perm, 0, perm.length);
         };
@@ -279,8 +251,7 @@ class OpsGradientTest
 
     @ParameterizedTest
     @EnumSource(Kernels.class)
-    void embeddingBackwardShouldMatchFiniteDifferences(final Kernels kernels)
-    {
+    void embeddingBackwardShouldMatchFiniteDifferences(final Kernels kernels) {
         final Ops ops = kernels.ops();
         final int vocab = 6;
         final int seqLen = 4;
@@ -290,8 +261,7 @@ class OpsGradientTest
         final int[] tok = randomInts(tokens, vocab, 37);
         final float[] r = random(tokens * channels, 1, 38);
         final float[] x = new float[tokens * channels];
-        final OpsFixtures.Loss loss = () ->
-        {
+        final OpsFixtures.Loss loss = () -> {
             ops.embeddingForward(tok, p, 0, vocab * channels, x, seqLen, channels, 0, tokens);
             return dot(r, x, 0, x.length);
         };
