@@ -35,7 +35,7 @@ import org.knowm.xchart.style.markers.SeriesMarkers;
  */
 public final class RunCharts {
     /** Heat-map columns: the steps are averaged into at most this many buckets (each labelled by its last step). */
-    private static final int LOAD_BUCKETS = 25;
+    private static final int LOAD_BUCKETS = 20;
 
     private RunCharts() {
     }
@@ -128,6 +128,8 @@ public final class RunCharts {
         final XYChart chart = new XYChartBuilder().width(900).height(500)
             .title("Training loss").xAxisTitle("step").yAxisTitle("cross-entropy (nats/token)").build();
         chart.getStyler().setMarkerSize(3);
+        chart.getStyler().setXAxisDecimalPattern("#");
+        chart.getStyler().setXAxisTickMarkSpacingHint(120);
         chart.getStyler().setLegendPosition(org.knowm.xchart.style.Styler.LegendPosition.InsideNE);
         // One scatter series per curriculum stage, so stage switches show as colour changes.
         final Map<String, List<double[]>> byStage = new LinkedHashMap<>();
@@ -141,18 +143,14 @@ public final class RunCharts {
             final XYSeries s = chart.addSeries("stage " + e.getKey(), column(e.getValue(), 0), column(e.getValue(), 1));
             s.setXYSeriesRenderStyle(XYSeries.XYSeriesRenderStyle.Scatter);
         }
-        // Exponential moving average of the total loss, the line people actually read.
+        // Exponential moving average of the loss, the line people actually read.
         final double[] steps = new double[rows.size()];
-        final double[] smooth = new double[rows.size()];
-        double ema = Double.NaN;
-        final double alpha = 2.0 / (1 + Math.max(10, rows.size() / 50));
+        final double[] ce = new double[rows.size()];
         for (int i = 0; i < rows.size(); i++) {
-            final double v = rows.get(i).ceLoss();
-            ema = Double.isNaN(ema) ? v : Double.isFinite(v) ? ema + alpha * (v - ema) : ema;
             steps[i] = rows.get(i).step();
-            smooth[i] = ema;
+            ce[i] = rows.get(i).ceLoss();
         }
-        final XYSeries s = chart.addSeries("smoothed", steps, smooth);
+        final XYSeries s = chart.addSeries("smoothed", steps, smooth(ce));
         s.setMarker(SeriesMarkers.NONE);
         s.setLineColor(Color.BLACK);
         final double uniform = Math.log(vocabSize);
@@ -197,7 +195,10 @@ public final class RunCharts {
         final int experts = first[0].length;
         final int buckets = Math.min(LOAD_BUCKETS, rows.size());
         final XYChart imbalance = new XYChartBuilder().width(900).height(300)
-            .title("Load imbalance: busiest expert / mean (1 = perfectly balanced)").xAxisTitle("step").yAxisTitle("max / mean").build();
+            .title("Load imbalance: busiest expert / mean (1 = perfectly balanced), smoothed").xAxisTitle("step")
+            .yAxisTitle("max / mean").build();
+        imbalance.getStyler().setXAxisDecimalPattern("#");
+        imbalance.getStyler().setXAxisTickMarkSpacingHint(120);
         for (int l = 0; l < layers; l++) {
             final double[][] share = new double[buckets][experts];
             final int[] count = new int[buckets];
@@ -230,7 +231,7 @@ public final class RunCharts {
             final List<Number[]> cells = new ArrayList<>();
             for (int b = 0; b < buckets; b++) {
                 final int lastRowOfBucket = (int) Math.min(rows.size() - 1, ((long) (b + 1) * rows.size() - 1) / buckets);
-                xs.add(rows.get(lastRowOfBucket).step());
+                xs.add(Long.toString(rows.get(lastRowOfBucket).step())); // as text: no digit grouping, no crowding
                 for (int e = 0; e < experts; e++) {
                     cells.add(new Number[] {b, e, count[b] == 0 ? 0 : share[b][e] / count[b]});
                 }
@@ -240,11 +241,24 @@ public final class RunCharts {
             }
             heat.addSeries("share", xs, ys, cells);
             charts.add(heat);
-            final XYSeries s = imbalance.addSeries("layer " + l, steps, ratio);
+            final XYSeries s = imbalance.addSeries("layer " + l, steps, smooth(ratio));
             s.setMarker(SeriesMarkers.NONE);
         }
         charts.add(imbalance);
         return charts;
+    }
+
+    /** Exponential moving average over about 2% of the points (at least 10); non-finite points are skipped. */
+    static double[] smooth(final double[] values) {
+        final double[] out = new double[values.length];
+        final double alpha = 2.0 / (1 + Math.max(10, values.length / 50));
+        double ema = Double.NaN;
+        for (int i = 0; i < values.length; i++) {
+            final double v = values[i];
+            ema = Double.isNaN(ema) ? v : Double.isFinite(v) ? ema + alpha * (v - ema) : ema;
+            out[i] = ema;
+        }
+        return out;
     }
 
     private static double[] column(final List<double[]> points, final int index) {
