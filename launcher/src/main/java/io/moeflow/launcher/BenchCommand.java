@@ -10,7 +10,7 @@ import picocli.CommandLine.Command;
     name = "bench",
     mixinStandardHelpOptions = true,
     description = "Run a benchmark (figures are printed next to a baseline measured in the same run).",
-    subcommands = {BenchTransportCommand.class})
+    subcommands = {BenchTrainCommand.class, BenchCheckpointCommand.class, BenchTransportCommand.class})
 public final class BenchCommand implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;

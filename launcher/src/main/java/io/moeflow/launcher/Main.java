@@ -1,8 +1,13 @@
 package io.moeflow.launcher;
 
 import java.io.File;
+import java.io.UncheckedIOException;
 import java.util.concurrent.Callable;
 
+import io.moeflow.checkpoint.CheckpointException;
+import io.moeflow.checkpoint.RunMetadata;
+import io.moeflow.curriculum.DataFormatException;
+import io.moeflow.trainer.TrainingDivergedException;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -15,7 +20,8 @@ import picocli.CommandLine.Command;
     mixinStandardHelpOptions = true,
     versionProvider = Main.Version.class,
     description = "Train Mixture-of-Experts language models on the JVM.",
-    subcommands = {BenchCommand.class, CommandLine.HelpCommand.class})
+    subcommands = {TrainCommand.class, EvalCommand.class, GenerateCommand.class, InspectCommand.class,
+        BenchCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Callable<Integer> {
 
     @Override
@@ -40,28 +46,88 @@ public final class Main implements Callable<Integer> {
             // Keys are option names without dashes (steps=200), or command-qualified (moeflow.train.steps=200).
             cli.setDefaultValueProvider(new CommandLine.PropertiesDefaultProvider(config));
         }
+        cli.setExecutionExceptionHandler(Main::report);
+        // A repeated option takes its last value, as in most command lines (handy with shell aliases and scripts).
+        cli.setOverwrittenOptionsAllowed(true);
+        cli.setCaseInsensitiveEnumValuesAllowed(true); // --curriculum fixed_root as well as FIXED_ROOT
         return cli.execute(args);
     }
 
-    /** Pre-scans the arguments for {@code --config FILE} or {@code --config=FILE}. */
+    /**
+     * Bad input (a config value, a data file, a checkpoint) is one clear line and exit code 2; anything
+     * else is a bug or an environment failure and keeps its stack trace (exit code 1).
+     */
+    static int report(final Exception e, final CommandLine cli, final CommandLine.ParseResult parsed) {
+        final String command = "moeflow " + cli.getCommandName();
+        if (e instanceof IllegalArgumentException || e instanceof UncheckedIOException || e instanceof DataFormatException
+            || e instanceof TrainingDivergedException || e instanceof CheckpointException) {
+            System.err.println(command + ": " + e.getMessage());
+            return 2;
+        }
+        System.err.println(command + ": unexpected error, please report it with this trace:");
+        e.printStackTrace();
+        return 1;
+    }
+
+    /**
+     * Pre-scans the arguments for {@code --config FILE}. Without one, {@code train --resume} takes the
+     * resumed run's saved {@code config.properties}, so a resumed run continues with the same options.
+     */
     static File configFile(final String[] args) {
-        for (int i = 0; i < args.length; i++) {
-            if (args[i].equals("--config") && i + 1 < args.length) {
-                return new File(args[i + 1]);
+        final String config = value(args, "--config");
+        if (config != null) {
+            return new File(config);
+        }
+        final String resume = value(args, "--resume");
+        if (resume == null || args.length == 0 || !args[0].equals("train")) {
+            return null;
+        }
+        final File runDir;
+        if (resume.equals("auto")) {
+            final String runName = value(args, "--run-name");
+            final String runsDir = value(args, "--runs-dir");
+            if (runName == null) {
+                return null; // the train command reports the missing --run-name
             }
-            if (args[i].startsWith("--config=")) {
-                return new File(args[i].substring("--config=".length()));
+            runDir = new File(runsDir == null ? "runs" : runsDir, runName);
+        } else {
+            final File checkpoints = new File(resume).getAbsoluteFile().getParentFile();
+            runDir = checkpoints == null ? null : checkpoints.getParentFile();
+        }
+        final File saved = runDir == null ? null : new File(runDir, "config.properties");
+        return saved != null && saved.isFile() ? saved : null;
+    }
+
+    /** The value of {@code --name VALUE} or {@code --name=VALUE}, or null. */
+    private static String value(final String[] args, final String name) {
+        for (int i = 0; i < args.length; i++) {
+            if (args[i].equals(name) && i + 1 < args.length) {
+                return args[i + 1];
+            }
+            if (args[i].startsWith(name + "=")) {
+                return args[i].substring(name.length() + 1);
             }
         }
         return null;
+    }
+
+    /** The MoEFlow version from the jar manifest, or "development" when run from classes. */
+    static String projectVersion() {
+        final String v = Main.class.getPackage().getImplementationVersion();
+        return v == null ? "development" : v;
+    }
+
+    /** The source commit the moeflow script passes in (-Dmoeflow.git.commit), or "unknown". */
+    static String gitCommit() {
+        final String commit = System.getProperty("moeflow.git.commit");
+        return commit == null || commit.isBlank() ? RunMetadata.UNKNOWN : commit;
     }
 
     /** Reports the project version from the jar manifest. */
     static final class Version implements CommandLine.IVersionProvider {
         @Override
         public String[] getVersion() {
-            final String v = Main.class.getPackage().getImplementationVersion();
-            return new String[] {"moeflow " + (v == null ? "(development build)" : v),
+            return new String[] {"moeflow " + projectVersion() + " (commit " + gitCommit() + ")",
                 "Java " + System.getProperty("java.version") + " on " + System.getProperty("os.name") + " "
                     + System.getProperty("os.arch") + ", " + Runtime.getRuntime().availableProcessors() + " cores"};
         }

@@ -62,6 +62,36 @@ public record ModelConfig(int vocabSize, int seqLen, int channels, int layers, i
         }
     }
 
+    /** Byte-level tokens: any UTF-8 text, no tokenizer to ship. */
+    public static final int DEFAULT_VOCAB_SIZE = 256;
+    /** The built-in samples are tens of bytes long: 64 bytes of context holds a few of them. */
+    public static final int DEFAULT_SEQ_LEN = 64;
+    /** Width and depth of the default model: small enough to train in minutes on two cores. */
+    public static final int DEFAULT_CHANNELS = 128;
+    public static final int DEFAULT_LAYERS = 2;
+    public static final int DEFAULT_HEADS = 4;
+    /** 8 experts, top-2: each token uses a quarter of the expert parameters. */
+    public static final int DEFAULT_EXPERTS = 8;
+    public static final int DEFAULT_TOP_K = 2;
+    /** Expert MLP hidden width F = 2C, as in the bench model. */
+    public static final int DEFAULT_EXPERT_HIDDEN = 256;
+    public static final int DEFAULT_SHARED_EXPERTS = 0;
+    /** Switch Transformer's coefficient (moe-anchors.md 4.1). */
+    public static final double DEFAULT_AUX_LOSS_COEF = 0.01;
+    /** ST-MoE's coefficient (moe-anchors.md 4.3). */
+    public static final double DEFAULT_Z_LOSS_COEF = 0.001;
+    /** DeepSeek-V3's bias update speed gamma (moe-anchors.md 4.4). */
+    public static final double DEFAULT_BIAS_UPDATE_RATE = 0.001;
+    /** GPT-2's initialisation standard deviation. */
+    public static final double DEFAULT_INIT_STD = 0.02;
+
+    /** The default model of {@code moeflow train}: softmax router, aux and z losses on, dropless. */
+    public static ModelConfig defaults() {
+        return new ModelConfig(DEFAULT_VOCAB_SIZE, DEFAULT_SEQ_LEN, DEFAULT_CHANNELS, DEFAULT_LAYERS, DEFAULT_HEADS,
+            DEFAULT_EXPERTS, DEFAULT_TOP_K, DEFAULT_EXPERT_HIDDEN, DEFAULT_SHARED_EXPERTS, RouterScore.SOFTMAX,
+            DEFAULT_AUX_LOSS_COEF, DEFAULT_Z_LOSS_COEF, false, DEFAULT_BIAS_UPDATE_RATE, 0.0, DEFAULT_INIT_STD);
+    }
+
     /**
      * The benchmark model of issue 2, also the PyTorch reference in {@code torch_moe_reference.py}: V=256, T=128,
      * C=128, L=2, H=4, E=16, top-2, F=256, no shared expert, softmax router, aux loss 0.01 (the Switch Transformer

@@ -1,0 +1,310 @@
+package io.moeflow.launcher;
+
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Clock;
+import java.time.LocalDateTime;
+import java.time.format.DateTimeFormatter;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.Callable;
+
+import io.moeflow.checkpoint.CheckpointConfig;
+import io.moeflow.checkpoint.CheckpointReader;
+import io.moeflow.checkpoint.CheckpointStore;
+import io.moeflow.checkpoint.CheckpointWriter;
+import io.moeflow.checkpoint.Resolution;
+import io.moeflow.checkpoint.RunMetadata;
+import io.moeflow.checkpoint.SaveResult;
+import io.moeflow.curriculum.CurriculumConfig;
+import io.moeflow.curriculum.Dataset;
+import io.moeflow.curriculum.Stage;
+import io.moeflow.launcher.report.MetricsLog;
+import io.moeflow.launcher.report.RunCharts;
+import io.moeflow.launcher.report.TrainingProgress;
+import io.moeflow.optimizer.AdamWConfig;
+import io.moeflow.trainer.Evaluator;
+import io.moeflow.trainer.ModelConfigCodec;
+import io.moeflow.trainer.StepMetrics;
+import io.moeflow.trainer.Trainer;
+import io.moeflow.trainer.TrainerConfig;
+import io.moeflow.trainer.TrainingState;
+import io.moeflow.trainer.kernels.Kernels;
+import io.moeflow.trainer.model.ModelConfig;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/** {@code moeflow train}: trains a MoE model on the built-in dataset or your files. */
+@Command(name = "train", mixinStandardHelpOptions = true, sortOptions = false, usageHelpAutoWidth = true,
+    description = {"Train a Mixture-of-Experts language model in this process.",
+        "Writes runs/<name>/: config.properties, metrics.jsonl, loss.png, expert-load.png, eval.json and "
+            + "checkpoints/step-<N>/ (HDF5).",
+        "Every option can also come from a properties file: --config job.properties (keys = option names without "
+            + "dashes, e.g. steps=2000)."})
+public final class TrainCommand implements Callable<Integer> {
+    @Option(names = "--config", paramLabel = "FILE", description = "Read option values from this properties file.")
+    Path config;
+
+    @Option(names = "--steps", paramLabel = "N", defaultValue = "" + TrainDefaults.STEPS,
+        description = "Optimizer steps to train. Default: ${DEFAULT-VALUE}")
+    long steps;
+
+    @Option(names = "--run-name", paramLabel = "NAME",
+        description = "Name of the run directory under --runs-dir. Default: run-<date>-<time>")
+    String runName;
+
+    @Option(names = "--runs-dir", paramLabel = "DIR", defaultValue = "runs",
+        description = "Where run directories go. Default: ${DEFAULT-VALUE}")
+    Path runsDir;
+
+    @Option(names = "--batch-size", paramLabel = "B", defaultValue = "" + TrainDefaults.BATCH_SIZE,
+        description = "Sequences per step (each --seq-len + 1 tokens). Default: ${DEFAULT-VALUE}")
+    int batchSize;
+
+    @Option(names = "--seed", paramLabel = "SEED", defaultValue = "" + TrainDefaults.SEED,
+        description = "Seed of the model initialisation. Default: ${DEFAULT-VALUE}")
+    long seed;
+
+    @Option(names = "--threads", paramLabel = "N",
+        description = "Worker threads (the training thread included). Default: the number of cores")
+    Integer threads;
+
+    @Option(names = "--kernels", paramLabel = "KIND", defaultValue = "FAST",
+        description = "Kernels: ${COMPLETION-CANDIDATES} (reference = plain loops, slow, for debugging). "
+            + "Default: ${DEFAULT-VALUE}")
+    Kernels kernels;
+
+    @Option(names = "--eval-samples", paramLabel = "N", defaultValue = "" + TrainDefaults.EVAL_SAMPLES,
+        description = "Held-out samples per domain evaluated at the end (0 = no evaluation). Default: ${DEFAULT-VALUE}")
+    int evalSamples;
+
+    @Option(names = "--samples", paramLabel = "N", defaultValue = "4",
+        description = "Generated samples printed at the end. Default: ${DEFAULT-VALUE}")
+    int samples;
+
+    @Option(names = "--save-every", paramLabel = "N", defaultValue = "" + TrainDefaults.SAVE_EVERY,
+        description = "Save a checkpoint every N steps into runs/<name>/checkpoints/step-<N>/ (0 = only at the end; "
+            + "one is always saved at the end and when the run is interrupted). Default: ${DEFAULT-VALUE}")
+    long saveEvery;
+
+    @Option(names = "--keep-last", paramLabel = "K", defaultValue = "" + CheckpointConfig.DEFAULT_KEEP_LAST,
+        description = "Keep the K newest checkpoints, delete older ones once a new one is complete (0 = keep all). "
+            + "Default: ${DEFAULT-VALUE}")
+    int keepLast;
+
+    @Option(names = "--async-save", paramLabel = "BOOL", defaultValue = "" + CheckpointConfig.DEFAULT_ASYNC_SAVE,
+        arity = "0..1", description = "Write checkpoints in the background; training waits only for a memory copy. "
+            + "Default: ${DEFAULT-VALUE}")
+    boolean asyncSave;
+
+    @Option(names = "--resume", paramLabel = "auto|DIR",
+        description = "Continue a run: 'auto' = the newest complete checkpoint of --run-name (a fresh start if it has "
+            + "none), or a checkpoint directory. The run's saved config.properties supplies every option not given.")
+    String resume;
+
+    /** Test hook: kill this JVM (halt, like kill -9) when a save reaches STAGE at STEP, e.g. BEFORE_RENAME:400. */
+    @Option(names = "--fault-at", hidden = true)
+    String faultAt;
+
+    @Mixin
+    ModelOptions model;
+
+    @Mixin
+    OptimizerOptions optimizer;
+
+    @Mixin
+    CurriculumOptions curriculum;
+
+    @Mixin
+    DataOptions data;
+
+    @Spec
+    CommandSpec spec;
+
+    @Override
+    public Integer call() {
+        final PrintStream out = System.out;
+
+        // The configuration, every record validated before anything starts.
+        final ModelConfig modelConfig = model.toConfig();
+        final AdamWConfig adamWConfig = optimizer.toConfig();
+        final TrainerConfig trainerConfig = new TrainerConfig(steps, batchSize,
+            threads == null ? Runtime.getRuntime().availableProcessors() : threads, seed, optimizer.lrSchedule,
+            optimizer.lr, optimizer.minLr, optimizer.warmupSteps, kernels);
+        final CurriculumConfig curriculumConfig = curriculum.toConfig(steps, (long) batchSize * modelConfig.seqLen());
+
+        // The data, split into training and held-out samples.
+        final Dataset all = data.load();
+        final Dataset training = all.training();
+        final Dataset heldOut = all.heldOut();
+
+        final Path runDir = runDirectory();
+        final Map<String, String> resolved = ResolvedOptions.of(spec);
+        final String configText = ResolvedOptions.text(resolved, "moeflow train, resolved options");
+
+        out.println("moeflow train: run " + runDir);
+        out.print(ResolvedOptions.format(resolved));
+        out.println(describe(modelConfig, trainerConfig, curriculumConfig, all, training, heldOut));
+
+        final long startNs = System.nanoTime();
+        try (Trainer trainer = new Trainer(trainerConfig, modelConfig, adamWConfig, curriculumConfig, training);
+             CheckpointWriter checkpoints = checkpointWriter(runDir, trainer, configText)) {
+            resumeIfAsked(runDir, trainer, out);
+            // Written once the options are known to work with the run's checkpoint: a refused resume changes nothing.
+            ResolvedOptions.write(configText, runDir.resolve("config.properties"));
+            trainer.saveCheckpointsTo(checkpoints, saveEvery);
+            MetricsLog.truncateAfter(runDir.resolve("metrics.jsonl"), trainer.completedSteps());
+
+            final boolean finished;
+            final RunSummary summary = new RunSummary(trainer.completedSteps(), steps);
+            try (MetricsLog metrics = new MetricsLog(runDir.resolve("metrics.jsonl"));
+                 TrainingProgress progress = new TrainingProgress(trainer.completedSteps(), steps,
+                     System.console() != null, out);
+                 StopOnSignal stop = new StopOnSignal(trainer, "continue with: " + resumeCommand(runDir))) {
+                finished = trainer.train(m -> {
+                    metrics.append(m);
+                    progress.update(m);
+                    summary.add(m);
+                });
+            }
+            out.println(summary.describe((System.nanoTime() - startNs) / 1e9));
+            final List<SaveResult> saved = trainer.savedCheckpoints();
+            if (!saved.isEmpty()) {
+                final SaveResult last = saved.get(saved.size() - 1);
+                out.printf("checkpoint: %s (%d saved this run; %.1f MB written in %.2f s in the background)%n",
+                    last.directory(), saved.size(), last.bytes() / 1e6, last.totalNs() / 1e9);
+            }
+            if (!finished) {
+                out.println("stopped at step " + trainer.completedSteps() + "; continue with: " + resumeCommand(runDir));
+                return 130;
+            }
+
+            final List<Path> charts = RunCharts.render(runDir.resolve("metrics.jsonl"), runDir, modelConfig.vocabSize());
+            charts.forEach(c -> out.println("chart: " + c));
+
+            if (evalSamples > 0) {
+                final List<Evaluator.DomainResult> results = new Evaluator(trainer.model()).evaluate(heldOut, evalSamples);
+                out.println();
+                out.print(EvalReport.table(results));
+                EvalReport.writeJson(results, runDir.resolve("eval.json"));
+            }
+            if (samples > 0) {
+                out.println();
+                out.print(EvalReport.samples(trainer.model(), heldOut, samples, seed));
+            }
+        }
+        return 0;
+    }
+
+    private String resumeCommand(final Path runDir) {
+        return "./moeflow train --run-name " + runDir.getFileName()
+            + (runsDir.equals(Path.of("runs")) ? "" : " --runs-dir " + runsDir) + " --resume auto";
+    }
+
+    /** A new run directory, or with --resume the existing one. */
+    private Path runDirectory() {
+        if (resume == null) {
+            return RunDirectory.create(runsDir, runName != null ? runName
+                : "run-" + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));
+        }
+        if (!resume.equals(CheckpointStore.AUTO)) {
+            return RunDirectory.ofCheckpoint(Path.of(resume));
+        }
+        if (runName == null) {
+            throw new IllegalArgumentException("--resume auto needs --run-name: the run to continue");
+        }
+        return RunDirectory.createOrReuse(runsDir, runName);
+    }
+
+    private CheckpointWriter checkpointWriter(final Path runDir, final Trainer trainer, final String configText) {
+        final RunMetadata metadata = new RunMetadata(configText, Main.projectVersion(), Main.gitCommit(),
+            Runtime.version().toString(), 1, Map.of(ModelConfigCodec.ATTRIBUTE, ModelConfigCodec.encode(trainer.model().config())));
+        final CheckpointConfig config = CheckpointConfig.defaults(runDir.resolve("checkpoints")).withKeepLast(keepLast)
+            .withAsyncSave(asyncSave);
+        return new CheckpointWriter(config, TrainingState.layout(trainer.model().config(), trainer.model().tensors()),
+            metadata, FaultAt.parse(faultAt), Clock.systemUTC());
+    }
+
+    /** Restores the checkpoint --resume names; auto falls back past damaged ones (with a warning) or starts fresh. */
+    private void resumeIfAsked(final Path runDir, final Trainer trainer, final PrintStream out) {
+        if (resume == null) {
+            return;
+        }
+        final CheckpointStore store = new CheckpointStore(runDir.resolve("checkpoints"));
+        final Optional<Resolution> found = resume.equals(CheckpointStore.AUTO) ? store.resolveAuto()
+            : Optional.of(store.resolve(Path.of(resume)));
+        if (found.isEmpty()) {
+            out.println("resume: no checkpoint in " + store.directory() + " yet, starting from step 0");
+            return;
+        }
+        found.get().warnings().forEach(w -> out.println("warning: " + w));
+        try (CheckpointReader reader = CheckpointReader.open(found.get().directory())) {
+            trainer.restore(reader);
+        }
+        out.println("resume: continuing from " + found.get().directory() + " (step " + trainer.completedSteps() + ")");
+    }
+
+    private static String describe(final ModelConfig m, final TrainerConfig t, final CurriculumConfig c,
+                                   final Dataset all, final Dataset training, final Dataset heldOut) {
+        final StringBuilder s = new StringBuilder();
+        s.append(String.format("model: %,d parameters, %,d active per token (%.1f%% of expert parameters), "
+                + "%.2f MFLOP per token (forward + backward)%n", m.parameterCount(), m.activeParametersPerToken(),
+            100.0 * (m.topK() + m.sharedExperts()) / (m.experts() + m.sharedExperts()), m.flopsPerToken() / 1e6));
+        s.append(String.format("data: %s, %,d samples (%,d training, %,d held out), domains %s%n",
+            all.source().startsWith("BuiltinConfig") ? "built-in generator" : all.source(), all.size(), training.size(),
+            heldOut.size(), String.join(", ", all.domains())));
+        s.append(String.format("curriculum: %s", c.kind().name().toLowerCase()));
+        if (c.kind() == CurriculumConfig.Kind.STAGED) {
+            for (final Stage st : c.stages()) {
+                s.append(String.format("%n  stage %-13s difficulty [%.2f, %.2f)  %s  lr %s", st.name(), st.minDifficulty(),
+                    st.maxDifficulty(), st.lengthSteps() > 0 ? st.lengthSteps() + " steps" : st.lengthTokens() + " tokens",
+                    Double.isNaN(st.lr()) ? "from --lr-schedule" : String.valueOf(st.lr())));
+            }
+        }
+        s.append(String.format("%ntraining: %,d steps of %d x %d tokens on %d threads", t.steps(), t.batchSize(),
+            m.seqLen(), t.threads()));
+        return s.toString();
+    }
+
+    /** Running totals for the end-of-run summary. */
+    static final class RunSummary {
+        private final long firstStep;
+        private final long steps;
+        private final double[] recentLoss;
+        private int recent;
+        private double tokensPerSecondSum;
+        private long counted;
+        private double firstLoss = Double.NaN;
+
+        RunSummary(final long firstStep, final long steps) {
+            this.firstStep = firstStep;
+            this.steps = steps;
+            this.recentLoss = new double[(int) Math.max(1, Math.min(100, steps / 20))];
+        }
+
+        void add(final StepMetrics m) {
+            if (Double.isNaN(firstLoss)) {
+                firstLoss = m.crossEntropy;
+            }
+            recentLoss[recent++ % recentLoss.length] = m.crossEntropy;
+            tokensPerSecondSum += m.tokensPerSecond;
+            counted++;
+        }
+
+        String describe(final double seconds) {
+            final int n = Math.min(recent, recentLoss.length);
+            double sum = 0;
+            for (int i = 0; i < n; i++) {
+                sum += recentLoss[i];
+            }
+            return String.format("done: steps %d to %d in %.1f s, %.0f tokens/s on average; cross-entropy %.3f at the "
+                    + "start, %.3f over the last %d steps (uniform guess: ln 256 = %.3f)", firstStep + 1, firstStep + counted, seconds,
+                counted == 0 ? 0 : tokensPerSecondSum / counted, firstLoss, sum / Math.max(1, n), n, Math.log(256));
+        }
+    }
+}

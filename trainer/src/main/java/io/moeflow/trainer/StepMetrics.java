@@ -1,0 +1,49 @@
+package io.moeflow.trainer;
+
+/**
+ * What one training step measured. One instance is preallocated by the {@link Trainer} and
+ * overwritten every step, so reporting allocates nothing; a {@link StepMonitor} must copy what it
+ * wants to keep.
+ */
+public final class StepMetrics {
+    /** Step number, counting from 1 for the first completed step. */
+    public long step;
+    /** Total loss: cross-entropy + auxiliary balancing loss + router z-loss. */
+    public double loss;
+    /** Cross-entropy of the next-token prediction alone (nats per token). */
+    public double crossEntropy;
+    /** Switch/GShard load-balancing loss (already multiplied by its coefficient). */
+    public double auxLoss;
+    /** Router z-loss (already multiplied by its coefficient). */
+    public double zLoss;
+    /** Learning rate used by this step's update. */
+    public double lr;
+    /** Curriculum stage index and name. */
+    public int stageIndex;
+    public String stageName = "";
+    /** Largest sample difficulty the curriculum accepted this step. */
+    public double maxDifficulty;
+    /** Global L2 norm of the gradients before clipping. */
+    public double gradNorm;
+    /** Tokens processed per second by this step (wall clock of the whole step). */
+    public double tokensPerSecond;
+    /** Wall-clock time of this step in nanoseconds. */
+    public long stepTimeNs;
+    /** Samples and tokens consumed since the start of training (across resumes). */
+    public long samplesConsumed;
+    public long tokensConsumed;
+    /** Tokens routed to each expert: {@code expertLoad[layer * experts + e]}. */
+    public final int[] expertLoad;
+    /** Tokens dropped by the capacity limit (0 when dropless). */
+    public int droppedTokens;
+    /** Time the training thread waited for a checkpoint save this step, in nanoseconds (0 without a save). */
+    public long checkpointStallNs;
+    public final int layers;
+    public final int experts;
+
+    public StepMetrics(final int layers, final int experts) {
+        this.layers = layers;
+        this.experts = experts;
+        this.expertLoad = new int[layers * experts];
+    }
+}

@@ -1,0 +1,260 @@
+package io.moeflow.trainer;
+
+import java.util.ArrayList;
+import java.util.List;
+
+import io.moeflow.checkpoint.CheckpointReader;
+import io.moeflow.checkpoint.CheckpointWriter;
+import io.moeflow.checkpoint.SaveResult;
+import io.moeflow.checkpoint.SaveTicket;
+import io.moeflow.curriculum.CurriculumConfig;
+import io.moeflow.curriculum.CurriculumScheduler;
+import io.moeflow.curriculum.Dataset;
+import io.moeflow.curriculum.StepPlan;
+import io.moeflow.optimizer.AdamW;
+import io.moeflow.optimizer.AdamWConfig;
+import io.moeflow.optimizer.LrSchedule;
+import io.moeflow.trainer.model.ModelConfig;
+import io.moeflow.trainer.model.MoeModel;
+import io.moeflow.trainer.model.Parallel;
+
+/**
+ * Trains a {@link MoeModel} in one process: the curriculum feeds batches, AdamW updates the
+ * parameters, checkpoints are saved every {@code saveEvery} steps. {@link #trainStep()} is the
+ * whole training step, top to bottom; {@link #train} is the loop around it.
+ */
+public final class Trainer implements AutoCloseable {
+    private final TrainerConfig config;
+    private final MoeModel model;
+    private final AdamW optimizer;
+    private final CurriculumScheduler curriculum;
+    private final LrSchedule lrSchedule;
+
+    // Preallocated per-step state: the step itself allocates nothing.
+    private final int[] tokens;
+    private final StepPlan plan = new StepPlan();
+    private final StepMetrics metrics;
+    private final double[] normChunkSums;
+    private final Parallel.Task normTask = this::normStage;
+    private final Parallel.Task updateTask = this::updateStage;
+    private float clipFactor;
+    private long completedSteps;
+    private double lastLr;
+
+    private CheckpointWriter checkpoints;
+    private long saveEvery;
+    private final List<SaveResult> saved = new ArrayList<>();
+    private volatile boolean stopRequested;
+
+    public Trainer(final TrainerConfig config, final ModelConfig modelConfig, final AdamWConfig adamWConfig,
+                   final CurriculumConfig curriculumConfig, final Dataset training) {
+        this.config = config;
+        this.model = new MoeModel(modelConfig, config.batchSize(), config.threads(), config.kernels(), config.seed());
+        this.optimizer = new AdamW(adamWConfig, model.paramSegments());
+        this.curriculum = new CurriculumScheduler(curriculumConfig, training, config.batchSize(), modelConfig.seqLen());
+        this.lrSchedule = schedule(config, curriculumConfig);
+        this.tokens = new int[config.batchSize() * (modelConfig.seqLen() + 1)];
+        this.metrics = new StepMetrics(modelConfig.layers(), modelConfig.experts());
+        this.normChunkSums = new double[optimizer.normChunkCount()];
+    }
+
+    /**
+     * Saves a checkpoint every {@code every} steps (and when training ends or is stopped) through
+     * {@code writer}, whose layout must be {@link TrainingState#layout} of this model.
+     */
+    public void saveCheckpointsTo(final CheckpointWriter writer, final long every) {
+        if (every < 0) {
+            throw new IllegalArgumentException("saveEvery=" + every + " must be >= 0 (0 = only at the end)");
+        }
+        this.checkpoints = writer;
+        this.saveEvery = every;
+    }
+
+    /** Continues from a checkpoint: parameters, optimizer, curriculum and step count, checksums verified. */
+    public void restore(final CheckpointReader reader) {
+        TrainingState.restore(reader, this);
+    }
+
+    /**
+     * Runs steps until {@link TrainerConfig#steps()} are done or {@link #requestStop()} is called,
+     * reporting each one to {@code monitor}; then saves a final checkpoint (if checkpointing is on)
+     * and waits for it to be committed.
+     *
+     * @return true if all steps ran, false if stopped early
+     */
+    public boolean train(final StepMonitor monitor) {
+        while (completedSteps < config.steps() && !stopRequested) {
+            final StepMetrics m = trainStep();
+            if (checkpoints != null) {
+                if (saveEvery > 0 && completedSteps % saveEvery == 0) {
+                    m.checkpointStallNs = saveCheckpoint().stallNs();
+                }
+                saved.addAll(checkpoints.pollCompleted()); // surfaces a failed background save at once
+            }
+            monitor.onStep(m);
+        }
+        if (checkpoints != null) {
+            if (saveEvery == 0 || completedSteps % saveEvery != 0) {
+                saveCheckpoint();
+            }
+            saved.addAll(checkpoints.awaitIdle());
+        }
+        return completedSteps >= config.steps();
+    }
+
+    /**
+     * One training step: data, forward, backward, gradient clipping, AdamW, load balancing, metrics.
+     *
+     * @return this step's measurements (a reused object)
+     */
+    public StepMetrics trainStep() {
+        final long startNs = System.nanoTime();
+
+        // 1. Data: the curriculum picks this step's samples (and, when staged, its learning rate).
+        curriculum.next(tokens, plan);
+        final double lr = lrSchedule.lr(plan.step());
+
+        // 2. Forward: embeddings -> L x [attention, MoE] -> head -> cross-entropy + aux + z losses.
+        final double loss = model.forward(tokens);
+
+        // 3. Backward: the gradient of that loss for every parameter, into model.grads().
+        model.backward();
+
+        // 4. Reduce: one process holds every parameter, so there is nothing to reduce yet.
+
+        // 5. Clip the global gradient norm, then the AdamW update (both spread over the model's threads).
+        final double gradNorm = globalGradNorm();
+        if (!Double.isFinite(gradNorm) || !Double.isFinite(loss)) {
+            throw new TrainingDivergedException(plan.step() + 1, loss, gradNorm, lr);
+        }
+        clipFactor = (float) optimizer.config().clipCoefficient(gradNorm);
+        optimizer.beginStep(lr);
+        model.parallel().run(updateTask);
+
+        // 6. MoE balancing: the auxiliary-loss-free bias follows this batch's expert load.
+        model.updateBalancingBias();
+
+        completedSteps++;
+        lastLr = lr;
+        record(loss, lr, gradNorm, System.nanoTime() - startNs);
+        return metrics;
+    }
+
+    /** Saves the current state (asynchronously when the writer is); returns how long training waited. */
+    public SaveTicket saveCheckpoint() {
+        final CheckpointWriter.Snapshot snapshot = checkpoints.begin(completedSteps);
+        TrainingState.put(snapshot, this);
+        return checkpoints.commit(snapshot);
+    }
+
+    /** The checkpoints committed so far by {@link #train}, oldest first. */
+    public List<SaveResult> savedCheckpoints() {
+        return saved;
+    }
+
+    /** Asks {@link #train} to stop after the current step and save a checkpoint; safe from any thread. */
+    public void requestStop() {
+        stopRequested = true;
+    }
+
+    /** The global L2 norm of the gradients, summed over AdamW's fixed chunks so any thread count gives the same bits. */
+    private double globalGradNorm() {
+        model.parallel().run(normTask);
+        double sum = 0;
+        for (final double chunkSum : normChunkSums) {
+            sum += chunkSum;
+        }
+        return Math.sqrt(sum);
+    }
+
+    private void normStage(final int worker, final int workers) {
+        final int chunks = normChunkSums.length;
+        final float[] grads = model.grads();
+        for (int c = Parallel.start(chunks, worker, workers, 1); c < Parallel.start(chunks, worker + 1, workers, 1); c++) {
+            normChunkSums[c] = optimizer.normChunkSumOfSquares(grads, c);
+        }
+    }
+
+    private void updateStage(final int worker, final int workers) {
+        final int slab = optimizer.slabLength();
+        final int from = Parallel.start(slab, worker, workers, 16);
+        final int to = Parallel.start(slab, worker + 1, workers, 16);
+        if (clipFactor < 1f) {
+            optimizer.scaleRange(model.grads(), from, to, clipFactor);
+        }
+        optimizer.updateRange(model.params(), model.grads(), from, to);
+    }
+
+    private void record(final double loss, final double lr, final double gradNorm, final long stepTimeNs) {
+        final StepMetrics m = metrics;
+        m.step = completedSteps;
+        m.loss = loss;
+        m.crossEntropy = model.crossEntropy();
+        m.auxLoss = model.auxLoss();
+        m.zLoss = model.zLoss();
+        m.lr = lr;
+        m.stageIndex = plan.stageIndex();
+        m.stageName = plan.stageName();
+        m.maxDifficulty = plan.maxDifficulty();
+        m.gradNorm = gradNorm;
+        m.stepTimeNs = stepTimeNs;
+        m.tokensPerSecond = config.batchSize() * (double) model.config().seqLen() / (stepTimeNs / 1e9);
+        m.samplesConsumed = plan.samplesConsumed();
+        m.tokensConsumed = plan.tokensConsumed();
+        System.arraycopy(model.expertLoad(), 0, m.expertLoad, 0, m.expertLoad.length);
+        m.droppedTokens = model.droppedTokens();
+        m.checkpointStallNs = 0;
+    }
+
+    private LrSchedule schedule(final TrainerConfig c, final CurriculumConfig curriculumConfig) {
+        final LrSchedule base = switch (c.lrSchedule()) {
+            case CONSTANT -> LrSchedule.constant(c.lr());
+            case COSINE -> LrSchedule.warmupCosine(c.lr(), 0, c.steps(), c.minLr());
+            case CURRICULUM -> {
+                if (curriculumConfig.kind() != CurriculumConfig.Kind.STAGED) {
+                    throw new IllegalArgumentException("lrSchedule=curriculum needs a staged curriculum (curriculum="
+                        + curriculumConfig.kind().name().toLowerCase() + " sets no learning rate); choose --lr-schedule "
+                        + "constant or cosine");
+                }
+                // The stage's rate for the step just planned: next() runs before lr() in trainStep.
+                yield step -> plan.lr();
+            }
+        };
+        return c.warmupSteps() > 0 ? LrSchedule.withWarmup(base, c.warmupSteps()) : base;
+    }
+
+    void restoreCompletedSteps(final long steps) {
+        this.completedSteps = steps;
+    }
+
+    public MoeModel model() {
+        return model;
+    }
+
+    public AdamW optimizer() {
+        return optimizer;
+    }
+
+    public CurriculumScheduler curriculum() {
+        return curriculum;
+    }
+
+    public TrainerConfig config() {
+        return config;
+    }
+
+    /** Steps completed so far (including those before a resume). */
+    public long completedSteps() {
+        return completedSteps;
+    }
+
+    /** The learning rate of the last completed step (0 before the first). */
+    public double lastLr() {
+        return lastLr;
+    }
+
+    @Override
+    public void close() {
+        model.close();
+    }
+}

@@ -1,0 +1,131 @@
+package io.moeflow.trainer;
+
+import java.util.List;
+
+import io.moeflow.checkpoint.CheckpointFile;
+import io.moeflow.checkpoint.CheckpointLayout;
+import io.moeflow.checkpoint.CheckpointReader;
+import io.moeflow.checkpoint.CheckpointWriter;
+import io.moeflow.curriculum.CurriculumState;
+import io.moeflow.optimizer.AdamW;
+import io.moeflow.trainer.model.ModelConfig;
+import io.moeflow.trainer.model.MoeModel;
+import io.moeflow.trainer.model.TensorView;
+
+/**
+ * What a checkpoint of a training run holds, and how it maps to the trainer's state. Everything
+ * needed to continue bit for bit:
+ * <ul>
+ *   <li>{@code model.h5}: every parameter under its PyTorch name and shape, plus the aux-free
+ *       balancing biases {@code blocks.{l}.moe.router.expert_bias} [E] (a buffer in PyTorch terms);</li>
+ *   <li>{@code state.h5}: {@code optimizer/exp_avg/<param>}, {@code optimizer/exp_avg_sq/<param>},
+ *       {@code optimizer/step}; {@code trainer/completed_steps}; {@code curriculum/state} (position,
+ *       stage, consumed samples and tokens, RNG state: {@link CurriculumState#NAMES});
+ *       {@code counters/samples}, {@code counters/tokens}; {@code schedule/lr} (the last step's rate).</li>
+ * </ul>
+ * The learning-rate schedule is a pure function of the step, and the curriculum's RNG is the only
+ * random source training draws from (the model's initialisation is overwritten by the saved
+ * parameters), so these arrays are the whole state.
+ */
+public final class TrainingState {
+    static final String OPTIMIZER_STEP = "optimizer/step";
+    static final String COMPLETED_STEPS = "trainer/completed_steps";
+    static final String CURRICULUM = "curriculum/state";
+    static final String SAMPLES = "counters/samples";
+    static final String TOKENS = "counters/tokens";
+    static final String LR = "schedule/lr";
+
+    private TrainingState() {
+    }
+
+    /** Every tensor of a checkpoint of this model. */
+    public static CheckpointLayout layout(final ModelConfig config, final List<TensorView> tensors) {
+        final CheckpointLayout.Builder b = CheckpointLayout.builder();
+        for (final TensorView t : tensors) {
+            b.float32(CheckpointFile.MODEL, t.name(), shape(t));
+        }
+        for (int l = 0; l < config.layers(); l++) {
+            b.float32(CheckpointFile.MODEL, MoeModel.expertBiasName(l), config.experts());
+        }
+        for (final TensorView t : tensors) {
+            b.float32(CheckpointFile.STATE, "optimizer/" + AdamW.STATE_EXP_AVG + "/" + t.name(), shape(t));
+            b.float32(CheckpointFile.STATE, "optimizer/" + AdamW.STATE_EXP_AVG_SQ + "/" + t.name(), shape(t));
+        }
+        b.int64(CheckpointFile.STATE, OPTIMIZER_STEP);
+        b.int64(CheckpointFile.STATE, COMPLETED_STEPS);
+        b.int64(CheckpointFile.STATE, CURRICULUM, CurriculumState.NAMES.size());
+        b.int64(CheckpointFile.STATE, SAMPLES);
+        b.int64(CheckpointFile.STATE, TOKENS);
+        b.float64(CheckpointFile.STATE, LR);
+        return b.build();
+    }
+
+    /** Copies the trainer's state into a snapshot (the writer copies it into its staging buffers). */
+    static void put(final CheckpointWriter.Snapshot s, final Trainer trainer) {
+        final MoeModel model = trainer.model();
+        final AdamW optimizer = trainer.optimizer();
+        for (final TensorView t : model.tensors()) {
+            s.float32(CheckpointFile.MODEL, t.name(), model.params(), t.offset());
+            s.float32(CheckpointFile.STATE, "optimizer/" + AdamW.STATE_EXP_AVG + "/" + t.name(), optimizer.expAvg(),
+                t.offset());
+            s.float32(CheckpointFile.STATE, "optimizer/" + AdamW.STATE_EXP_AVG_SQ + "/" + t.name(), optimizer.expAvgSq(),
+                t.offset());
+        }
+        for (int l = 0; l < model.config().layers(); l++) {
+            s.float32(CheckpointFile.MODEL, MoeModel.expertBiasName(l), model.expertBias(l), 0);
+        }
+        s.int64(CheckpointFile.STATE, OPTIMIZER_STEP, optimizer.stepCount());
+        s.int64(CheckpointFile.STATE, COMPLETED_STEPS, trainer.completedSteps());
+        final CurriculumState c = trainer.curriculum().state();
+        s.int64(CheckpointFile.STATE, CURRICULUM, c.toLongs(), 0);
+        s.int64(CheckpointFile.STATE, SAMPLES, c.samplesConsumed());
+        s.int64(CheckpointFile.STATE, TOKENS, c.tokensConsumed());
+        s.float64(CheckpointFile.STATE, LR, trainer.lastLr());
+    }
+
+    /**
+     * Loads a checkpoint into the trainer: parameters, balancing biases, AdamW moments and step,
+     * curriculum position and RNG, step counter. Every checksum is verified first.
+     *
+     * @throws io.moeflow.checkpoint.CheckpointException if the checkpoint is damaged or was written for another model
+     *         (the message names the first tensor whose shape differs)
+     */
+    static void restore(final CheckpointReader reader, final Trainer trainer) {
+        final MoeModel model = trainer.model();
+        reader.checkLayout(layout(model.config(), model.tensors()));
+        reader.verify();
+        loadModel(reader, model);
+        final AdamW optimizer = trainer.optimizer();
+        final float[] expAvg = new float[optimizer.slabLength()];
+        final float[] expAvgSq = new float[optimizer.slabLength()];
+        for (final TensorView t : model.tensors()) {
+            reader.readFloat32(CheckpointFile.STATE, "optimizer/" + AdamW.STATE_EXP_AVG + "/" + t.name(), expAvg,
+                t.offset());
+            reader.readFloat32(CheckpointFile.STATE, "optimizer/" + AdamW.STATE_EXP_AVG_SQ + "/" + t.name(), expAvgSq,
+                t.offset());
+        }
+        optimizer.restore(reader.int64(CheckpointFile.STATE, OPTIMIZER_STEP), expAvg, expAvgSq);
+        final long[] curriculum = new long[CurriculumState.NAMES.size()];
+        reader.readInt64(CheckpointFile.STATE, CURRICULUM, curriculum, 0);
+        trainer.curriculum().restore(CurriculumState.fromLongs(curriculum));
+        trainer.restoreCompletedSteps(reader.int64(CheckpointFile.STATE, COMPLETED_STEPS));
+    }
+
+    /** Loads only the weights and balancing biases (for evaluation and generation). */
+    public static void loadModel(final CheckpointReader reader, final MoeModel model) {
+        for (final TensorView t : model.tensors()) {
+            reader.readFloat32(CheckpointFile.MODEL, t.name(), model.params(), t.offset());
+        }
+        for (int l = 0; l < model.config().layers(); l++) {
+            reader.readFloat32(CheckpointFile.MODEL, MoeModel.expertBiasName(l), model.expertBias(l), 0);
+        }
+    }
+
+    private static long[] shape(final TensorView t) {
+        final long[] s = new long[t.shape().length];
+        for (int i = 0; i < s.length; i++) {
+            s[i] = t.shape()[i];
+        }
+        return s;
+    }
+}
