@@ -134,7 +134,7 @@ public final class TrainCommand implements Callable<Integer> {
         final ModelConfig modelConfig = model.toConfig();
         final AdamWConfig adamWConfig = optimizer.toConfig();
         final TrainerConfig trainerConfig = new TrainerConfig(steps, batchSize,
-            threads == null ? Runtime.getRuntime().availableProcessors() : threads, seed, optimizer.lrSchedule,
+            TrainDefaults.threads(threads), seed, optimizer.lrSchedule,
             optimizer.lr, optimizer.minLr, optimizer.warmupSteps, kernels);
         final CurriculumConfig curriculumConfig = curriculum.toConfig(steps, (long) batchSize * modelConfig.seqLen());
 

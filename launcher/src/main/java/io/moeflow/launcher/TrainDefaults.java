@@ -15,6 +15,11 @@ final class TrainDefaults {
     /** A few checkpoints per default run; each async save costs the step only a memory copy. */
     static final long SAVE_EVERY = 1000;
 
+    /** The thread count asked for, or one per core (the training thread counts as one). */
+    static int threads(final Integer requested) {
+        return requested == null ? Runtime.getRuntime().availableProcessors() : requested;
+    }
+
     private TrainDefaults() {
     }
 }
