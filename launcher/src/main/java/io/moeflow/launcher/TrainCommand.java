@@ -149,7 +149,7 @@ public final class TrainCommand implements Callable<Integer> {
 
         out.println("moeflow train: run " + runDir);
         out.print(ResolvedOptions.format(resolved));
-        out.println(describe(modelConfig, trainerConfig, curriculumConfig, all, training, heldOut));
+        out.println(describe(modelConfig, trainerConfig, curriculumConfig, all, data.skipped, training, heldOut));
 
         final long startNs = System.nanoTime();
         try (Trainer trainer = new Trainer(trainerConfig, modelConfig, adamWConfig, curriculumConfig, training);
@@ -250,14 +250,15 @@ public final class TrainCommand implements Callable<Integer> {
     }
 
     private static String describe(final ModelConfig m, final TrainerConfig t, final CurriculumConfig c,
-                                   final Dataset all, final Dataset training, final Dataset heldOut) {
+                                   final Dataset all, final int skipped, final Dataset training, final Dataset heldOut) {
         final StringBuilder s = new StringBuilder();
         s.append(String.format("model: %,d parameters, %,d active per token (%.1f%% of expert parameters), "
                 + "%.2f MFLOP per token (forward + backward)%n", m.parameterCount(), m.activeParametersPerToken(),
             100.0 * (m.topK() + m.sharedExperts()) / (m.experts() + m.sharedExperts()), m.flopsPerToken() / 1e6));
-        s.append(String.format("data: %s, %,d samples (%,d training, %,d held out), domains %s%n",
+        s.append(String.format("data: %s, %,d samples (%,d training, %,d held out), domains %s%s%n",
             all.source().startsWith("BuiltinConfig") ? "built-in generator" : all.source(), all.size(), training.size(),
-            heldOut.size(), String.join(", ", all.domains())));
+            heldOut.size(), String.join(", ", all.domains()),
+            skipped == 0 ? "" : String.format("; %,d malformed samples skipped (--skip-bad-samples)", skipped)));
         s.append(String.format("curriculum: %s", c.kind().name().toLowerCase()));
         if (c.kind() == CurriculumConfig.Kind.STAGED) {
             for (final Stage st : c.stages()) {
