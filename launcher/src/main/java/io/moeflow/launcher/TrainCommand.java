@@ -82,6 +82,11 @@ public final class TrainCommand implements Callable<Integer> {
         description = "Held-out samples per domain evaluated at the end (0 = no evaluation). Default: ${DEFAULT-VALUE}")
     int evalSamples;
 
+    @Option(names = "--eval-every", paramLabel = "N", defaultValue = "" + TrainDefaults.EVAL_EVERY,
+        description = "Log the held-out loss (eval_loss in metrics.jsonl, red in loss.png) every N steps (0 = never). "
+            + "Default: ${DEFAULT-VALUE}")
+    long evalEvery;
+
     @Option(names = "--samples", paramLabel = "N", defaultValue = "4",
         description = "Generated samples printed at the end. Default: ${DEFAULT-VALUE}")
     int samples;
@@ -157,6 +162,9 @@ public final class TrainCommand implements Callable<Integer> {
             // Written once the options are known to work with the run's checkpoint: a refused resume changes nothing.
             ResolvedOptions.write(configText, runDir.resolve("config.properties"));
             trainer.saveCheckpointsTo(checkpoints, saveEvery);
+            if (evalEvery > 0) {
+                trainer.evaluateEvery(heldOut, evalEvery, TrainDefaults.EVAL_LOSS_SAMPLES);
+            }
             MetricsLog.truncateAfter(runDir.resolve("metrics.jsonl"), trainer.completedSteps());
 
             final boolean finished;
