@@ -64,7 +64,7 @@ public final class BenchTrainCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--rounds=" + rounds + " and --steps=" + steps + " must be >= 1, --warmup="
                 + warmup + " >= 0");
         }
-        final int ourThreads = threads == null ? Runtime.getRuntime().availableProcessors() : threads;
+        final int ourThreads = TrainDefaults.threads(threads);
         final Path script = Path.of(System.getProperty("moeflow.home", "."), "bench", "torch_moe_reference.py");
         final boolean torch = !noTorch && hasTorch(script);
         final ModelConfig model = ModelConfig.benchModel();

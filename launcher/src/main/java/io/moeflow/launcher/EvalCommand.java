@@ -12,6 +12,7 @@ import io.moeflow.trainer.TrainingState;
 import io.moeflow.trainer.kernels.Kernels;
 import io.moeflow.trainer.model.MoeModel;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** {@code moeflow eval}: per-domain loss and exact-match accuracy of a checkpoint on held-out samples. */
@@ -19,13 +20,8 @@ import picocli.CommandLine.Option;
     description = {"Evaluate a trained model on held-out samples: loss and exact-match accuracy per domain.",
         "By default the newest checkpoint of the latest run, on the held-out part of that run's data."})
 public final class EvalCommand implements Callable<Integer> {
-    @Option(names = "--checkpoint", paramLabel = "DIR",
-        description = "A checkpoint (runs/<name>/checkpoints/step-N) or a run directory. Default: newest under --runs-dir")
-    Path checkpoint;
-
-    @Option(names = "--runs-dir", paramLabel = "DIR", defaultValue = "runs",
-        description = "Where to look for the latest run. Default: ${DEFAULT-VALUE}")
-    Path runsDir;
+    @Mixin
+    CheckpointChoice from;
 
     @Option(names = "--data", paramLabel = "FILE", split = ",",
         description = "Evaluate on these .jsonl or text files instead of the run's own data.")
@@ -57,13 +53,13 @@ public final class EvalCommand implements Callable<Integer> {
         if (evalSamples < 1) {
             throw new IllegalArgumentException("--eval-samples=" + evalSamples + " must be >= 1");
         }
-        final Resolution found = SavedRun.find(checkpoint, runsDir);
+        final Resolution found = from.find();
         try (CheckpointReader reader = CheckpointReader.open(found.directory())) {
             reader.verify();
             final Dataset all = data == null || data.isEmpty() ? SavedRun.trainOptions(reader).data.load() : files();
             final Dataset evaluated = split == Split.ALL ? all : all.heldOut();
             try (MoeModel model = new MoeModel(SavedRun.modelConfig(reader), batchSize,
-                threads == null ? Runtime.getRuntime().availableProcessors() : threads, Kernels.FAST, 0)) {
+                TrainDefaults.threads(threads), Kernels.FAST, 0)) {
                 TrainingState.loadModel(reader, model);
                 System.out.println("moeflow eval: " + SavedRun.describe(found));
                 System.out.println("data: " + evaluated.size() + " " + split.name().toLowerCase().replace('_', '-')

@@ -1,6 +1,5 @@
 package io.moeflow.launcher;
 
-import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
 import io.moeflow.checkpoint.CheckpointReader;
@@ -10,6 +9,7 @@ import io.moeflow.trainer.TrainingState;
 import io.moeflow.trainer.kernels.Kernels;
 import io.moeflow.trainer.model.MoeModel;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** {@code moeflow generate}: samples text from a trained model. */
@@ -20,13 +20,8 @@ public final class GenerateCommand implements Callable<Integer> {
         description = "Text to continue. Built-in tasks look like '12+34=', 'copy abc=', 'reverse abc=', 'seq abab='.")
     String prompt;
 
-    @Option(names = "--checkpoint", paramLabel = "DIR",
-        description = "A checkpoint (runs/<name>/checkpoints/step-N) or a run directory. Default: newest under --runs-dir")
-    Path checkpoint;
-
-    @Option(names = "--runs-dir", paramLabel = "DIR", defaultValue = "runs",
-        description = "Where to look for the latest run. Default: ${DEFAULT-VALUE}")
-    Path runsDir;
+    @Mixin
+    CheckpointChoice from;
 
     @Option(names = "--max-tokens", paramLabel = "N", defaultValue = "200",
         description = "Bytes to generate at most. Default: ${DEFAULT-VALUE}")
@@ -52,7 +47,7 @@ public final class GenerateCommand implements Callable<Integer> {
         if (maxTokens < 1) {
             throw new IllegalArgumentException("--max-tokens=" + maxTokens + " must be >= 1");
         }
-        final Resolution found = SavedRun.find(checkpoint, runsDir);
+        final Resolution found = from.find();
         try (CheckpointReader reader = CheckpointReader.open(found.directory());
              MoeModel model = new MoeModel(SavedRun.modelConfig(reader), 1, 1, Kernels.FAST, 0)) {
             reader.verify();

@@ -1,7 +1,6 @@
 package io.moeflow.launcher;
 
 import java.io.PrintStream;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Clock;
 import java.time.LocalDateTime;
@@ -15,6 +14,7 @@ import io.moeflow.checkpoint.CheckpointConfig;
 import io.moeflow.checkpoint.CheckpointReader;
 import io.moeflow.checkpoint.CheckpointStore;
 import io.moeflow.checkpoint.CheckpointWriter;
+import io.moeflow.checkpoint.FaultInjector;
 import io.moeflow.checkpoint.Resolution;
 import io.moeflow.checkpoint.RunMetadata;
 import io.moeflow.checkpoint.SaveResult;
@@ -83,6 +83,11 @@ public final class TrainCommand implements Callable<Integer> {
         description = "Held-out samples per domain evaluated at the end (0 = no evaluation). Default: ${DEFAULT-VALUE}")
     int evalSamples;
 
+    @Option(names = "--eval-every", paramLabel = "N", defaultValue = "" + TrainDefaults.EVAL_EVERY,
+        description = "Log the held-out loss (eval_loss in metrics.jsonl, red in loss.png) every N steps (0 = never). "
+            + "Default: ${DEFAULT-VALUE}")
+    long evalEvery;
+
     @Option(names = "--samples", paramLabel = "N", defaultValue = "4",
         description = "Generated samples printed at the end. Default: ${DEFAULT-VALUE}")
     int samples;
@@ -134,7 +139,7 @@ public final class TrainCommand implements Callable<Integer> {
         final ModelConfig modelConfig = model.toConfig();
         final AdamWConfig adamWConfig = optimizer.toConfig();
         final TrainerConfig trainerConfig = new TrainerConfig(steps, batchSize,
-            threads == null ? Runtime.getRuntime().availableProcessors() : threads, seed, optimizer.lrSchedule,
+            TrainDefaults.threads(threads), seed, optimizer.lrSchedule,
             optimizer.lr, optimizer.minLr, optimizer.warmupSteps, kernels);
         final CurriculumConfig curriculumConfig = curriculum.toConfig(steps, (long) batchSize * modelConfig.seqLen());
 
@@ -143,60 +148,73 @@ public final class TrainCommand implements Callable<Integer> {
         final Dataset training = all.training();
         final Dataset heldOut = all.heldOut();
 
-        final Path runDir = runDirectory();
-        final Map<String, String> resolved = ResolvedOptions.of(spec);
-        final String configText = ResolvedOptions.text(resolved, "moeflow train, resolved options");
-
-        out.println("moeflow train: run " + runDir);
-        out.print(ResolvedOptions.format(resolved));
-        out.println(describe(modelConfig, trainerConfig, curriculumConfig, all, training, heldOut));
+        final FaultInjector faults = FaultAt.parse(faultAt);
 
         final long startNs = System.nanoTime();
-        try (Trainer trainer = new Trainer(trainerConfig, modelConfig, adamWConfig, curriculumConfig, training);
-             CheckpointWriter checkpoints = checkpointWriter(runDir, trainer, configText)) {
-            resumeIfAsked(runDir, trainer, out);
-            // Written once the options are known to work with the run's checkpoint: a refused resume changes nothing.
-            ResolvedOptions.write(configText, runDir.resolve("config.properties"));
-            trainer.saveCheckpointsTo(checkpoints, saveEvery);
-            MetricsLog.truncateAfter(runDir.resolve("metrics.jsonl"), trainer.completedSteps());
+        // The trainer (model, optimizer, curriculum) is built before the run directory exists, so that a setting
+        // it rejects leaves nothing behind and the same --run-name can be used again.
+        try (Trainer trainer = new Trainer(trainerConfig, modelConfig, adamWConfig, curriculumConfig, training)) {
+            final Path runDir = runDirectory();
+            final Map<String, String> resolved = ResolvedOptions.of(spec);
+            final String configText = ResolvedOptions.text(resolved, "moeflow train, resolved options");
+            out.println("moeflow train: run " + runDir);
+            out.print(ResolvedOptions.format(resolved));
+            out.println(describe(modelConfig, trainerConfig, curriculumConfig, all, data.skipped, training, heldOut));
+            try (CheckpointWriter checkpoints = checkpointWriter(runDir, trainer, configText, faults)) {
+                return train(trainer, checkpoints, runDir, configText, heldOut, startNs, out);
+            }
+        }
+    }
 
-            final boolean finished;
-            final RunSummary summary = new RunSummary(trainer.completedSteps(), steps);
-            try (MetricsLog metrics = new MetricsLog(runDir.resolve("metrics.jsonl"));
-                 TrainingProgress progress = new TrainingProgress(trainer.completedSteps(), steps,
-                     System.console() != null, out);
-                 StopOnSignal stop = new StopOnSignal(trainer, "continue with: " + resumeCommand(runDir))) {
-                finished = trainer.train(m -> {
-                    metrics.append(m);
-                    progress.update(m);
-                    summary.add(m);
-                });
-            }
-            out.println(summary.describe((System.nanoTime() - startNs) / 1e9));
-            final List<SaveResult> saved = trainer.savedCheckpoints();
-            if (!saved.isEmpty()) {
-                final SaveResult last = saved.get(saved.size() - 1);
-                out.printf("checkpoint: %s (%d saved this run; %.1f MB written in %.2f s in the background)%n",
-                    last.directory(), saved.size(), last.bytes() / 1e6, last.totalNs() / 1e9);
-            }
-            if (!finished) {
-                out.println("stopped at step " + trainer.completedSteps() + "; continue with: " + resumeCommand(runDir));
-                return 130;
-            }
+    /** Resumes if asked, trains, then reports: summary, charts, evaluation, samples. Returns the exit code. */
+    private int train(final Trainer trainer, final CheckpointWriter checkpoints, final Path runDir,
+                      final String configText, final Dataset heldOut, final long startNs, final PrintStream out) {
+        resumeIfAsked(runDir, trainer, out);
+        // Written once the options are known to work with the run's checkpoint: a refused resume changes nothing.
+        ResolvedOptions.write(configText, runDir.resolve("config.properties"));
+        trainer.saveCheckpointsTo(checkpoints, saveEvery);
+        if (evalEvery > 0) {
+            trainer.evaluateEvery(heldOut, evalEvery, TrainDefaults.EVAL_LOSS_SAMPLES);
+        }
+        MetricsLog.truncateAfter(runDir.resolve("metrics.jsonl"), trainer.completedSteps());
 
-            final List<Path> charts = RunCharts.render(runDir.resolve("metrics.jsonl"), runDir, modelConfig.vocabSize());
-            charts.forEach(c -> out.println("chart: " + c));
+        final boolean finished;
+        final RunSummary summary = new RunSummary(trainer.completedSteps(), steps);
+        try (MetricsLog metrics = new MetricsLog(runDir.resolve("metrics.jsonl"));
+             TrainingProgress progress = new TrainingProgress(trainer.completedSteps(), steps,
+                 System.console() != null, out);
+             StopOnSignal stop = new StopOnSignal(trainer, "continue with: " + resumeCommand(runDir))) {
+            finished = trainer.train(m -> {
+                metrics.append(m);
+                progress.update(m);
+                summary.add(m);
+            });
+        }
+        out.println(summary.describe((System.nanoTime() - startNs) / 1e9));
+        final List<SaveResult> saved = trainer.savedCheckpoints();
+        if (!saved.isEmpty()) {
+            final SaveResult last = saved.get(saved.size() - 1);
+            out.printf("checkpoint: %s (%d saved this run; %.1f MB written in %.2f s in the background)%n",
+                last.directory(), saved.size(), last.bytes() / 1e6, last.totalNs() / 1e9);
+        }
+        if (!finished) {
+            out.println("stopped at step " + trainer.completedSteps() + "; continue with: " + resumeCommand(runDir));
+            return 130;
+        }
 
-            if (evalSamples > 0) {
-                final List<Evaluator.DomainResult> results = new Evaluator(trainer.model()).evaluate(heldOut, evalSamples);
-                out.println();
-                out.print(EvalReport.table(results));
-                EvalReport.writeJson(results, runDir.resolve("eval.json"));
-            }
-            if (samples > 0) {
-                out.println();
-                out.print(EvalReport.samples(trainer.model(), heldOut, samples, seed));
-            }
+        final List<Path> charts = RunCharts.render(runDir.resolve("metrics.jsonl"), runDir,
+            trainer.model().config().vocabSize());
+        charts.forEach(c -> out.println("chart: " + c));
+
+        if (evalSamples > 0) {
+            final List<Evaluator.DomainResult> results = new Evaluator(trainer.model()).evaluate(heldOut, evalSamples);
+            out.println();
+            out.print(EvalReport.table(results));
+            EvalReport.writeJson(results, runDir.resolve("eval.json"));
+        }
+        if (samples > 0) {
+            out.println();
+            out.print(EvalReport.samples(trainer.model(), heldOut, samples, seed));
         }
         return 0;
     }
@@ -221,13 +239,14 @@ public final class TrainCommand implements Callable<Integer> {
         return RunDirectory.createOrReuse(runsDir, runName);
     }
 
-    private CheckpointWriter checkpointWriter(final Path runDir, final Trainer trainer, final String configText) {
+    private CheckpointWriter checkpointWriter(final Path runDir, final Trainer trainer, final String configText,
+                                              final FaultInjector faults) {
         final RunMetadata metadata = new RunMetadata(configText, Main.projectVersion(), Main.gitCommit(),
             Runtime.version().toString(), 1, Map.of(ModelConfigCodec.ATTRIBUTE, ModelConfigCodec.encode(trainer.model().config())));
         final CheckpointConfig config = CheckpointConfig.defaults(runDir.resolve("checkpoints")).withKeepLast(keepLast)
             .withAsyncSave(asyncSave);
         return new CheckpointWriter(config, TrainingState.layout(trainer.model().config(), trainer.model().tensors()),
-            metadata, FaultAt.parse(faultAt), Clock.systemUTC());
+            metadata, faults, Clock.systemUTC());
     }
 
     /** Restores the checkpoint --resume names; auto falls back past damaged ones (with a warning) or starts fresh. */
@@ -250,14 +269,15 @@ public final class TrainCommand implements Callable<Integer> {
     }
 
     private static String describe(final ModelConfig m, final TrainerConfig t, final CurriculumConfig c,
-                                   final Dataset all, final Dataset training, final Dataset heldOut) {
+                                   final Dataset all, final int skipped, final Dataset training, final Dataset heldOut) {
         final StringBuilder s = new StringBuilder();
         s.append(String.format("model: %,d parameters, %,d active per token (%.1f%% of expert parameters), "
                 + "%.2f MFLOP per token (forward + backward)%n", m.parameterCount(), m.activeParametersPerToken(),
             100.0 * (m.topK() + m.sharedExperts()) / (m.experts() + m.sharedExperts()), m.flopsPerToken() / 1e6));
-        s.append(String.format("data: %s, %,d samples (%,d training, %,d held out), domains %s%n",
+        s.append(String.format("data: %s, %,d samples (%,d training, %,d held out), domains %s%s%n",
             all.source().startsWith("BuiltinConfig") ? "built-in generator" : all.source(), all.size(), training.size(),
-            heldOut.size(), String.join(", ", all.domains())));
+            heldOut.size(), String.join(", ", all.domains()),
+            skipped == 0 ? "" : String.format("; %,d malformed samples skipped (--skip-bad-samples)", skipped)));
         s.append(String.format("curriculum: %s", c.kind().name().toLowerCase()));
         if (c.kind() == CurriculumConfig.Kind.STAGED) {
             for (final Stage st : c.stages()) {

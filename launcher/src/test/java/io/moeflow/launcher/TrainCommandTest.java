@@ -91,6 +91,14 @@ class TrainCommandTest {
     }
 
     @Test
+    void shouldLeaveNoRunDirectoryBehindWhenTheSettingsAreRejected() {
+        assertBad(train("mismatch", "--curriculum", "none", "--lr-schedule", "curriculum"), "--lr-schedule");
+        assertTrue(!Files.exists(runs.resolve("mismatch")), "a refused run must not leave its directory behind");
+        assertEquals(0, train("mismatch", "--curriculum", "none", "--lr-schedule", "constant", "--steps", "2").exitCode(),
+            "the same --run-name works once the settings are fixed");
+    }
+
+    @Test
     void shouldRefuseToOverwriteAnExistingRun() {
         assertEquals(0, train("taken", "--steps", "2").exitCode());
         assertBad(train("taken", "--steps", "2"), "already exists");

@@ -81,6 +81,20 @@ public final class Evaluator {
         return results;
     }
 
+    /**
+     * Mean next-token cross-entropy over up to {@code maxSamples} held-out samples spread evenly over
+     * the dataset (all domains, all difficulties): the validation loss logged during training. Loss
+     * only, no generation, so it costs a few forward passes.
+     */
+    public double loss(final Dataset heldOut, final int maxSamples) {
+        final int n = Math.min(maxSamples, heldOut.size());
+        final int[] chosen = new int[n];
+        for (int k = 0; k < n; k++) {
+            chosen[k] = (int) ((long) k * heldOut.size() / n);
+        }
+        return meanLoss(heldOut, chosen);
+    }
+
     static int band(final double difficulty) {
         int b = 0;
         while (b < BAND_LIMITS.length && difficulty >= BAND_LIMITS[b]) {

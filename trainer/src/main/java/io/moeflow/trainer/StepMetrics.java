@@ -36,6 +36,8 @@ public final class StepMetrics {
     public final int[] expertLoad;
     /** Tokens dropped by the capacity limit (0 when dropless). */
     public int droppedTokens;
+    /** Mean cross-entropy on held-out samples, measured after this step; NaN on steps without evaluation. */
+    public double evalLoss = Double.NaN;
     /** Time the training thread waited for a checkpoint save this step, in nanoseconds (0 without a save). */
     public long checkpointStallNs;
     public final int layers;

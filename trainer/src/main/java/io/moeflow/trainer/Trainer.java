@@ -45,6 +45,10 @@ public final class Trainer implements AutoCloseable {
     private long saveEvery;
     private final List<SaveResult> saved = new ArrayList<>();
     private volatile boolean stopRequested;
+    private Evaluator evaluator;
+    private Dataset evalData;
+    private long evalEvery;
+    private int evalSamples;
 
     public Trainer(final TrainerConfig config, final ModelConfig modelConfig, final AdamWConfig adamWConfig,
                    final CurriculumConfig curriculumConfig, final Dataset training) {
@@ -70,6 +74,23 @@ public final class Trainer implements AutoCloseable {
         this.saveEvery = every;
     }
 
+    /**
+     * Measures the held-out loss ({@link Evaluator#loss}) over {@code samples} samples of
+     * {@code heldOut} every {@code every} steps, into {@link StepMetrics#evalLoss}. It runs the
+     * model forward only: parameters, optimizer and curriculum are untouched, so it does not change
+     * the training run.
+     */
+    public void evaluateEvery(final Dataset heldOut, final long every, final int samples) {
+        if (every < 0 || samples < 1) {
+            throw new IllegalArgumentException("evalEvery=" + every + " must be >= 0 and evalSamples=" + samples
+                + " >= 1");
+        }
+        this.evaluator = new Evaluator(model);
+        this.evalData = heldOut;
+        this.evalEvery = every;
+        this.evalSamples = samples;
+    }
+
     /** Continues from a checkpoint: parameters, optimizer, curriculum and step count, checksums verified. */
     public void restore(final CheckpointReader reader) {
         TrainingState.restore(reader, this);
@@ -85,6 +106,9 @@ public final class Trainer implements AutoCloseable {
     public boolean train(final StepMonitor monitor) {
         while (completedSteps < config.steps() && !stopRequested) {
             final StepMetrics m = trainStep();
+            if (evalEvery > 0 && completedSteps % evalEvery == 0) {
+                m.evalLoss = evaluator.loss(evalData, evalSamples);
+            }
             if (checkpoints != null) {
                 if (saveEvery > 0 && completedSteps % saveEvery == 0) {
                     m.checkpointStallNs = saveCheckpoint().stallNs();
@@ -204,6 +228,7 @@ public final class Trainer implements AutoCloseable {
         System.arraycopy(model.expertLoad(), 0, m.expertLoad, 0, m.expertLoad.length);
         m.droppedTokens = model.droppedTokens();
         m.checkpointStallNs = 0;
+        m.evalLoss = Double.NaN;
     }
 
     private LrSchedule schedule(final TrainerConfig c, final CurriculumConfig curriculumConfig) {

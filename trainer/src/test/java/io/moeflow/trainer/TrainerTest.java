@@ -56,6 +56,28 @@ class TrainerTest {
     }
 
     @Test
+    void shouldLogTheHeldOutLossWithoutChangingTheTraining() {
+        final Dataset all = TinyRuns.builtin();
+        final double[] plain = losses(TinyRuns.constantLr(12, 2, 1e-3));
+        final double[] withEval = new double[12];
+        final double[] evalLoss = new double[12];
+        try (Trainer trainer = TinyRuns.trainer(TinyRuns.constantLr(12, 2, 1e-3), TinyRuns.tinyModel(32), data)) {
+            trainer.evaluateEvery(all.heldOut(), 4, 64);
+            final int[] i = {0};
+            trainer.train(m -> {
+                withEval[i[0]] = m.crossEntropy;
+                evalLoss[i[0]++] = m.evalLoss;
+            });
+        }
+        assertArrayEquals(plain, withEval, 0.0, "evaluating during training must not change a bit of it");
+        for (int s = 0; s < 12; s++) {
+            final boolean expected = (s + 1) % 4 == 0;
+            assertEquals(expected, Double.isFinite(evalLoss[s]), "held-out loss after step " + (s + 1));
+        }
+        assertTrue(evalLoss[3] > evalLoss[11], "the held-out loss falls: " + evalLoss[3] + " -> " + evalLoss[11]);
+    }
+
+    @Test
     void shouldRefuseTheCurriculumLearningRateWithoutStages() {
         final TrainerConfig config = new TrainerConfig(10, 8, 1, 7, LrScheduleKind.CURRICULUM, 1e-3, 0, 0, Kernels.FAST);
         final IllegalArgumentException e = assertThrows(IllegalArgumentException.class,

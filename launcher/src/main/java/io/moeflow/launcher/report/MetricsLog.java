@@ -19,7 +19,8 @@ import io.moeflow.trainer.StepMetrics;
  * {@code metrics.jsonl}: one JSON object per step with the fields {@code step}, {@code loss},
  * {@code ce_loss}, {@code aux_loss}, {@code z_loss}, {@code lr}, {@code stage}, {@code stage_name},
  * {@code max_difficulty}, {@code grad_norm}, {@code tokens_per_s}, {@code step_ms},
- * {@code tokens}, {@code dropped_tokens}, {@code ckpt_stall_ms} and {@code expert_load}
+ * {@code tokens}, {@code dropped_tokens}, {@code ckpt_stall_ms}, {@code eval_loss} (held-out loss, null on steps
+ * without evaluation) and {@code expert_load}
  * (one array of token counts per layer). A resumed run appends to the same file.
  */
 public final class MetricsLog implements AutoCloseable {
@@ -81,6 +82,7 @@ public final class MetricsLog implements AutoCloseable {
         s.append(",\"tokens\":").append(m.tokensConsumed);
         s.append(",\"dropped_tokens\":").append(m.droppedTokens);
         number(s, "ckpt_stall_ms", m.checkpointStallNs / 1e6);
+        number(s, "eval_loss", m.evalLoss);
         s.append(",\"expert_load\":[");
         for (int l = 0; l < m.layers; l++) {
             s.append(l == 0 ? "[" : ",[");

@@ -41,7 +41,7 @@ public final class RunCharts {
     }
 
     /** One parsed metrics line: the fields the charts need. */
-    record Row(long step, double loss, double ceLoss, String stage, int[][] expertLoad) {
+    record Row(long step, double loss, double ceLoss, double evalLoss, String stage, int[][] expertLoad) {
     }
 
     /** Writes {@code loss.png} and {@code expert-load.png} into {@code outDir}; returns the files written. */
@@ -94,6 +94,7 @@ public final class RunCharts {
         long step = 0;
         double loss = Double.NaN;
         double ce = Double.NaN;
+        double eval = Double.NaN;
         String stage = "";
         int[][] load = new int[0][];
         p.nextToken();
@@ -104,12 +105,13 @@ public final class RunCharts {
                 case "step" -> step = p.getLongValue();
                 case "loss" -> loss = t == JsonToken.VALUE_NULL ? Double.NaN : p.getDoubleValue();
                 case "ce_loss" -> ce = t == JsonToken.VALUE_NULL ? Double.NaN : p.getDoubleValue();
+                case "eval_loss" -> eval = t == JsonToken.VALUE_NULL ? Double.NaN : p.getDoubleValue();
                 case "stage_name" -> stage = p.getText();
                 case "expert_load" -> load = parseLoad(p);
                 default -> p.skipChildren();
             }
         }
-        return new Row(step, loss, ce, stage, load);
+        return new Row(step, loss, ce, eval, stage, load);
     }
 
     private static int[][] parseLoad(final JsonParser p) throws IOException {
@@ -153,6 +155,18 @@ public final class RunCharts {
         final XYSeries s = chart.addSeries("smoothed", steps, smooth(ce));
         s.setMarker(SeriesMarkers.NONE);
         s.setLineColor(Color.BLACK);
+        final List<double[]> evals = new ArrayList<>();
+        for (final Row r : rows) {
+            if (Double.isFinite(r.evalLoss())) {
+                evals.add(new double[] {r.step(), r.evalLoss()});
+            }
+        }
+        if (!evals.isEmpty()) {
+            final XYSeries held = chart.addSeries("held-out", column(evals, 0), column(evals, 1));
+            held.setMarker(SeriesMarkers.DIAMOND);
+            held.setLineColor(Color.RED);
+            held.setMarkerColor(Color.RED);
+        }
         final double uniform = Math.log(vocabSize);
         final XYSeries base = chart.addSeries(String.format("uniform guess ln %d = %.2f", vocabSize, uniform),
             new double[] {steps[0], steps[steps.length - 1]}, new double[] {uniform, uniform});
