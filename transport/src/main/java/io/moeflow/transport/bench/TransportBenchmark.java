@@ -3,7 +3,6 @@ package io.moeflow.transport.bench;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.io.UncheckedIOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.util.ArrayList;
@@ -56,6 +55,9 @@ public final class TransportBenchmark {
     /** Interleaved rounds of the operation and the baselines; the median of 5 shrugs off two disturbed rounds. */
     private static final int BASELINE_ROUNDS = 5;
     private static final double GB = 1e9;
+    /** Job directories live in shared memory: Aeron's log buffers are memory-mapped files. */
+    private static final Path SHARED_MEMORY = Paths.get("/dev/shm");
+    private static final String JOB_DIR_PREFIX = "moeflow-";
 
     private TransportBenchmark() {
     }
@@ -77,14 +79,15 @@ public final class TransportBenchmark {
      */
     public static int run(final TransportBenchConfig config, final WorkerCommand workerCommand, final PrintStream out) {
         final String jobId = "bench-" + UUID.randomUUID();
-        final Path jobDir = Paths.get("/dev/shm", "moeflow-" + jobId);
-        JobMediaDriver driver = null;
-        try {
-            Files.createDirectories(jobDir);
-            JobToken.generate().writeTo(tokenFile(jobDir));
-            if (config.backend() == TransportBenchConfig.Backend.IPC) {
-                driver = JobMediaDriver.launch(aeronDirectory(jobDir, config.backend(), 0), IdleMode.BACKOFF);
-            }
+        for (final Path abandoned : JobDirectory.removeAbandoned(SHARED_MEMORY, JOB_DIR_PREFIX)) {
+            out.println("# removed " + abandoned + ": its benchmark was killed before it could clean up");
+        }
+        final Path jobDir = SHARED_MEMORY.resolve(JOB_DIR_PREFIX + jobId);
+        // closed in reverse order: the workers, the driver (IPC only), then the directory
+        try (JobDirectory job = JobDirectory.create(SHARED_MEMORY, JOB_DIR_PREFIX + jobId);
+             JobMediaDriver driver = config.backend() == TransportBenchConfig.Backend.IPC
+                 ? JobMediaDriver.launch(aeronDirectory(jobDir, config.backend(), 0), IdleMode.BACKOFF) : null) {
+            JobToken.generate().writeTo(tokenFile(job.path()));
             final List<String> endpoints = config.backend() == TransportBenchConfig.Backend.UDP ? LoopbackPorts.udpEndpoints(config.ranks()) : List.of();
             final List<Integer> tcpPorts = LoopbackPorts.tcpPorts(config.ranks());
             final List<List<String>> commands = new ArrayList<>();
@@ -106,22 +109,6 @@ public final class TransportBenchmark {
             }
         } catch (final IOException e) {
             throw new UncheckedIOException("bench transport: could not set up the job in " + jobDir + ": " + e.getMessage(), e);
-        } finally {
-            if (driver != null) {
-                driver.close();
-            }
-            deleteTree(jobDir);
-        }
-    }
-
-    private static void deleteTree(final Path dir) {
-        if (!Files.exists(dir)) {
-            return;
-        }
-        try (var files = Files.walk(dir)) {
-            files.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
-        } catch (final IOException e) {
-            System.err.println("bench transport: could not delete " + dir + ": " + e.getMessage());
         }
     }
 
