@@ -262,25 +262,29 @@ final class MoeSublayer {
     }
 
     /**
-     * y = x W_e^T + b_e for this worker's share (whole blocks of 4 rows) of every expert block; with {@code gelu},
-     * also a = gelu(y) for the same rows (into ws.a, which has y's layout). x: [P, in] at xOff, y: [P, out] at yOff.
-     * Rows, not output columns, are split: a column split would make both workers write one cache line of every
-     * output row; the price is that each worker packs the whole W_e^T.
+     * y = x W_e^T + b_e for this worker's share of the permuted rows; with {@code gelu}, also a = gelu(y) for the same
+     * rows (into ws.a, which has y's layout). x: [P, in] at xOff, y: [P, out] at yOff. The kept rows are split into
+     * one contiguous range per worker (in blocks of 4) and each worker runs the GEMM of every expert block its range
+     * touches: a worker packs W_e^T only for those experts (one at the boundary is packed by both), instead of every
+     * worker packing every expert for half of its rows. Rows, not output columns, are split: a column split would make
+     * both workers write one cache line of every output row. Each output row is one kernel call's work whatever the
+     * range, so the bits do not depend on the split.
      */
     private void expertLinearForward(final int w, final int workers, final float[] x, final int xOff, final int in,
         final int[] weights, final int[] biases, final float[] y, final int yOff, final int out, final boolean gelu) {
+        final int rows = keptRows();
+        final int r0 = from(rows, w, workers, 4);
+        final int r1 = to(rows, w, workers, 4);
         for (int e = 0; e < blocks(); e++) {
-            final int start = blockStart(e);
-            final int rows = blockStart(e + 1) - start;
-            final int r0 = start + from(rows, w, workers, 4);
-            final int r1 = start + to(rows, w, workers, 4);
-            if (r0 >= r1) {
+            final int lo = Math.max(r0, blockStart(e));
+            final int hi = Math.min(r1, blockStart(e + 1));
+            if (lo >= hi) {
                 continue;
             }
-            ops.linearForward(x, xOff + r0 * in, ctx.params, weights[e], biases[e], y, yOff + r0 * out, r1 - r0, in,
+            ops.linearForward(x, xOff + lo * in, ctx.params, weights[e], biases[e], y, yOff + lo * out, hi - lo, in,
                 out, 0, out, ctx.scratch[w]);
             if (gelu) {
-                ops.geluForward(y, yOff + r0 * out, ws.a, yOff + r0 * out, (r1 - r0) * out);
+                ops.geluForward(y, yOff + lo * out, ws.a, yOff + lo * out, (hi - lo) * out);
             }
         }
     }

@@ -34,8 +34,12 @@ public final class Parallel implements AutoCloseable {
     /** Default bound on one dispatch: long enough for any kernel of a real model, short enough to fail a stuck run. */
     public static final long DEFAULT_TIMEOUT_NS = 120_000_000_000L;
 
-    /** How long an idle worker spins before parking: covers the gaps between the kernels of one training step. */
-    private static final long SPIN_NS = 300_000L;
+    /**
+     * How long an idle worker spins before parking: covers the gaps between the kernels of one training step,
+     * including a worker waiting out the other's longer share of a big stage. At 300 us workers parked inside a
+     * bench step and the unpark cost 50-130 us per dispatch after the big stages (0.35-0.5 ms per step in all).
+     */
+    private static final long SPIN_NS = 2_000_000L;
     private static final int PAD = 16;
 
     private final int threads;
