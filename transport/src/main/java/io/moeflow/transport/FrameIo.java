@@ -9,9 +9,8 @@ import io.moeflow.transport.fp8.Fp8Format;
 
 /**
  * Moves slices of float/int arrays into and out of frames: the only code that touches payload
- * bytes. Raw payloads are copied with one memory copy each way and reduced straight from the frame
- * ({@link FrameSums}); FP8 payloads are decoded through a small scratch array that stays in cache.
- * Single-threaded; allocation-free after construction.
+ * bytes. Raw payloads are copied with one memory copy each way; reductions go through a small
+ * scratch array that stays in cache. Single-threaded; allocation-free after construction.
  */
 final class FrameIo {
     /** How a received slice is applied to the destination. */
@@ -39,7 +38,6 @@ final class FrameIo {
     private final Fp8Codec e5m2 = new Fp8Codec(Fp8Format.E5M2);
     private final byte[] scratchBytes;
     private final float[] scratchFloats;
-    private final FrameSums sums = new FrameSums(true);
 
     FrameIo(final Transport transport) {
         this.transport = transport;
@@ -122,6 +120,26 @@ final class FrameIo {
         transport.commit(peer);
         counters.onFrameSent(length);
         return n;
+    }
+
+    /**
+     * Adds raw float32 values straight from a frame into {@code dst} (and, for {@link #SUM_DIVIDE},
+     * divides): one pass, no scratch copy; C2 compiles this loop to vector code.
+     */
+    private void sumFromFrame(final Object frameArray, final long frameAddress, final float[] dst, final int index,
+                              final int n) {
+        // dst: [n] += frame: [n]; float addition is commutative, so both sides of a pair get the same bits
+        for (int i = 0; i < n; i++) {
+            dst[index + i] += UnsafeApi.getFloat(frameArray, frameAddress + 4L * i);
+        }
+    }
+
+    private void sumDivideFromFrame(final Object frameArray, final long frameAddress, final float[] dst, final int index,
+                                    final int n, final float divisor) {
+        // last reduction of an average: the correctly rounded quotient of the float sum
+        for (int i = 0; i < n; i++) {
+            dst[index + i] = (dst[index + i] + UnsafeApi.getFloat(frameArray, frameAddress + 4L * i)) / divisor;
+        }
     }
 
     /** Receives frames from {@code peer} into {@code in}; returns frames consumed. */
@@ -241,9 +259,9 @@ final class FrameIo {
                 if (mode == COPY) {
                     UnsafeApi.copyMemory(frameArray, source, dst, FLOAT_BASE + 4L * index, payloadLength);
                 } else if (mode == SUM) {
-                    sums.sum(buffer, payloadOffset, dst, index, n);
+                    sumFromFrame(frameArray, source, dst, index, n);
                 } else {
-                    sums.sumDivide(buffer, payloadOffset, dst, index, n, divisor);
+                    sumDivideFromFrame(frameArray, source, dst, index, n, divisor);
                 }
                 return;
             }
