@@ -2,6 +2,7 @@ package io.moeflow.launcher;
 
 import java.io.File;
 import java.io.UncheckedIOException;
+import java.util.List;
 import java.util.concurrent.Callable;
 
 import io.moeflow.checkpoint.CheckpointException;
@@ -36,6 +37,13 @@ public final class Main implements Callable<Integer> {
 
     /** Runs the command line and returns the exit code (tests call this instead of {@link #main}). */
     public static int run(final String... args) {
+        // before picocli, which loads the commands' option types and with them the Vector API kernels
+        final List<String> missing = JvmFlags.missingRequired();
+        if (!missing.isEmpty()) {
+            System.err.println("moeflow: this JVM was started without " + String.join(" and ", missing) + "; run ./moeflow, "
+                + "which passes them, or add them to the java command line (with " + JvmFlags.TRAP_LIMIT + ")");
+            return 2;
+        }
         final CommandLine cli = new CommandLine(new Main());
         final File config = configFile(args);
         if (config != null) {
@@ -50,7 +58,19 @@ public final class Main implements Callable<Integer> {
         // A repeated option takes its last value, as in most command lines (handy with shell aliases and scripts).
         cli.setOverwrittenOptionsAllowed(true);
         cli.setCaseInsensitiveEnumValuesAllowed(true); // --curriculum fixed_root as well as FIXED_ROOT
+        cli.setExecutionStrategy(Main::executeWithJvmCheck);
         return cli.execute(args);
+    }
+
+    /** Runs the command, warning first when the JVM lacks the JIT flag the kernels' speed relies on. */
+    private static int executeWithJvmCheck(final CommandLine.ParseResult parsed) {
+        final boolean helpOnly = parsed.asCommandLineList().stream().anyMatch(c -> c.isUsageHelpRequested() || c.isVersionHelpRequested())
+            || !parsed.hasSubcommand() || parsed.subcommand().commandSpec().userObject() instanceof CommandLine.HelpCommand;
+        if (!helpOnly && JvmFlags.trapLimitTooLow()) {
+            System.err.println("moeflow: warning: without " + JvmFlags.TRAP_LIMIT + " the JIT may keep the kernels' vectors boxed"
+                + " and train about 20% slower (docs/model.md, \"C2 caveat\"); ./moeflow passes it");
+        }
+        return new CommandLine.RunLast().execute(parsed);
     }
 
     /**
