@@ -34,14 +34,15 @@ final class SavedRun {
     static Resolution find(final Path given, final Path runsDir) {
         if (given != null) {
             if (!Files.isDirectory(given)) {
-                throw new IllegalArgumentException("--checkpoint " + given + ": no such directory");
+                throw new IllegalArgumentException("checkpoint " + given + ": no such directory; give a run directory"
+                    + " (runs/<name>) or one of its checkpoints (runs/<name>/checkpoints/step-N)");
             }
             if (Files.exists(given.resolve("manifest.txt"))) {
                 return new CheckpointStore(given.toAbsolutePath().getParent()).resolve(given);
             }
             final Path checkpoints = Files.isDirectory(given.resolve("checkpoints")) ? given.resolve("checkpoints") : given;
             return new CheckpointStore(checkpoints).resolveAuto().orElseThrow(() -> new IllegalArgumentException(
-                "--checkpoint " + given + ": no checkpoint in it; give a run directory or runs/<name>/checkpoints/step-N"));
+                "checkpoint " + given + ": no checkpoint in it; give a run directory or runs/<name>/checkpoints/step-N"));
         }
         return newestRun(runsDir).flatMap(run -> new CheckpointStore(run.resolve("checkpoints")).resolveAuto())
             .orElseThrow(() -> new IllegalArgumentException("no checkpoint found under " + runsDir.toAbsolutePath()
