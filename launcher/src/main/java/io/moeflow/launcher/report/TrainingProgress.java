@@ -2,6 +2,7 @@ package io.moeflow.launcher.report;
 
 import java.io.PrintStream;
 import java.time.Duration;
+import java.util.function.LongSupplier;
 
 import io.moeflow.trainer.StepMetrics;
 import me.tongfei.progressbar.ProgressBar;
@@ -23,15 +24,26 @@ public final class TrainingProgress implements AutoCloseable {
     private final long firstStep;
     private final ProgressBar bar;
     private final PrintStream log;
-    private final long startNs = System.nanoTime();
+    private final LongSupplier clockNs;
+    private final long startNs;
     private long lastPrintNs;
     private long lastPrintStep;
+    /** Tokens consumed when the last line or bar message was shown: tokens/s is shown over the time since. */
+    private long lastPrintTokens = -1;
 
     /**
      * @param firstStep the step the run starts from (non-zero after a resume)
      * @param interactive draw a live bar (true on a terminal) or print plain lines to {@code log}
      */
     public TrainingProgress(final long firstStep, final long totalSteps, final boolean interactive, final PrintStream log) {
+        this(firstStep, totalSteps, interactive, log, System::nanoTime);
+    }
+
+    /** With the clock given (tests). */
+    TrainingProgress(final long firstStep, final long totalSteps, final boolean interactive, final PrintStream log,
+                     final LongSupplier clockNs) {
+        this.clockNs = clockNs;
+        this.startNs = clockNs.getAsLong();
         this.totalSteps = totalSteps;
         this.firstStep = firstStep;
         this.log = log;
@@ -45,28 +57,43 @@ public final class TrainingProgress implements AutoCloseable {
 
     /** Records a finished step. */
     public void update(final StepMetrics m) {
-        final long now = System.nanoTime();
+        final long now = clockNs.getAsLong();
         if (bar != null) {
             bar.stepTo(m.step);
             if (now - lastPrintNs >= BAR_MESSAGE_INTERVAL_NS || m.step == totalSteps) {
-                bar.setExtraMessage(String.format("loss %.3f | %s tok/s | stage %s", m.loss, compact(m.tokensPerSecond), m.stageName));
+                bar.setExtraMessage(String.format("loss %.3f | %s tok/s | stage %s", m.loss, compact(windowRate(m, now)), m.stageName));
                 lastPrintNs = now;
+                lastPrintTokens = m.tokensConsumed;
             }
             return;
         }
         final long fivePercent = Math.max(1, totalSteps / 20);
         if (m.step - lastPrintStep >= fivePercent || now - lastPrintNs >= LOG_INTERVAL_NS || m.step == totalSteps
             || m.step == firstStep + 1) {
-            log.println(line(m, now));
+            log.println(line(m, now, windowRate(m, now)));
             lastPrintNs = now;
             lastPrintStep = m.step;
+            lastPrintTokens = m.tokensConsumed;
         }
     }
 
-    String line(final StepMetrics m, final long nowNs) {
+    String line(final StepMetrics m, final long nowNs, final double tokensPerSecond) {
         return String.format("step %d/%d (%d%%)  loss %.4f  ce %.4f  lr %.2e  stage %s  %s tok/s  ETA %s",
             m.step, totalSteps, 100 * m.step / Math.max(1, totalSteps), m.loss, m.crossEntropy, m.lr, m.stageName,
-            compact(m.tokensPerSecond), eta(m.step, nowNs));
+            compact(tokensPerSecond), eta(m.step, nowNs));
+    }
+
+    /**
+     * Tokens per second since the previous line or bar message, evaluations and checkpoint saves included
+     * (one step right after a background save can take 5x longer while the writer has a core, which
+     * said little about the run when this showed that step alone); the step's own rate for the first line.
+     */
+    double windowRate(final StepMetrics m, final long nowNs) {
+        final long tokens = m.tokensConsumed - lastPrintTokens;
+        if (lastPrintTokens < 0 || tokens <= 0 || nowNs <= lastPrintNs) {
+            return m.tokensPerSecond;
+        }
+        return tokens / ((nowNs - lastPrintNs) / 1e9);
     }
 
     /** Remaining time at the average pace of this process so far. */
