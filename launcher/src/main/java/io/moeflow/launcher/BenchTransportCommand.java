@@ -13,6 +13,8 @@ import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
+import io.moeflow.launcher.report.LineRecorder;
+import io.moeflow.launcher.report.TransportBenchChart;
 import io.moeflow.transport.PeerFailureException;
 import io.moeflow.transport.bench.BenchOp;
 import io.moeflow.transport.bench.TransportBenchConfig;
@@ -66,6 +68,10 @@ public final class BenchTransportCommand implements Callable<Integer> {
     @Option(names = "--timeout", defaultValue = "600", description = "Seconds before every worker is killed. Default: ${DEFAULT-VALUE}.")
     long timeoutSeconds;
 
+    @Option(names = "--chart", paramLabel = "FILE",
+        description = "Where to draw the sweep and baselines as a PNG. Default: runs/bench/transport-OP-BACKEND-Nranks.png.")
+    Path chart;
+
     @Option(names = "--worker-rank", hidden = true, defaultValue = "-1")
     int workerRank;
 
@@ -93,7 +99,14 @@ public final class BenchTransportCommand implements Callable<Integer> {
             throw new CommandLine.ParameterException(spec.commandLine(), "moeflow bench transport: " + e.getMessage());
         }
         if (workerRank < 0) {
-            return TransportBenchmark.run(config, BenchTransportCommand::workerCommand, System.out);
+            final LineRecorder report = new LineRecorder(System.out);
+            final int code = TransportBenchmark.run(config, BenchTransportCommand::workerCommand, report);
+            final Path file = chart != null ? chart : Path.of("runs", "bench", String.format("transport-%s-%s-%dranks.png",
+                config.op().cliName(), config.backend().name().toLowerCase(Locale.ROOT), config.ranks()));
+            if (code == 0 && TransportBenchChart.write(report.lines(), file)) {
+                System.out.println("chart: " + file);
+            }
+            return code;
         }
         try {
             return TransportBenchmark.runWorker(config,

@@ -6,8 +6,10 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.ByteArrayOutputStream;
+import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -15,6 +17,7 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
 
 import picocli.CommandLine;
 
@@ -96,13 +99,15 @@ class BenchTransportCommandTest {
     @Test
     @Tag("slow")
     @Timeout(value = 300, unit = TimeUnit.SECONDS)
-    void shouldPrintAnNcclTestsTableWithBaselinesFromRealWorkerJvms() {
+    void shouldPrintAnNcclTestsTableWithBaselinesFromRealWorkerJvms(@TempDir final Path dir) throws IOException {
+        final Path chart = dir.resolve("sweep.png");
         final PrintStream out = System.out;
         final ByteArrayOutputStream captured = new ByteArrayOutputStream();
         System.setOut(new PrintStream(captured, true, StandardCharsets.UTF_8));
         final int code;
         try {
-            code = Main.run("bench", "transport", "--sizes", "8B..64KiB", "--iters", "10", "--warmup", "2", "--timeout", "240");
+            code = Main.run("bench", "transport", "--sizes", "8B..64KiB", "--iters", "10", "--warmup", "2", "--timeout", "240",
+                "--chart", chart.toString());
         } finally {
             System.setOut(out);
         }
@@ -115,5 +120,8 @@ class BenchTransportCommandTest {
         assertTrue(text.contains("aeron ipc raw one-way"), text);
         assertTrue(text.contains("tcp ring all-reduce"), text);
         assertTrue(text.contains("8 B all-reduce p50 latency"), text);
+        assertTrue(text.contains("chart: " + chart), text);
+        final java.awt.image.BufferedImage image = javax.imageio.ImageIO.read(chart.toFile());
+        assertEquals(900, image.getWidth(), "a PNG of the sweep");
     }
 }

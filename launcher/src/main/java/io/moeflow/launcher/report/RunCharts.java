@@ -176,7 +176,7 @@ public final class RunCharts {
     }
 
     /** The charts one below the other in one image, each at its own size. */
-    private static BufferedImage stack(final List<Chart<?, ?>> charts) {
+    static BufferedImage stack(final List<Chart<?, ?>> charts) {
         final List<BufferedImage> images = new ArrayList<>();
         int width = 0;
         int height = 0;
