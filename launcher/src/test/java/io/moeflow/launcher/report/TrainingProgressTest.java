@@ -18,18 +18,8 @@ class TrainingProgressTest {
 
     @Test
     void shouldShowTokensPerSecondOverTheWindowSinceThePreviousLineNotTheLastStepAlone() {
-        final long[] now = {0};
-        final ByteArrayOutputStream bytes = new ByteArrayOutputStream();
-        try (TrainingProgress progress = new TrainingProgress(0, 20, false, new PrintStream(bytes, true, StandardCharsets.UTF_8),
-            () -> now[0])) {
-            for (int step = 1; step <= 20; step++) {
-                // 10 ms per step (100k tokens/s), except step 11, which waits 90 ms more (a checkpoint writer had the core)
-                final long stepNs = step == 11 ? 100 * MS : 10 * MS;
-                now[0] += stepNs;
-                progress.update(metrics(step, TOKENS_PER_STEP / (stepNs / 1e9)));
-            }
-        }
-        final List<String> lines = bytes.toString(StandardCharsets.UTF_8).lines().toList();
+        // 10 ms per step (100k tokens/s), except step 11, which takes 100 ms (a checkpoint writer had the core)
+        final List<String> lines = logLines(20, 20, 11, 100 * MS);
         assertEquals(20, lines.size(), "a run of 20 steps prints every 5%, that is every step: " + lines);
         assertTrue(lines.get(0).contains(" 100.0k tok/s "), "first line: the step's own rate: " + lines.get(0));
         assertTrue(lines.get(10).startsWith("step 11/20") && lines.get(10).contains(" 10.0k tok/s "),
@@ -39,29 +29,31 @@ class TrainingProgressTest {
 
     @Test
     void shouldAverageOverEveryStepBetweenTwoLines() {
-        final long[] now = {0};
-        final ByteArrayOutputStream bytes = new ByteArrayOutputStream();
-        try (TrainingProgress progress = new TrainingProgress(0, 200, false, new PrintStream(bytes, true, StandardCharsets.UTF_8),
-            () -> now[0])) {
-            for (int step = 1; step <= 21; step++) {
-                final long stepNs = step == 15 ? 110 * MS : 10 * MS; // steps 12-21: 9 x 10 ms + 110 ms = 200 ms
-                now[0] += stepNs;
-                progress.update(metrics(step, TOKENS_PER_STEP / (stepNs / 1e9)));
-            }
-        }
-        final List<String> lines = bytes.toString(StandardCharsets.UTF_8).lines().toList();
+        // steps 12-21: 9 x 10 ms + 110 ms = 200 ms for 10,000 tokens
+        final List<String> lines = logLines(200, 21, 15, 110 * MS);
         assertEquals(3, lines.size(), "lines at step 1 and every 5% (10 steps): " + lines);
         assertTrue(lines.get(1).startsWith("step 11/200") && lines.get(1).contains(" 100.0k tok/s "), "steps 2-11: " + lines.get(1));
         assertTrue(lines.get(2).startsWith("step 21/200") && lines.get(2).contains(" 50.0k tok/s "),
             "steps 12-21, 10,000 tokens in 200 ms (no single step ran at that rate): " + lines.get(2));
     }
 
-    private static StepMetrics metrics(final int step, final double tokensPerSecond) {
-        final StepMetrics m = new StepMetrics(1, 2);
-        m.step = step;
-        m.stageName = "basic";
-        m.tokensConsumed = (long) step * TOKENS_PER_STEP;
-        m.tokensPerSecond = tokensPerSecond;
-        return m;
+    /** The log lines of a run of {@code totalSteps}, fed steps 1..lastStep of 10 ms each except {@code slowStep}. */
+    private static List<String> logLines(final int totalSteps, final int lastStep, final int slowStep, final long slowStepNs) {
+        final long[] now = {0};
+        final ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        try (TrainingProgress progress = new TrainingProgress(0, totalSteps, false,
+            new PrintStream(bytes, true, StandardCharsets.UTF_8), () -> now[0])) {
+            for (int step = 1; step <= lastStep; step++) {
+                final long stepNs = step == slowStep ? slowStepNs : 10 * MS;
+                now[0] += stepNs;
+                final StepMetrics m = new StepMetrics(1, 2);
+                m.step = step;
+                m.stageName = "basic";
+                m.tokensConsumed = (long) step * TOKENS_PER_STEP;
+                m.tokensPerSecond = TOKENS_PER_STEP / (stepNs / 1e9);
+                progress.update(m);
+            }
+        }
+        return bytes.toString(StandardCharsets.UTF_8).lines().toList();
     }
 }
