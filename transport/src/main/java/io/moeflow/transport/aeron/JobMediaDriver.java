@@ -1,9 +1,7 @@
 package io.moeflow.transport.aeron;
 
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
-import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.concurrent.TimeUnit;
@@ -70,19 +68,9 @@ public final class JobMediaDriver implements AutoCloseable {
         return driver.aeronDirectoryName();
     }
 
-    /** Stops the driver and deletes its directory. */
+    /** Stops the driver, which deletes its directory ({@code dirDeleteOnShutdown}). */
     @Override
     public void close() {
         driver.close();
-        final Path dir = Paths.get(driver.aeronDirectoryName());
-        try {
-            if (Files.exists(dir)) {
-                try (var files = Files.walk(dir)) {
-                    files.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
-                }
-            }
-        } catch (final IOException e) {
-            throw new UncheckedIOException("could not delete " + dir, e);
-        }
     }
 }

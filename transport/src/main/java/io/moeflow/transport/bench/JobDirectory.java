@@ -6,10 +6,10 @@ import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.List;
 import java.util.Optional;
-import java.util.stream.Stream;
+
+import org.agrona.IoUtil;
 
 /**
  * The directory of one benchmark job under {@code /dev/shm}: Aeron's log buffers (hundreds of MB of
@@ -90,14 +90,11 @@ public final class JobDirectory implements AutoCloseable {
 
     /** True if {@code tree} is gone afterwards. */
     private static boolean deleteTree(final Path tree) {
-        if (!Files.exists(tree)) {
-            return true;
+        IoUtil.delete(tree.toFile(), true);
+        if (Files.exists(tree)) {
+            System.err.println("moeflow: could not delete all of " + tree);
+            return false;
         }
-        try (Stream<Path> files = Files.walk(tree)) {
-            files.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
-        } catch (final IOException | java.io.UncheckedIOException e) {
-            System.err.println("moeflow: could not delete " + tree + ": " + e.getMessage());
-        }
-        return !Files.exists(tree);
+        return true;
     }
 }

@@ -8,6 +8,8 @@ import java.util.List;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
 
+import org.agrona.IoUtil;
+
 import io.moeflow.transport.JobToken;
 
 /** A job's identity for tests: unique directories under /dev/shm, a token, loopback UDP ports. */
@@ -41,11 +43,7 @@ public final class AeronTestJob implements AutoCloseable {
     }
 
     @Override
-    public void close() throws IOException {
-        if (Files.exists(root)) {
-            try (var files = Files.walk(root)) {
-                files.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
-            }
-        }
+    public void close() {
+        IoUtil.delete(root.toFile(), true);
     }
 }
