@@ -55,7 +55,6 @@ public final class EvalCommand implements Callable<Integer> {
         }
         final Resolution found = from.find();
         try (CheckpointReader reader = CheckpointReader.open(found.directory())) {
-            reader.verify();
             final Dataset all = data == null || data.isEmpty() ? SavedRun.trainOptions(reader).data.load() : files();
             final Dataset evaluated = split == Split.ALL ? all : all.heldOut();
             try (MoeModel model = new MoeModel(SavedRun.modelConfig(reader), batchSize,

@@ -50,7 +50,6 @@ public final class GenerateCommand implements Callable<Integer> {
         final Resolution found = from.find();
         try (CheckpointReader reader = CheckpointReader.open(found.directory());
              MoeModel model = new MoeModel(SavedRun.modelConfig(reader), 1, 1, Kernels.FAST, 0)) {
-            reader.verify();
             TrainingState.loadModel(reader, model);
             System.err.println("moeflow generate: " + SavedRun.describe(found));
             final String text = new TextGenerator(model, seed).generate(prompt, maxTokens, temperature, topK, stopAtNewline);

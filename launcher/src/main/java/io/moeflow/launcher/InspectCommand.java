@@ -24,7 +24,7 @@ public final class InspectCommand implements Callable<Integer> {
             + "--runs-dir")
     Path checkpoint;
 
-    @Option(names = "--runs-dir", paramLabel = "DIR", defaultValue = "runs",
+    @Option(names = "--runs-dir", paramLabel = "DIR", defaultValue = TrainDefaults.RUNS_DIR,
         description = "Where to look for the latest run. Default: ${DEFAULT-VALUE}")
     Path runsDir;
 
@@ -36,7 +36,6 @@ public final class InspectCommand implements Callable<Integer> {
     public Integer call() {
         final Resolution found = SavedRun.find(checkpoint, runsDir);
         try (CheckpointReader reader = CheckpointReader.open(found.directory())) {
-            reader.verify();
             final RunMetadata meta = reader.metadata();
             System.out.println("checkpoint: " + SavedRun.describe(found));
             System.out.println("step:       " + reader.step());
