@@ -101,7 +101,7 @@ public final class BenchTransportCommand implements Callable<Integer> {
         if (workerRank < 0) {
             final LineRecorder report = new LineRecorder(System.out);
             final int code = TransportBenchmark.run(config, BenchTransportCommand::workerCommand, report);
-            final Path file = chart != null ? chart : Path.of("runs", "bench", String.format("transport-%s-%s-%dranks.png",
+            final Path file = chart != null ? chart : Path.of(TrainDefaults.RUNS_DIR, "bench", String.format("transport-%s-%s-%dranks.png",
                 config.op().cliName(), config.backend().name().toLowerCase(Locale.ROOT), config.ranks()));
             if (code == 0 && TransportBenchChart.write(report.lines(), file)) {
                 System.out.println("chart: " + file);
@@ -145,16 +145,16 @@ public final class BenchTransportCommand implements Callable<Integer> {
     }
 
     private static Fp8Format parseCompression(final String text) {
-        switch (text.toLowerCase(Locale.ROOT)) {
-            case "none":
-                return null;
-            case "fp8-e4m3":
-                return Fp8Format.E4M3;
-            case "fp8-e5m2":
-                return Fp8Format.E5M2;
-            default:
-                throw new IllegalArgumentException("--compression=" + text + ": give none, fp8-e4m3 or fp8-e5m2");
+        if (text.equalsIgnoreCase("none")) {
+            return null;
         }
+        for (final Fp8Format format : Fp8Format.values()) {
+            if (format.cliName().equalsIgnoreCase(text)) {
+                return format;
+            }
+        }
+        throw new IllegalArgumentException("--compression=" + text + ": give none, "
+            + Arrays.stream(Fp8Format.values()).map(Fp8Format::cliName).collect(Collectors.joining(" or ")));
     }
 
     /** The worker JVM's command: this launcher again, with the run's options and the hidden worker options. */
@@ -166,7 +166,7 @@ public final class BenchTransportCommand implements Callable<Integer> {
             "--backend", config.backend().name().toLowerCase(Locale.ROOT),
             "--iters", Integer.toString(config.iterations()),
             "--warmup", Integer.toString(config.warmup()),
-            "--compression", config.compression() == null ? "none" : "fp8-" + config.compression().name().toLowerCase(Locale.ROOT),
+            "--compression", config.compression() == null ? "none" : config.compression().cliName(),
             "--udp-mtu", Integer.toString(config.udpMtuBytes()),
             "--timeout", Long.toString(TimeUnit.NANOSECONDS.toSeconds(config.timeoutNs())),
             "--worker-rank", Integer.toString(worker.rank()),

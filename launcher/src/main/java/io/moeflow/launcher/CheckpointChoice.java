@@ -11,7 +11,7 @@ public final class CheckpointChoice {
         description = "A checkpoint (runs/<name>/checkpoints/step-N) or a run directory. Default: newest under --runs-dir")
     Path checkpoint;
 
-    @Option(names = "--runs-dir", paramLabel = "DIR", defaultValue = "runs",
+    @Option(names = "--runs-dir", paramLabel = "DIR", defaultValue = TrainDefaults.RUNS_DIR,
         description = "Where to look for the latest run. Default: ${DEFAULT-VALUE}")
     Path runsDir;
 

@@ -60,7 +60,7 @@ public final class CurriculumOptions {
         description = "Seed of the curriculum's sampling. Default: ${DEFAULT-VALUE}")
     long seed;
 
-    CurriculumConfig toConfig(final long totalSteps, final long tokensPerStep) {
+    CurriculumConfig toConfig(final long totalSteps) {
         CurriculumConfig c = CurriculumConfig.defaults(kind, totalSteps).withSeed(seed);
         if (stages != null && !stages.isEmpty()) {
             c = c.withStages(parseStages(stages, totalSteps));

@@ -6,6 +6,7 @@ import java.util.List;
 import java.util.concurrent.Callable;
 
 import io.moeflow.checkpoint.CheckpointException;
+import io.moeflow.checkpoint.CheckpointStore;
 import io.moeflow.checkpoint.RunMetadata;
 import io.moeflow.curriculum.DataFormatException;
 import io.moeflow.trainer.TrainingDivergedException;
@@ -103,13 +104,13 @@ public final class Main implements Callable<Integer> {
             return null;
         }
         final File runDir;
-        if (resume.equals("auto")) {
+        if (resume.equals(CheckpointStore.AUTO)) {
             final String runName = value(args, "--run-name");
             final String runsDir = value(args, "--runs-dir");
             if (runName == null) {
                 return null; // the train command reports the missing --run-name
             }
-            runDir = new File(runsDir == null ? "runs" : runsDir, runName);
+            runDir = new File(runsDir == null ? TrainDefaults.RUNS_DIR : runsDir, runName);
         } else {
             final File checkpoints = new File(resume).getAbsoluteFile().getParentFile();
             runDir = checkpoints == null ? null : checkpoints.getParentFile();

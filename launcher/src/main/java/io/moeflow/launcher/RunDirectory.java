@@ -17,11 +17,7 @@ final class RunDirectory {
             throw new IllegalArgumentException("--run-name " + name + ": " + dir + " already exists; pick another name, "
                 + "or continue that run with --resume auto");
         }
-        try {
-            return Files.createDirectories(dir);
-        } catch (final IOException e) {
-            throw new UncheckedIOException("cannot create the run directory " + dir + ": " + e.getMessage(), e);
-        }
+        return createOrReuse(runsDir, name);
     }
 
     /** Run {@code name}'s directory, created if it does not exist yet (resuming a run that may not have started). */

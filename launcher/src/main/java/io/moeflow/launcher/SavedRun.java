@@ -29,7 +29,8 @@ final class SavedRun {
     /**
      * The checkpoint to use: {@code given} may be a checkpoint ({@code .../step-N}), a run's
      * {@code checkpoints} directory or a run directory (their newest valid checkpoint); without it,
-     * the newest checkpoint of the most recently trained run under {@code runsDir}.
+     * the newest checkpoint of the most recently trained run under {@code runsDir}. Every checksum of the
+     * checkpoint returned has been verified ({@link CheckpointStore}), so callers only open and read it.
      */
     static Resolution find(final Path given, final Path runsDir) {
         if (given != null) {
@@ -99,7 +100,7 @@ final class SavedRun {
         return train;
     }
 
-    /** The stage names, for messages. */
+    /** The checkpoint's directory and step, with the warnings met while resolving it, for messages. */
     static String describe(final Resolution r) {
         final List<String> w = r.warnings();
         return r.directory() + " (step " + r.step() + ")" + (w.isEmpty() ? "" : "\n  warning: " + String.join("\n  warning: ", w));

@@ -58,7 +58,7 @@ public final class TrainCommand implements Callable<Integer> {
         description = "Name of the run directory under --runs-dir. Default: run-<date>-<time>")
     String runName;
 
-    @Option(names = "--runs-dir", paramLabel = "DIR", defaultValue = "runs",
+    @Option(names = "--runs-dir", paramLabel = "DIR", defaultValue = TrainDefaults.RUNS_DIR,
         description = "Where run directories go. Default: ${DEFAULT-VALUE}")
     Path runsDir;
 
@@ -141,7 +141,7 @@ public final class TrainCommand implements Callable<Integer> {
         final TrainerConfig trainerConfig = new TrainerConfig(steps, batchSize,
             TrainDefaults.threads(threads), seed, optimizer.lrSchedule,
             optimizer.lr, optimizer.minLr, optimizer.warmupSteps, kernels);
-        final CurriculumConfig curriculumConfig = curriculum.toConfig(steps, (long) batchSize * modelConfig.seqLen());
+        final CurriculumConfig curriculumConfig = curriculum.toConfig(steps);
 
         // The data, split into training and held-out samples.
         final Dataset all = data.load();
@@ -176,11 +176,12 @@ public final class TrainCommand implements Callable<Integer> {
         if (evalEvery > 0) {
             trainer.evaluateEvery(heldOut, evalEvery, TrainDefaults.EVAL_LOSS_SAMPLES);
         }
-        MetricsLog.truncateAfter(runDir.resolve("metrics.jsonl"), trainer.completedSteps());
+        final Path metricsFile = runDir.resolve("metrics.jsonl");
+        MetricsLog.truncateAfter(metricsFile, trainer.completedSteps());
 
         final boolean finished;
         final RunSummary summary = new RunSummary(trainer.completedSteps(), steps);
-        try (MetricsLog metrics = new MetricsLog(runDir.resolve("metrics.jsonl"));
+        try (MetricsLog metrics = new MetricsLog(metricsFile);
              TrainingProgress progress = new TrainingProgress(trainer.completedSteps(), steps,
                  System.console() != null, out);
              StopOnSignal stop = new StopOnSignal(trainer, "continue with: " + resumeCommand(runDir))) {
@@ -202,7 +203,7 @@ public final class TrainCommand implements Callable<Integer> {
             return 130;
         }
 
-        final List<Path> charts = RunCharts.render(runDir.resolve("metrics.jsonl"), runDir,
+        final List<Path> charts = RunCharts.render(metricsFile, runDir,
             trainer.model().config().vocabSize());
         charts.forEach(c -> out.println("chart: " + c));
 
@@ -221,7 +222,7 @@ public final class TrainCommand implements Callable<Integer> {
 
     private String resumeCommand(final Path runDir) {
         return "./moeflow train --run-name " + runDir.getFileName()
-            + (runsDir.equals(Path.of("runs")) ? "" : " --runs-dir " + runsDir) + " --resume auto";
+            + (runsDir.equals(Path.of(TrainDefaults.RUNS_DIR)) ? "" : " --runs-dir " + runsDir) + " --resume auto";
     }
 
     /** A new run directory, or with --resume the existing one. */

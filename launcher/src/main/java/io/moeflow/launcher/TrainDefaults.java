@@ -6,6 +6,8 @@ package io.moeflow.launcher;
  * two cores and shows the loss falling well below ln 256 and accuracy on the easy domains.
  */
 final class TrainDefaults {
+    /** Where runs go unless --runs-dir says otherwise (relative to the working directory). */
+    static final String RUNS_DIR = "runs";
     /** 1.5 to 2 minutes at 40-55k tokens/s on 2 cores: easy domains reach 50-99% exact match (docs/quickstart.md). */
     static final long STEPS = 4000;
     static final int BATCH_SIZE = 16;

@@ -66,6 +66,6 @@ public final class Fp8Compression {
 
     @Override
     public String toString() {
-        return "fp8-" + format.name().toLowerCase(java.util.Locale.ROOT) + (residual == null ? "" : "+error-feedback");
+        return format.cliName() + (residual == null ? "" : "+error-feedback");
     }
 }

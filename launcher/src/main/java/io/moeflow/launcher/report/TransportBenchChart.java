@@ -20,6 +20,8 @@ import org.knowm.xchart.internal.chartpart.Chart;
 import org.knowm.xchart.style.lines.SeriesLines;
 import org.knowm.xchart.style.markers.SeriesMarkers;
 
+import io.moeflow.transport.bench.TransportBenchmark;
+
 /**
  * Draws what {@code moeflow bench transport} printed as a PNG: bus bandwidth per message size with
  * the baselines measured in the same run as horizontal lines, and the median latency per size. It
@@ -32,7 +34,6 @@ public final class TransportBenchChart {
         "^\\s*(\\d+)\\s+\\d+\\s+\\S+\\s+\\S+\\s+\\d+\\s+[\\d.]+\\s+([\\d.]+)\\s+[\\d.]+\\s+([\\d.]+)\\s+\\d+\\s*$");
     /** A measurement after the table: {@code #   label : 12.345 GB/s ...}. */
     private static final Pattern BASELINE = Pattern.compile("^#\\s+([^:]+?)\\s*:\\s+([\\d.]+) GB/s.*$");
-    private static final String TITLE_PREFIX = "# moeflow bench transport: ";
 
     private TransportBenchChart() {
     }
@@ -50,8 +51,8 @@ public final class TransportBenchChart {
         final List<Row> rows = new ArrayList<>();
         final Map<String, Double> baselines = new LinkedHashMap<>();
         for (final String line : lines) {
-            if (line.startsWith(TITLE_PREFIX)) {
-                title = line.substring(TITLE_PREFIX.length());
+            if (line.startsWith(TransportBenchmark.REPORT_TITLE_PREFIX)) {
+                title = line.substring(TransportBenchmark.REPORT_TITLE_PREFIX.length());
                 continue;
             }
             final Matcher row = ROW.matcher(line);
@@ -97,8 +98,8 @@ public final class TransportBenchChart {
         final double[] busbw = report.rows().stream().mapToDouble(Row::busbwGbPerS).toArray();
         final XYSeries sweep = chart.addSeries("busbw (this run's sweep)", x, busbw);
         sweep.setMarker(SeriesMarkers.CIRCLE);
+        final long largest = report.rows().get(report.rows().size() - 1).bytes();
         for (final Map.Entry<String, Double> b : report.baselines().entrySet()) {
-            final long largest = report.rows().get(report.rows().size() - 1).bytes();
             final XYSeries line = chart.addSeries(String.format("%s at %s: %.2f GB/s", b.getKey(), bytesLabel(largest), b.getValue()),
                 new double[] {x[0], x[x.length - 1]}, new double[] {b.getValue(), b.getValue()});
             line.setMarker(SeriesMarkers.NONE);

@@ -51,6 +51,8 @@ public final class TransportBenchmark {
         List<String> command(TransportBenchConfig config, WorkerSpec spec);
     }
 
+    /** The first line of the report begins with this (the launcher's chart takes its title from the rest). */
+    public static final String REPORT_TITLE_PREFIX = "# moeflow bench transport: ";
     private static final long CONNECT_TIMEOUT_NS = TimeUnit.SECONDS.toNanos(60);
     /** Interleaved rounds of the operation and the baselines; the median of 5 shrugs off two disturbed rounds. */
     private static final int BASELINE_ROUNDS = 5;
@@ -173,9 +175,9 @@ public final class TransportBenchmark {
         }
 
         void sweep() {
-            print(String.format(Locale.ROOT, "# moeflow bench transport: %s, %d ranks (one JVM each), backend %s, %s on the wire,"
+            print(String.format(Locale.ROOT, REPORT_TITLE_PREFIX + "%s, %d ranks (one JVM each), backend %s, %s on the wire,"
                     + " idle spin while measuring", config.op().cliName(), p, transport.describe().replaceAll(":.*", ""),
-                config.compression() == null ? "float32" : "fp8-" + config.compression().name().toLowerCase(Locale.ROOT)));
+                config.compression() == null ? "float32" : config.compression().cliName()));
             print(String.format(Locale.ROOT, "# host: %d cores, Java %s. Times are per operation, averaged over ranks;"
                     + " p50 is rank 0's median.", Runtime.getRuntime().availableProcessors(), System.getProperty("java.version")));
             print(String.format(Locale.ROOT, "# %12s %10s %6s %-8s %6s %11s %11s %11s %11s %11s", "size(B)", "count", "redop",

@@ -31,6 +31,11 @@ public enum Fp8Format {
         this.nanCode = nanCode;
     }
 
+    /** The name on command lines and in reports: {@code fp8-e4m3}, {@code fp8-e5m2}. */
+    public String cliName() {
+        return "fp8-" + name().toLowerCase(java.util.Locale.ROOT);
+    }
+
     /** Largest finite magnitude of the format. */
     public float maxFinite() {
         return maxFinite;
