@@ -4,7 +4,6 @@ import java.util.ArrayDeque;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.ReentrantLock;
 
-import org.agrona.concurrent.BackoffIdleStrategy;
 import org.agrona.concurrent.IdleStrategy;
 
 /**
@@ -32,9 +31,7 @@ final class Engine implements AutoCloseable {
         this.config = config;
         this.rank = transport.rank();
         this.executor = new ScheduleExecutor(rank, transport.size(), config, new FrameIo(transport));
-        this.idle = config.idleMode() == IdleMode.SPIN
-            ? new BackoffIdleStrategy(100, Long.MAX_VALUE, TimeUnit.MICROSECONDS.toNanos(1), TimeUnit.MICROSECONDS.toNanos(1))
-            : new BackoffIdleStrategy(64, 16, TimeUnit.MICROSECONDS.toNanos(1), config.maxIdleParkNs());
+        this.idle = config.idleMode().newIdleStrategy(config.maxIdleParkNs());
     }
 
     int rank() {

@@ -273,16 +273,9 @@ final class FrameIo {
             final float[] values = scratchFloats;
             codec(codec).decode(scratchBytes, 0, n, values, 0);
             if (mode == SUM) {
-                // dst: [n] += values: [n]; float addition is commutative, so both sides of a pair get the same bits
-                for (int i = 0; i < n; i++) {
-                    dst[index + i] += values[i];
-                }
+                sumFromFrame(values, FLOAT_BASE, dst, index, n);
             } else {
-                // last reduction of an average: the correctly rounded quotient of the float sum
-                final float d = divisor;
-                for (int i = 0; i < n; i++) {
-                    dst[index + i] = (dst[index + i] + values[i]) / d;
-                }
+                sumDivideFromFrame(values, FLOAT_BASE, dst, index, n, divisor);
             }
         }
     }

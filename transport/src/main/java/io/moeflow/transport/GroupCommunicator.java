@@ -142,6 +142,19 @@ final class GroupCommunicator implements Communicator {
     private Request fillBlocks(final Request r, final byte op, final float[] buf, final int off, final int countPerRank,
                                final ReduceOp reduceOp, final Fp8Compression compression) {
         final String name = Request.opName(op);
+        final int total = blocksTotal(name, countPerRank);
+        checkRange(name, "buf", buf == null ? -1 : buf.length, off, total);
+        checkOp(reduceOp);
+        checkResidual(name, compression, total);
+        begin(r, op);
+        inPlace(r, buf, null, off, countPerRank);
+        r.reduceOp = reduceOp;
+        r.compression = compression;
+        return r;
+    }
+
+    /** The values of {@code size} blocks of {@code countPerRank}: checked to be >= 0 and to fit a Java array. */
+    private int blocksTotal(final String name, final int countPerRank) {
         if (countPerRank < 0) {
             throw new IllegalArgumentException(name + ": countPerRank=" + countPerRank + ": must be >= 0");
         }
@@ -150,22 +163,13 @@ final class GroupCommunicator implements Communicator {
             throw new IllegalArgumentException(name + ": countPerRank=" + countPerRank + " x size=" + group.size()
                 + " exceeds the largest Java array");
         }
-        checkRange(name, "buf", buf == null ? -1 : buf.length, off, (int) total);
-        checkOp(reduceOp);
-        checkResidual(name, compression, (int) total);
-        begin(r, op);
-        inPlace(r, buf, null, off, countPerRank);
-        r.reduceOp = reduceOp;
-        r.compression = compression;
-        return r;
+        return (int) total;
     }
 
     @Override
     public void allGather(final int[] buf, final int off, final int countPerRank) {
-        if (countPerRank < 0) {
-            throw new IllegalArgumentException("allGather: countPerRank=" + countPerRank + ": must be >= 0");
-        }
-        checkRange("allGather", "buf", buf == null ? -1 : buf.length, off, countPerRank * group.size());
+        final String name = Request.opName(Request.ALL_GATHER);
+        checkRange(name, "buf", buf == null ? -1 : buf.length, off, blocksTotal(name, countPerRank));
         final Request r = collective(Request.ALL_GATHER);
         inPlace(r, null, buf, off, countPerRank);
         engine.runBlocking(r);

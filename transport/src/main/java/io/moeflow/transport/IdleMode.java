@@ -1,5 +1,10 @@
 package io.moeflow.transport;
 
+import java.util.concurrent.TimeUnit;
+
+import org.agrona.concurrent.BackoffIdleStrategy;
+import org.agrona.concurrent.IdleStrategy;
+
 /** How a rank waits for data that has not arrived yet. */
 public enum IdleMode {
     /**
@@ -13,5 +18,13 @@ public enum IdleMode {
      * full core per waiting rank when cores are free, while a busy host still gets to run the peer
      * this rank waits for. For benchmarks.
      */
-    SPIN
+    SPIN;
+
+    /** A new idle strategy of this mode: BACKOFF parks for at most {@code maxParkNs}; SPIN never parks. */
+    public IdleStrategy newIdleStrategy(final long maxParkNs) {
+        final long yieldNs = TimeUnit.MICROSECONDS.toNanos(1);
+        return this == SPIN
+            ? new BackoffIdleStrategy(100, Long.MAX_VALUE, yieldNs, yieldNs)
+            : new BackoffIdleStrategy(64, 16, yieldNs, maxParkNs);
+    }
 }

@@ -9,7 +9,6 @@ import java.util.concurrent.atomic.AtomicLong;
 
 import io.aeron.driver.MediaDriver;
 import io.aeron.driver.ThreadingMode;
-import org.agrona.concurrent.BackoffIdleStrategy;
 import org.agrona.concurrent.IdleStrategy;
 
 import io.moeflow.transport.IdleMode;
@@ -33,9 +32,7 @@ public final class JobMediaDriver implements AutoCloseable {
     /** Launches a driver in {@code aeronDirectory} (which must not be in use by a live driver). */
     public static JobMediaDriver launch(final String aeronDirectory, final IdleMode idleMode) {
         // SPIN: spin, then yield the core, never park (as the engine's SPIN mode); BACKOFF parks up to 0.5 ms
-        final IdleStrategy idle = idleMode == IdleMode.SPIN
-            ? new BackoffIdleStrategy(100, Long.MAX_VALUE, TimeUnit.MICROSECONDS.toNanos(1), TimeUnit.MICROSECONDS.toNanos(1))
-            : new BackoffIdleStrategy(64, 16, TimeUnit.MICROSECONDS.toNanos(1), TimeUnit.MICROSECONDS.toNanos(500));
+        final IdleStrategy idle = idleMode.newIdleStrategy(TimeUnit.MICROSECONDS.toNanos(500));
         final AtomicLong errors = new AtomicLong();
         final MediaDriver.Context context = new MediaDriver.Context()
             .aeronDirectoryName(aeronDirectory)
