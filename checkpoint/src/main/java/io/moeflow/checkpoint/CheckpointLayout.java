@@ -68,17 +68,6 @@ public final class CheckpointLayout {
         return i == null ? -1 : i;
     }
 
-    /** The tensors of one file, in declaration order. */
-    public List<TensorSpec> tensors(final CheckpointFile file) {
-        final List<TensorSpec> out = new ArrayList<>();
-        for (final TensorSpec t : tensors) {
-            if (t.file() == file) {
-                out.add(t);
-            }
-        }
-        return out;
-    }
-
     /** Total raw data bytes over all tensors (what a checkpoint writes, before HDF5 metadata). */
     public long totalBytes() {
         long bytes = 0;

@@ -132,11 +132,6 @@ public final class CheckpointWriter implements AutoCloseable {
         return store;
     }
 
-    /** The layout every save must fill. */
-    public CheckpointLayout layout() {
-        return layout;
-    }
-
     /**
      * Starts a save of {@code step}: waits (at most {@code saveTimeoutNs}) for the save in flight, then returns the
      * snapshot to put every tensor into. A snapshot that was begun and never committed is discarded.
@@ -324,7 +319,7 @@ public final class CheckpointWriter implements AutoCloseable {
                 faults.at(SaveStage.FILE_WRITTEN, step, path);
             }
             final Manifest manifest = new Manifest(CheckpointFormat.VERSION, step, sizes);
-            manifest.write(tmp);
+            final long manifestBytes = manifest.write(tmp);
             final Path manifestPath = tmp.resolve(CheckpointFormat.MANIFEST);
             written.add(manifestPath);
             faults.at(SaveStage.FILE_WRITTEN, step, manifestPath);
@@ -363,8 +358,7 @@ public final class CheckpointWriter implements AutoCloseable {
             faults.at(SaveStage.BEFORE_RETENTION, step, directory);
             final List<Path> removed = store.applyRetention(step, config.keepLast(), pid);
             final long t4 = System.nanoTime();
-            final long bytes = sizes.values().stream().mapToLong(Long::longValue).sum()
-                + manifest.toText().getBytes(java.nio.charset.StandardCharsets.UTF_8).length;
+            final long bytes = sizes.values().stream().mapToLong(Long::longValue).sum() + manifestBytes;
             return new SaveResult(step, target, bytes, t1 - t0, t2 - t1, t3 - t2, t4 - t3, removed);
         } catch (final IOException | RuntimeException e) {
             if (!committed) {

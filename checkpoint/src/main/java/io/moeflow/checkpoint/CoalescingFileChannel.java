@@ -41,12 +41,15 @@ final class CoalescingFileChannel extends FileChannel {
     /** Writes the gathered bytes to the file. */
     private void flushPending() throws IOException {
         buffer.flip();
-        long at = start;
-        while (buffer.hasRemaining()) {
-            at += file.write(buffer, at);
-        }
+        writeThrough(buffer);
         buffer.clear();
-        start = at;
+    }
+
+    /** Writes all of {@code src} at the current end of the written bytes. */
+    private void writeThrough(final ByteBuffer src) throws IOException {
+        while (src.hasRemaining()) {
+            start += file.write(src, start);
+        }
     }
 
     @Override
@@ -56,11 +59,7 @@ final class CoalescingFileChannel extends FileChannel {
         if (src.isDirect() && length >= buffer.capacity()) {
             // Large direct source: one copy fewer by writing it straight through.
             flushPending();
-            long at = start;
-            while (src.hasRemaining()) {
-                at += file.write(src, at);
-            }
-            start = at;
+            writeThrough(src);
             return length;
         }
         while (src.hasRemaining()) {

@@ -38,9 +38,15 @@ record Manifest(long version, long step, Map<String, Long> fileSizes) {
         return sb.toString();
     }
 
-    /** Writes the manifest into {@code directory} (not synced: the commit fsyncs every file). */
-    void write(final Path directory) throws IOException {
-        Files.writeString(directory.resolve(CheckpointFormat.MANIFEST), toText(), StandardCharsets.UTF_8);
+    /**
+     * Writes the manifest into {@code directory} (not synced: the commit fsyncs every file).
+     *
+     * @return the bytes written
+     */
+    long write(final Path directory) throws IOException {
+        final byte[] text = toText().getBytes(StandardCharsets.UTF_8);
+        Files.write(directory.resolve(CheckpointFormat.MANIFEST), text);
+        return text.length;
     }
 
     /**
