@@ -194,7 +194,8 @@ public final class Trainer implements AutoCloseable {
     private void normStage(final int worker, final int workers) {
         final int chunks = normChunkSums.length;
         final float[] grads = model.grads();
-        for (int c = Parallel.start(chunks, worker, workers, 1); c < Parallel.start(chunks, worker + 1, workers, 1); c++) {
+        final int end = Parallel.start(chunks, worker + 1, workers, 1);
+        for (int c = Parallel.start(chunks, worker, workers, 1); c < end; c++) {
             normChunkSums[c] = optimizer.normChunkSumOfSquares(grads, c);
         }
     }

@@ -48,8 +48,8 @@ public final class TrainingState {
             b.float32(CheckpointFile.MODEL, MoeModel.expertBiasName(l), config.experts());
         }
         for (final TensorView t : tensors) {
-            b.float32(CheckpointFile.STATE, "optimizer/" + AdamW.STATE_EXP_AVG + "/" + t.name(), shape(t));
-            b.float32(CheckpointFile.STATE, "optimizer/" + AdamW.STATE_EXP_AVG_SQ + "/" + t.name(), shape(t));
+            b.float32(CheckpointFile.STATE, expAvgName(t), shape(t));
+            b.float32(CheckpointFile.STATE, expAvgSqName(t), shape(t));
         }
         b.int64(CheckpointFile.STATE, OPTIMIZER_STEP);
         b.int64(CheckpointFile.STATE, COMPLETED_STEPS);
@@ -66,10 +66,8 @@ public final class TrainingState {
         final AdamW optimizer = trainer.optimizer();
         for (final TensorView t : model.tensors()) {
             s.float32(CheckpointFile.MODEL, t.name(), model.params(), t.offset());
-            s.float32(CheckpointFile.STATE, "optimizer/" + AdamW.STATE_EXP_AVG + "/" + t.name(), optimizer.expAvg(),
-                t.offset());
-            s.float32(CheckpointFile.STATE, "optimizer/" + AdamW.STATE_EXP_AVG_SQ + "/" + t.name(), optimizer.expAvgSq(),
-                t.offset());
+            s.float32(CheckpointFile.STATE, expAvgName(t), optimizer.expAvg(), t.offset());
+            s.float32(CheckpointFile.STATE, expAvgSqName(t), optimizer.expAvgSq(), t.offset());
         }
         for (int l = 0; l < model.config().layers(); l++) {
             s.float32(CheckpointFile.MODEL, MoeModel.expertBiasName(l), model.expertBias(l), 0);
@@ -99,10 +97,8 @@ public final class TrainingState {
         final float[] expAvg = new float[optimizer.slabLength()];
         final float[] expAvgSq = new float[optimizer.slabLength()];
         for (final TensorView t : model.tensors()) {
-            reader.readFloat32(CheckpointFile.STATE, "optimizer/" + AdamW.STATE_EXP_AVG + "/" + t.name(), expAvg,
-                t.offset());
-            reader.readFloat32(CheckpointFile.STATE, "optimizer/" + AdamW.STATE_EXP_AVG_SQ + "/" + t.name(), expAvgSq,
-                t.offset());
+            reader.readFloat32(CheckpointFile.STATE, expAvgName(t), expAvg, t.offset());
+            reader.readFloat32(CheckpointFile.STATE, expAvgSqName(t), expAvgSq, t.offset());
         }
         optimizer.restore(reader.int64(CheckpointFile.STATE, OPTIMIZER_STEP), expAvg, expAvgSq);
         final long[] curriculum = new long[CurriculumState.NAMES.size()];
@@ -121,10 +117,21 @@ public final class TrainingState {
         }
     }
 
+    /** The AdamW first moment of parameter {@code t} in state.h5. */
+    private static String expAvgName(final TensorView t) {
+        return "optimizer/" + AdamW.STATE_EXP_AVG + "/" + t.name();
+    }
+
+    /** The AdamW second moment of parameter {@code t} in state.h5. */
+    private static String expAvgSqName(final TensorView t) {
+        return "optimizer/" + AdamW.STATE_EXP_AVG_SQ + "/" + t.name();
+    }
+
     private static long[] shape(final TensorView t) {
-        final long[] s = new long[t.shape().length];
+        final int[] dims = t.shape();
+        final long[] s = new long[dims.length];
         for (int i = 0; i < s.length; i++) {
-            s[i] = t.shape()[i];
+            s[i] = dims[i];
         }
         return s;
     }

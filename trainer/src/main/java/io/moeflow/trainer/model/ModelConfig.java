@@ -1,7 +1,8 @@
 package io.moeflow.trainer.model;
 
 /**
- * Hyperparameters of the decoder-only MoE transformer. Validated here, once; defaults live in {@link #benchModel()}.
+ * Hyperparameters of the decoder-only MoE transformer. Validated here, once; the {@code DEFAULT_*} constants are
+ * {@code moeflow train}'s defaults (its options read them), {@link #benchModel()} is issue 2's benchmark model.
  *
  * @param vocabSize       V, tokens in the vocabulary (256 for bytes)
  * @param seqLen          T, the context length (positions of {@code wpe})
@@ -84,13 +85,6 @@ public record ModelConfig(int vocabSize, int seqLen, int channels, int layers, i
     public static final double DEFAULT_BIAS_UPDATE_RATE = 0.001;
     /** GPT-2's initialisation standard deviation. */
     public static final double DEFAULT_INIT_STD = 0.02;
-
-    /** The default model of {@code moeflow train}: softmax router, aux and z losses on, dropless. */
-    public static ModelConfig defaults() {
-        return new ModelConfig(DEFAULT_VOCAB_SIZE, DEFAULT_SEQ_LEN, DEFAULT_CHANNELS, DEFAULT_LAYERS, DEFAULT_HEADS,
-            DEFAULT_EXPERTS, DEFAULT_TOP_K, DEFAULT_EXPERT_HIDDEN, DEFAULT_SHARED_EXPERTS, RouterScore.SOFTMAX,
-            DEFAULT_AUX_LOSS_COEF, DEFAULT_Z_LOSS_COEF, false, DEFAULT_BIAS_UPDATE_RATE, 0.0, DEFAULT_INIT_STD);
-    }
 
     /**
      * The benchmark model of issue 2, also the PyTorch reference in {@code torch_moe_reference.py}: V=256, T=128,
