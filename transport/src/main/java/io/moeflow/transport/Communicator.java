@@ -37,6 +37,20 @@ public interface Communicator extends AutoCloseable {
      */
     Communicator split(int color, int key);
 
+    /**
+     * The urgent view of this group: the same members, whose operations run on the process's
+     * urgent lane, so they never wait behind queued bulk operations (gradient buckets) of any group.
+     * Use it for latency-critical operations: the token all-to-all, small control all-reduces
+     * (global norm, loss). The view is made once and cached; calling {@code urgent()} per operation
+     * costs nothing. Its operations have their own order: every member issues the urgent
+     * operations of a group in the same order, independently of the group's other operations.
+     * {@code urgent().split(...)} makes ordinary (bulk) sub-groups.
+     */
+    Communicator urgent();
+
+    /** Whether this is an urgent view ({@link #urgent()}). */
+    boolean isUrgent();
+
     /** Returns when every member has entered the barrier (dissemination algorithm, ceil(log2 p) rounds). */
     void barrier();
 

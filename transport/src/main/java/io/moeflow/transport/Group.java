@@ -14,11 +14,24 @@ final class Group {
     final int[] nextRecvSequence;
     /** Number of splits made from this group so far (part of the child's id). */
     int splits;
+    /** Whether this group's operations run on the urgent lane (see {@link Communicator#urgent()}). */
+    final boolean urgent;
+    /**
+     * Which bulk lane the group's operations use, before wrapping at the number of bulk lanes: 0 for
+     * the job-wide group, parent's slot + split index + 1 for a split (the same on every member).
+     */
+    final int slot;
 
     Group(final int id, final int[] members, final int me) {
+        this(id, members, me, false, 0);
+    }
+
+    Group(final int id, final int[] members, final int me, final boolean urgent, final int slot) {
         this.id = id;
         this.members = members;
         this.me = me;
+        this.urgent = urgent;
+        this.slot = slot;
         this.nextSendSequence = new int[members.length];
         this.nextRecvSequence = new int[members.length];
     }
@@ -30,6 +43,11 @@ final class Group {
     /** Job-wide rank of the member at {@code groupRank}. */
     int global(final int groupRank) {
         return members[groupRank];
+    }
+
+    /** The urgent twin of this group: same members, its own id and sequence numbers. */
+    Group urgentTwin() {
+        return new Group(childId(id, -1, 0), members, me, true, slot);
     }
 
     /** Deterministic id of a child group: same on every member, distinct for distinct splits and colors. */

@@ -8,6 +8,8 @@ final class GroupCommunicator implements Communicator {
     private final Engine engine;
     private final Group group;
     private final boolean ownsEngine;
+    /** The urgent view of this group, made on first use (this one if the group is urgent). */
+    private GroupCommunicator urgentView;
 
     GroupCommunicator(final Engine engine, final Group group, final boolean ownsEngine) {
         this.engine = engine;
@@ -54,8 +56,25 @@ final class GroupCommunicator implements Communicator {
                 me = i;
             }
         }
-        final int id = Group.childId(group.id, group.splits++, color);
-        return new GroupCommunicator(engine, new Group(id, globals, me), false);
+        final int splitIndex = group.splits++;
+        final int id = Group.childId(group.id, splitIndex, color);
+        return new GroupCommunicator(engine, new Group(id, globals, me, false, group.slot + splitIndex + 1), false);
+    }
+
+    @Override
+    public Communicator urgent() {
+        if (group.urgent) {
+            return this;
+        }
+        if (urgentView == null) {
+            urgentView = new GroupCommunicator(engine, group.urgentTwin(), false);
+        }
+        return urgentView;
+    }
+
+    @Override
+    public boolean isUrgent() {
+        return group.urgent;
     }
 
     @Override
@@ -321,7 +340,7 @@ final class GroupCommunicator implements Communicator {
 
     @Override
     public String toString() {
-        return "Communicator[group " + group.id + ", rank " + group.me + " of " + group.size() + ", "
+        return "Communicator[group " + group.id + (group.urgent ? " (urgent)" : "") + ", rank " + group.me + " of " + group.size() + ", "
             + engine.transport().describe() + "]";
     }
 

@@ -13,8 +13,12 @@ public final class PeerFailureException extends TransportException {
     public enum Reason {
         /** No data moved for longer than the operation timeout. */
         TIMEOUT,
-        /** The peer's stream went away (its process died or its connection closed). */
-        DISCONNECTED
+        /** The peer's stream went away without a goodbye (its process was killed, crashed or lost the network). */
+        DISCONNECTED,
+        /** The peer closed its communicator (or its process ended) while this rank still expected data from it. */
+        EXITED,
+        /** The peer sent data this rank cannot accept (a different count, compression or operation). */
+        PROTOCOL_ERROR
     }
 
     private final int rank;

@@ -9,7 +9,9 @@ import org.agrona.MutableDirectBuffer;
  * The MoEFlow frame format, shared by every back-end. A frame is one transport message: a 32-byte
  * little-endian header followed by a payload. Data frames carry a slice of one collective's block;
  * handshake frames ({@link #KIND_HELLO}, {@link #KIND_PROOF}, {@link #KIND_BYE}) are exchanged by
- * back-ends that authenticate their connections and are never seen by the collectives.
+ * back-ends that authenticate their connections and are never seen by the collectives. An
+ * {@link #KIND_ABORT} frame travels on the control lane (lane 0) and tells every peer that the job
+ * failed, naming the rank that failed first and why.
  *
  * <pre>
  *  0 u8  magic 0x4D ('M')        1 u8  version (1)      2 u8 kind          3 u8 op code
@@ -39,6 +41,19 @@ public final class Wire {
     public static final byte KIND_PROOF = 3;
     /** The sender closed its end after finishing all its operations. */
     public static final byte KIND_BYE = 4;
+    /**
+     * The job failed: sent on the control lane to every peer by a rank that detects a failure
+     * (a peer lost, an operation timed out, a protocol error). Layout after the 4-byte preamble:
+     * <pre>
+     *  4 i32 job-wide rank that failed first (-1 if unknown)
+     *  8 i32 reason: ordinal of {@link PeerFailureException.Reason}
+     * 12 i32 job-wide rank that detected it (the sender)
+     * 16 i32 length of the detail text in bytes (UTF-8), at most {@link #ABORT_MAX_DETAIL_BYTES}
+     * 20..31 zero
+     * 32 detail text
+     * </pre>
+     */
+    public static final byte KIND_ABORT = 5;
 
     public static final int OFFSET_MAGIC = 0;
     public static final int OFFSET_VERSION = 1;
@@ -51,6 +66,13 @@ public final class Wire {
     public static final int OFFSET_BLOCK_ELEMENTS = 20;
     public static final int OFFSET_CODEC = 24;
     public static final int OFFSET_FRAME_ELEMENTS = 28;
+
+    public static final int ABORT_OFFSET_FAILED_RANK = 4;
+    public static final int ABORT_OFFSET_REASON = 8;
+    public static final int ABORT_OFFSET_REPORTER = 12;
+    public static final int ABORT_OFFSET_DETAIL_LENGTH = 16;
+    /** Longest detail text of an ABORT frame; longer texts are cut. */
+    public static final int ABORT_MAX_DETAIL_BYTES = 480;
 
     /** Payload is raw 32-bit values (float or int) in little-endian order. */
     public static final int CODEC_RAW32 = 0;
