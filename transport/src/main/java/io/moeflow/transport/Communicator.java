@@ -1,5 +1,8 @@
 package io.moeflow.transport;
 
+import org.agrona.DirectBuffer;
+import org.agrona.MutableDirectBuffer;
+
 /**
  * A group of ranks that run collectives together: the whole job ({@link Communicators#create}) or a
  * sub-group made with {@link #split}. Ranks and sizes here are positions in this group.
@@ -12,7 +15,8 @@ package io.moeflow.transport;
  *
  * <p><b>Results.</b> Reductions add in a fixed order, so every rank and every run gets the same bits
  * for the same inputs, group size and count. Buffers are {@code float[]}/{@code int[]} ranges
- * {@code [off, off+count)}; nothing is allocated per call by the blocking methods. Async methods
+ * {@code [off, off+count)}, or value ranges of an Agrona buffer (off-heap memory, see the methods
+ * that take a {@link MutableDirectBuffer}); nothing is allocated per call by the blocking methods. Async methods
  * allocate one small handle; the caller must not touch the buffer until the handle is done.
  *
  * <p><b>Failures.</b> Every operation fails with a {@link PeerFailureException} naming this rank, the
@@ -126,6 +130,55 @@ public interface Communicator extends AutoCloseable {
      */
     void sendRecv(int dest, float[] sendBuf, int sendOff, int sendCount,
                   int source, float[] recvBuf, int recvOff, int recvCount);
+
+    // Off-heap values. The same operations over float values in an Agrona buffer (an UnsafeBuffer over a
+    // direct or memory-mapped ByteBuffer that the caller allocates once, or over a byte[]): value i of the
+    // buffer is the float at byte 4*i, and off/count count values, as in the float[] methods. Frames are
+    // copied straight from and reduced straight into the buffer's memory, with no staging copy, and the
+    // results are bitwise those of the float[] methods for the same values.
+
+    /** {@link #broadcast(float[], int, int, int)} of the 32-bit values in {@code buf}. */
+    void broadcast(MutableDirectBuffer buf, int off, int count, int root);
+
+    /** {@link #allReduce(float[], int, int, ReduceOp)} of the floats in {@code buf}. */
+    void allReduce(MutableDirectBuffer buf, int off, int count, ReduceOp op);
+
+    /** {@link #allReduce(float[], int, int, ReduceOp, Fp8Compression)} of the floats in {@code buf}. */
+    void allReduce(MutableDirectBuffer buf, int off, int count, ReduceOp op, Fp8Compression compression);
+
+    /** Non-blocking {@link #allReduce(MutableDirectBuffer, int, int, ReduceOp, Fp8Compression)}. */
+    CollectiveHandle allReduceAsync(MutableDirectBuffer buf, int off, int count, ReduceOp op, Fp8Compression compression);
+
+    /** {@link #reduceScatter(float[], int, int, ReduceOp, Fp8Compression)} of the floats in {@code buf}. */
+    void reduceScatter(MutableDirectBuffer buf, int off, int countPerRank, ReduceOp op, Fp8Compression compression);
+
+    /** Non-blocking {@link #reduceScatter(MutableDirectBuffer, int, int, ReduceOp, Fp8Compression)}. */
+    CollectiveHandle reduceScatterAsync(MutableDirectBuffer buf, int off, int countPerRank, ReduceOp op,
+                                        Fp8Compression compression);
+
+    /** {@link #allGather(float[], int, int, Fp8Compression)} of the floats in {@code buf}. */
+    void allGather(MutableDirectBuffer buf, int off, int countPerRank, Fp8Compression compression);
+
+    /** Non-blocking {@link #allGather(MutableDirectBuffer, int, int, Fp8Compression)}. */
+    CollectiveHandle allGatherAsync(MutableDirectBuffer buf, int off, int countPerRank, Fp8Compression compression);
+
+    /** {@link #allToAll(float[], int, int[], float[], int, int[], Fp8Compression)} between Agrona buffers. */
+    void allToAll(DirectBuffer send, int sendOff, int[] sendCounts, MutableDirectBuffer recv, int recvOff, int[] recvCounts,
+                  Fp8Compression compression);
+
+    /** Non-blocking {@link #allToAll(DirectBuffer, int, int[], MutableDirectBuffer, int, int[], Fp8Compression)}. */
+    CollectiveHandle allToAllAsync(DirectBuffer send, int sendOff, int[] sendCounts, MutableDirectBuffer recv, int recvOff,
+                                   int[] recvCounts, Fp8Compression compression);
+
+    /** Sends the 32-bit values {@code buf[off, off+count)} to member {@code peer}. */
+    void send(int peer, DirectBuffer buf, int off, int count);
+
+    /** Receives exactly {@code count} 32-bit values from member {@code peer} into {@code buf} from value {@code off}. */
+    void recv(int peer, MutableDirectBuffer buf, int off, int count);
+
+    /** {@link #sendRecv(int, float[], int, int, int, float[], int, int)} between Agrona buffers. */
+    void sendRecv(int dest, DirectBuffer sendBuf, int sendOff, int sendCount,
+                  int source, MutableDirectBuffer recvBuf, int recvOff, int recvCount);
 
     /** Counters of this process's transport (shared by all its communicators). */
     TransportCounters counters();

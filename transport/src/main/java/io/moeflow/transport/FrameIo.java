@@ -8,9 +8,12 @@ import io.moeflow.transport.fp8.Fp8Codec;
 import io.moeflow.transport.fp8.Fp8Format;
 
 /**
- * Moves slices of float/int arrays into and out of frames: the only code that touches payload
- * bytes. Raw payloads are copied with one memory copy each way; reductions go through a small
- * scratch array that stays in cache. Single-threaded; allocation-free after construction.
+ * Moves slices of an operation's values into and out of frames: the only code that touches payload
+ * bytes. Values live in a float[]/int[] or in an Agrona buffer (off-heap, or over a byte[]); both
+ * are addressed as Unsafe (base, address) pairs, so a send is one memory copy from either into the
+ * frame, and a raw receive adds or copies straight out of the frame, with no staging copy of the
+ * operation's data. FP8 goes through small scratch arrays that stay in cache. Single-threaded;
+ * allocation-free after construction.
  */
 final class FrameIo {
     /** How a received slice is applied to the destination. */
@@ -27,7 +30,6 @@ final class FrameIo {
     static final int QUANTIZE_FEEDBACK_WRITE_BACK = 2;
 
     private static final long FLOAT_BASE = UnsafeApi.arrayBaseOffset(float[].class);
-    private static final long INT_BASE = UnsafeApi.arrayBaseOffset(int[].class);
     private static final long BYTE_BASE = UnsafeApi.arrayBaseOffset(byte[].class);
 
     private final Transport transport;
@@ -38,6 +40,8 @@ final class FrameIo {
     private final Fp8Codec e5m2 = new Fp8Codec(Fp8Format.E5M2);
     private final byte[] scratchBytes;
     private final float[] scratchFloats;
+    /** FP8 from off-heap values: one frame's values, encoded (and written back) from here. */
+    private final float[] stageFloats;
 
     FrameIo(final Transport transport) {
         this.transport = transport;
@@ -54,6 +58,15 @@ final class FrameIo {
             * Fp8Codec.BLOCK_LENGTH;
         scratchBytes = new byte[payload];
         scratchFloats = new float[Math.max(maxRawElements, maxFp8Elements)];
+        stageFloats = new float[maxFp8Elements];
+    }
+
+    /** Copies {@code count} 32-bit values between any two (base, address) locations. */
+    static void copyValues(final Object srcBase, final long srcAddress, final Object dstBase, final long dstAddress,
+                           final int count) {
+        if (count > 0) {
+            UnsafeApi.copyMemory(srcBase, srcAddress, dstBase, dstAddress, 4L * count);
+        }
     }
 
     private Fp8Codec codec(final int wireCodec) {
@@ -72,9 +85,12 @@ final class FrameIo {
 
     /** Header fields and source of the frames of one send step. */
     static final class Outgoing extends StepHeader {
+        /** The source when it is a float[] (FP8 encodes from it directly), else null. */
         float[] srcFloats;
-        int[] srcInts;
-        /** Array index of element 0 of the block. */
+        /** Unsafe base and address of element 0 of the block: a float[]/int[] or an Agrona buffer's memory. */
+        Object srcBase;
+        long srcAddress;
+        /** Index of element 0 of the block in the operation's values. */
         int blockStart;
         int quantize;
         float[] residual;
@@ -109,13 +125,22 @@ final class FrameIo {
         final int index = out.blockStart + cursor;
         if (fp8) {
             final float[] residual = out.quantize == QUANTIZE_PLAIN ? null : out.residual;
-            codec(out.codec).encode(out.srcFloats, index, n, residual, out.residualStart + cursor,
-                out.quantize == QUANTIZE_FEEDBACK_WRITE_BACK, scratchBytes, 0);
+            final boolean writeBack = out.quantize == QUANTIZE_FEEDBACK_WRITE_BACK;
+            if (out.srcFloats != null) {
+                codec(out.codec).encode(out.srcFloats, index, n, residual, out.residualStart + cursor, writeBack,
+                    scratchBytes, 0);
+            } else {
+                // off-heap values: this frame's values through a cache-resident array (the codec reads float[])
+                final long at = out.srcAddress + 4L * cursor;
+                copyValues(out.srcBase, at, stageFloats, FLOAT_BASE, n);
+                codec(out.codec).encode(stageFloats, 0, n, residual, out.residualStart + cursor, writeBack, scratchBytes, 0);
+                if (writeBack) {
+                    copyValues(stageFloats, FLOAT_BASE, out.srcBase, at, n);
+                }
+            }
             UnsafeApi.copyMemory(scratchBytes, BYTE_BASE, buffer.byteArray(), target, payloadLength);
-        } else if (out.srcFloats != null) {
-            UnsafeApi.copyMemory(out.srcFloats, FLOAT_BASE + 4L * index, buffer.byteArray(), target, payloadLength);
         } else if (n > 0) {
-            UnsafeApi.copyMemory(out.srcInts, INT_BASE + 4L * index, buffer.byteArray(), target, payloadLength);
+            UnsafeApi.copyMemory(out.srcBase, out.srcAddress + 4L * cursor, buffer.byteArray(), target, payloadLength);
         }
         transport.commit(peer);
         counters.onFrameSent(length);
@@ -131,6 +156,25 @@ final class FrameIo {
         // dst: [n] += frame: [n]; float addition is commutative, so both sides of a pair get the same bits
         for (int i = 0; i < n; i++) {
             dst[index + i] += UnsafeApi.getFloat(frameArray, frameAddress + 4L * i);
+        }
+    }
+
+    /** {@link #sumFromFrame} into off-heap (or byte[]-backed) destination memory. */
+    private void sumFromFrameToMemory(final Object frameArray, final long frameAddress, final Object dstBase,
+                                      final long dstAddress, final int n) {
+        // dst: [n] += frame: [n]
+        for (int i = 0; i < n; i++) {
+            final long at = dstAddress + 4L * i;
+            UnsafeApi.putFloat(dstBase, at, UnsafeApi.getFloat(dstBase, at) + UnsafeApi.getFloat(frameArray, frameAddress + 4L * i));
+        }
+    }
+
+    private void sumDivideFromFrameToMemory(final Object frameArray, final long frameAddress, final Object dstBase,
+                                            final long dstAddress, final int n, final float divisor) {
+        for (int i = 0; i < n; i++) {
+            final long at = dstAddress + 4L * i;
+            UnsafeApi.putFloat(dstBase, at,
+                (UnsafeApi.getFloat(dstBase, at) + UnsafeApi.getFloat(frameArray, frameAddress + 4L * i)) / divisor);
         }
     }
 
@@ -157,8 +201,12 @@ final class FrameIo {
      * ahead or out of order) and remembered for the error message.
      */
     final class Incoming extends StepHeader implements FrameHandler {
+        /** The destination when it is a float[] (reductions and FP8 decode write it directly), else null. */
         float[] dstFloats;
-        int[] dstInts;
+        /** Unsafe base and address of element 0 of the block: a float[]/int[] or an Agrona buffer's memory. */
+        Object dstBase;
+        long dstAddress;
+        /** Index of element 0 of the block in the operation's values. */
         int blockStart;
         int mode;
         float divisor;
@@ -246,36 +294,45 @@ final class FrameIo {
         private void apply(final DirectBuffer buffer, final int payloadOffset, final int payloadLength, final int n,
                            final boolean fp8) {
             final int index = blockStart + cursor;
+            final long at = dstAddress + 4L * cursor;
             final Object frameArray = buffer.byteArray();
             final long source = buffer.addressOffset() + payloadOffset;
-            if (dstInts != null) {
-                if (n > 0) {
-                    UnsafeApi.copyMemory(frameArray, source, dstInts, INT_BASE + 4L * index, payloadLength);
-                }
-                return;
-            }
             final float[] dst = dstFloats;
             if (!fp8) {
                 if (mode == COPY) {
-                    UnsafeApi.copyMemory(frameArray, source, dst, FLOAT_BASE + 4L * index, payloadLength);
+                    copyValues(frameArray, source, dstBase, at, n); // floats or ints
+                } else if (dst != null) {
+                    if (mode == SUM) {
+                        sumFromFrame(frameArray, source, dst, index, n);
+                    } else {
+                        sumDivideFromFrame(frameArray, source, dst, index, n, divisor);
+                    }
                 } else if (mode == SUM) {
-                    sumFromFrame(frameArray, source, dst, index, n);
+                    sumFromFrameToMemory(frameArray, source, dstBase, at, n);
                 } else {
-                    sumDivideFromFrame(frameArray, source, dst, index, n, divisor);
+                    sumDivideFromFrameToMemory(frameArray, source, dstBase, at, n, divisor);
                 }
                 return;
             }
             UnsafeApi.copyMemory(frameArray, source, scratchBytes, BYTE_BASE, payloadLength);
-            if (mode == COPY) {
+            if (mode == COPY && dst != null) {
                 codec(codec).decode(scratchBytes, 0, n, dst, index);
                 return;
             }
             final float[] values = scratchFloats;
             codec(codec).decode(scratchBytes, 0, n, values, 0);
-            if (mode == SUM) {
-                sumFromFrame(values, FLOAT_BASE, dst, index, n);
+            if (mode == COPY) {
+                copyValues(values, FLOAT_BASE, dstBase, at, n);
+            } else if (dst != null) {
+                if (mode == SUM) {
+                    sumFromFrame(values, FLOAT_BASE, dst, index, n);
+                } else {
+                    sumDivideFromFrame(values, FLOAT_BASE, dst, index, n, divisor);
+                }
+            } else if (mode == SUM) {
+                sumFromFrameToMemory(values, FLOAT_BASE, dstBase, at, n);
             } else {
-                sumDivideFromFrame(values, FLOAT_BASE, dst, index, n, divisor);
+                sumDivideFromFrameToMemory(values, FLOAT_BASE, dstBase, at, n, divisor);
             }
         }
     }

@@ -3,6 +3,9 @@ package io.moeflow.transport;
 import java.util.ArrayList;
 import java.util.List;
 
+import org.agrona.DirectBuffer;
+import org.agrona.MutableDirectBuffer;
+
 /** A {@link Communicator} over one {@link Group}, running on the process's shared {@link Engine}. */
 final class GroupCommunicator implements Communicator {
     private final Engine engine;
@@ -93,6 +96,16 @@ final class GroupCommunicator implements Communicator {
         broadcast(null, buf, buf == null ? -1 : buf.length, off, count, root);
     }
 
+    @Override
+    public void broadcast(final MutableDirectBuffer buf, final int off, final int count, final int root) {
+        checkRange("broadcast", "buf", valuesIn(buf), off, count);
+        checkRank("root", root);
+        final Request r = collective(Request.BROADCAST);
+        inPlace(r, buf, off, count);
+        r.root = root;
+        engine.runBlocking(r);
+    }
+
     private void broadcast(final float[] floats, final int[] ints, final int length, final int off, final int count,
                            final int root) {
         checkRange("broadcast", "buf", length, off, count);
@@ -120,16 +133,48 @@ final class GroupCommunicator implements Communicator {
         return engine.submit((AsyncRequest) fillAllReduce(new AsyncRequest(engine), buf, off, count, op, compression));
     }
 
+    @Override
+    public void allReduce(final MutableDirectBuffer buf, final int off, final int count, final ReduceOp op) {
+        allReduce(buf, off, count, op, null);
+    }
+
+    @Override
+    public void allReduce(final MutableDirectBuffer buf, final int off, final int count, final ReduceOp op,
+                          final Fp8Compression compression) {
+        engine.runBlocking(fillAllReduce(engine.blockingRequest(), buf, off, count, op, compression));
+    }
+
+    @Override
+    public CollectiveHandle allReduceAsync(final MutableDirectBuffer buf, final int off, final int count, final ReduceOp op,
+                                           final Fp8Compression compression) {
+        return engine.submit((AsyncRequest) fillAllReduce(new AsyncRequest(engine), buf, off, count, op, compression));
+    }
+
     private Request fillAllReduce(final Request r, final float[] buf, final int off, final int count, final ReduceOp op,
                                   final Fp8Compression compression) {
-        checkRange("allReduce", "buf", buf == null ? -1 : buf.length, off, count);
-        checkOp(op);
-        checkResidual("allReduce", compression, count);
+        checkAllReduce(buf == null ? -1 : buf.length, off, count, op, compression);
         begin(r, Request.ALL_REDUCE);
         inPlace(r, buf, null, off, count);
         r.reduceOp = op;
         r.compression = compression;
         return r;
+    }
+
+    private Request fillAllReduce(final Request r, final MutableDirectBuffer buf, final int off, final int count,
+                                  final ReduceOp op, final Fp8Compression compression) {
+        checkAllReduce(valuesIn(buf), off, count, op, compression);
+        begin(r, Request.ALL_REDUCE);
+        inPlace(r, buf, off, count);
+        r.reduceOp = op;
+        r.compression = compression;
+        return r;
+    }
+
+    private static void checkAllReduce(final int length, final int off, final int count, final ReduceOp op,
+                                       final Fp8Compression compression) {
+        checkRange("allReduce", "buf", length, off, count);
+        checkOp(op);
+        checkResidual("allReduce", compression, count);
     }
 
     @Override
@@ -158,18 +203,60 @@ final class GroupCommunicator implements Communicator {
             countPerRank, ReduceOp.SUM, compression));
     }
 
+    @Override
+    public void reduceScatter(final MutableDirectBuffer buf, final int off, final int countPerRank, final ReduceOp op,
+                              final Fp8Compression compression) {
+        engine.runBlocking(fillBlocks(engine.blockingRequest(), Request.REDUCE_SCATTER, buf, off, countPerRank, op, compression));
+    }
+
+    @Override
+    public CollectiveHandle reduceScatterAsync(final MutableDirectBuffer buf, final int off, final int countPerRank,
+                                               final ReduceOp op, final Fp8Compression compression) {
+        return engine.submit((AsyncRequest) fillBlocks(new AsyncRequest(engine), Request.REDUCE_SCATTER, buf, off,
+            countPerRank, op, compression));
+    }
+
+    @Override
+    public void allGather(final MutableDirectBuffer buf, final int off, final int countPerRank,
+                          final Fp8Compression compression) {
+        engine.runBlocking(fillBlocks(engine.blockingRequest(), Request.ALL_GATHER, buf, off, countPerRank,
+            ReduceOp.SUM, compression));
+    }
+
+    @Override
+    public CollectiveHandle allGatherAsync(final MutableDirectBuffer buf, final int off, final int countPerRank,
+                                           final Fp8Compression compression) {
+        return engine.submit((AsyncRequest) fillBlocks(new AsyncRequest(engine), Request.ALL_GATHER, buf, off,
+            countPerRank, ReduceOp.SUM, compression));
+    }
+
     private Request fillBlocks(final Request r, final byte op, final float[] buf, final int off, final int countPerRank,
                                final ReduceOp reduceOp, final Fp8Compression compression) {
-        final String name = Request.opName(op);
-        final int total = blocksTotal(name, countPerRank);
-        checkRange(name, "buf", buf == null ? -1 : buf.length, off, total);
-        checkOp(reduceOp);
-        checkResidual(name, compression, total);
+        checkBlocks(op, buf == null ? -1 : buf.length, off, countPerRank, reduceOp, compression);
         begin(r, op);
         inPlace(r, buf, null, off, countPerRank);
         r.reduceOp = reduceOp;
         r.compression = compression;
         return r;
+    }
+
+    private Request fillBlocks(final Request r, final byte op, final MutableDirectBuffer buf, final int off,
+                               final int countPerRank, final ReduceOp reduceOp, final Fp8Compression compression) {
+        checkBlocks(op, valuesIn(buf), off, countPerRank, reduceOp, compression);
+        begin(r, op);
+        inPlace(r, buf, off, countPerRank);
+        r.reduceOp = reduceOp;
+        r.compression = compression;
+        return r;
+    }
+
+    private void checkBlocks(final byte op, final int length, final int off, final int countPerRank,
+                             final ReduceOp reduceOp, final Fp8Compression compression) {
+        final String name = Request.opName(op);
+        final int total = blocksTotal(name, countPerRank);
+        checkRange(name, "buf", length, off, total);
+        checkOp(reduceOp);
+        checkResidual(name, compression, total);
     }
 
     /** The values of {@code size} blocks of {@code countPerRank}: checked to be >= 0 and to fit a Java array. */
@@ -213,6 +300,27 @@ final class GroupCommunicator implements Communicator {
             recvCounts, compression);
         r.sendFloats = send;
         r.recvFloats = recv;
+        return engine.submit(r);
+    }
+
+    @Override
+    public void allToAll(final DirectBuffer send, final int sendOff, final int[] sendCounts, final MutableDirectBuffer recv,
+                         final int recvOff, final int[] recvCounts, final Fp8Compression compression) {
+        final Request r = engine.blockingRequest();
+        fillAllToAll(r, valuesIn(send), sendOff, sendCounts, valuesIn(recv), recvOff, recvCounts, compression);
+        r.sendBuffer = send;
+        r.recvBuffer = recv;
+        engine.runBlocking(r);
+    }
+
+    @Override
+    public CollectiveHandle allToAllAsync(final DirectBuffer send, final int sendOff, final int[] sendCounts,
+                                          final MutableDirectBuffer recv, final int recvOff, final int[] recvCounts,
+                                          final Fp8Compression compression) {
+        final AsyncRequest r = new AsyncRequest(engine);
+        fillAllToAll(r, valuesIn(send), sendOff, sendCounts, valuesIn(recv), recvOff, recvCounts, compression);
+        r.sendBuffer = send;
+        r.recvBuffer = recv;
         return engine.submit(r);
     }
 
@@ -292,6 +400,37 @@ final class GroupCommunicator implements Communicator {
         pointToPoint(dest, sendBuf, null, sendOff, sendCount, source, recvBuf, null, recvOff, recvCount);
     }
 
+    @Override
+    public void send(final int peer, final DirectBuffer buf, final int off, final int count) {
+        checkPeer("send", peer);
+        checkRange("send", "buf", valuesIn(buf), off, count);
+        final Request r = pointToPointRequest(peer, off, count, -1, 0, 0);
+        r.sendBuffer = buf;
+        engine.runBlocking(r);
+    }
+
+    @Override
+    public void recv(final int peer, final MutableDirectBuffer buf, final int off, final int count) {
+        checkPeer("recv", peer);
+        checkRange("recv", "buf", valuesIn(buf), off, count);
+        final Request r = pointToPointRequest(-1, 0, 0, peer, off, count);
+        r.recvBuffer = buf;
+        engine.runBlocking(r);
+    }
+
+    @Override
+    public void sendRecv(final int dest, final DirectBuffer sendBuf, final int sendOff, final int sendCount, final int source,
+                         final MutableDirectBuffer recvBuf, final int recvOff, final int recvCount) {
+        checkPeer("send", dest);
+        checkRange("send", "buf", valuesIn(sendBuf), sendOff, sendCount);
+        checkPeer("recv", source);
+        checkRange("recv", "buf", valuesIn(recvBuf), recvOff, recvCount);
+        final Request r = pointToPointRequest(dest, sendOff, sendCount, source, recvOff, recvCount);
+        r.sendBuffer = sendBuf;
+        r.recvBuffer = recvBuf;
+        engine.runBlocking(r);
+    }
+
     private void pointToPoint(final int dest, final float[] sendFloats, final int[] sendInts, final int sendOff,
                               final int sendCount, final int source, final float[] recvFloats, final int[] recvInts,
                               final int recvOff, final int recvCount) {
@@ -305,16 +444,23 @@ final class GroupCommunicator implements Communicator {
             checkRange("recv", "buf", recvFloats != null ? recvFloats.length : recvInts != null ? recvInts.length : -1,
                 recvOff, recvCount);
         }
+        final Request r = pointToPointRequest(dest, sendOff, sendCount, source, recvOff, recvCount);
+        r.sendFloats = sendFloats;
+        r.sendInts = sendInts;
+        r.recvFloats = recvFloats;
+        r.recvInts = recvInts;
+        engine.runBlocking(r);
+    }
+
+    /** The blocking request of a checked point-to-point operation, its sequence numbers taken. */
+    private Request pointToPointRequest(final int dest, final int sendOff, final int sendCount, final int source,
+                                        final int recvOff, final int recvCount) {
         final Request r = engine.blockingRequest();
         begin(r, Request.P2P);
         r.dest = dest;
         r.source = source;
-        r.sendFloats = sendFloats;
-        r.sendInts = sendInts;
         r.sendOff = sendOff;
         r.count = sendCount;
-        r.recvFloats = recvFloats;
-        r.recvInts = recvInts;
         r.recvOff = recvOff;
         r.recvCount = recvCount;
         if (dest >= 0) {
@@ -323,7 +469,7 @@ final class GroupCommunicator implements Communicator {
         if (source >= 0) {
             r.recvSequence = group.nextRecvSequence[source]++;
         }
-        engine.runBlocking(r);
+        return r;
     }
 
     @Override
@@ -366,6 +512,19 @@ final class GroupCommunicator implements Communicator {
         r.sendOff = off;
         r.recvOff = off;
         r.count = count;
+    }
+
+    private static void inPlace(final Request r, final MutableDirectBuffer buffer, final int off, final int count) {
+        r.sendBuffer = buffer;
+        r.recvBuffer = buffer;
+        r.sendOff = off;
+        r.recvOff = off;
+        r.count = count;
+    }
+
+    /** Whole 32-bit values a buffer holds, or -1 for null (an Agrona buffer's capacity is an int of bytes). */
+    private static int valuesIn(final DirectBuffer buffer) {
+        return buffer == null ? -1 : buffer.capacity() / 4;
     }
 
     private void checkRank(final String name, final int groupRank) {

@@ -1,5 +1,9 @@
 package io.moeflow.transport;
 
+import org.agrona.DirectBuffer;
+import org.agrona.MutableDirectBuffer;
+import org.agrona.UnsafeApi;
+
 /** Parameters of one operation (engine-internal). Blocking calls reuse one instance; async calls allocate one. */
 class Request {
     static final byte ALL_REDUCE = 1;
@@ -10,15 +14,21 @@ class Request {
     static final byte BARRIER = 6;
     static final byte P2P = 7;
 
+    private static final long FLOAT_BASE = UnsafeApi.arrayBaseOffset(float[].class);
+    private static final long INT_BASE = UnsafeApi.arrayBaseOffset(int[].class);
+
     byte op;
     Group group;
     int sequence;
-    /** Source values; for in-place operations the same array as the destination. */
+    /** Source values (one of the three); for in-place operations the same memory as the destination. */
     float[] sendFloats;
     int[] sendInts;
+    /** Source float values in an Agrona buffer (off-heap, or over a byte[]); value i at byte 4*i. */
+    DirectBuffer sendBuffer;
     int sendOff;
     float[] recvFloats;
     int[] recvInts;
+    MutableDirectBuffer recvBuffer;
     int recvOff;
     /** Values: per rank for reduce-scatter and all-gather, sent values for point-to-point. */
     int count;
@@ -40,14 +50,39 @@ class Request {
         group = null;
         sendFloats = null;
         sendInts = null;
+        sendBuffer = null;
         recvFloats = null;
         recvInts = null;
+        recvBuffer = null;
         sendCounts = null;
         recvCounts = null;
         compression = null;
         reduceOp = null;
         sendOff = recvOff = count = recvCount = root = sequence = 0;
         dest = source = -1;
+    }
+
+    /**
+     * The Unsafe base object of the source values: the array, or the buffer's byte[] (null off-heap).
+     * Values are addressed as (base, address) pairs so that one copy serves heap and off-heap memory.
+     */
+    Object sendBase() {
+        return sendFloats != null ? sendFloats : sendInts != null ? sendInts : sendBuffer == null ? null : sendBuffer.byteArray();
+    }
+
+    /** The Unsafe address of source value {@code index} relative to {@link #sendBase()}. */
+    long sendAddress(final int index) {
+        return (sendFloats != null ? FLOAT_BASE : sendInts != null ? INT_BASE : sendBuffer == null ? 0 : sendBuffer.addressOffset()) + 4L * index;
+    }
+
+    /** The Unsafe base object of the destination values (see {@link #sendBase()}). */
+    Object recvBase() {
+        return recvFloats != null ? recvFloats : recvInts != null ? recvInts : recvBuffer == null ? null : recvBuffer.byteArray();
+    }
+
+    /** The Unsafe address of destination value {@code index} relative to {@link #recvBase()}. */
+    long recvAddress(final int index) {
+        return (recvFloats != null ? FLOAT_BASE : recvInts != null ? INT_BASE : recvBuffer == null ? 0 : recvBuffer.addressOffset()) + 4L * index;
     }
 
     static String opName(final byte op) {

@@ -266,11 +266,8 @@ final class ScheduleExecutor {
         final int sendAt = r.sendOff + prefixOf(r.sendCounts, me);
         final int recvAt = r.recvOff + prefixOf(r.recvCounts, me);
         final int own = r.sendCounts[me];
-        if (r.sendFloats != null) {
-            System.arraycopy(r.sendFloats, sendAt, r.recvFloats, recvAt, own); // exact, also with compression
-        } else {
-            System.arraycopy(r.sendInts, sendAt, r.recvInts, recvAt, own);
-        }
+        // exact, also with compression
+        FrameIo.copyValues(r.sendBase(), r.sendAddress(sendAt), r.recvBase(), r.recvAddress(recvAt), own);
         for (int k = 1; k < p; k++) {
             final int s = addStep(0);
             final int to = (me + k) % p;
@@ -333,7 +330,8 @@ final class ScheduleExecutor {
             o.blockElements = sendLength[sendStep];
             o.codec = r.compression == null ? Wire.CODEC_RAW32 : r.compression.wireCodec();
             o.srcFloats = r.sendFloats;
-            o.srcInts = r.sendInts;
+            o.srcBase = r.sendBase();
+            o.srcAddress = r.sendAddress(sendStart[sendStep]);
             o.blockStart = sendStart[sendStep];
             o.quantize = quantize[sendStep];
             o.residual = r.compression == null ? null : r.compression.residual();
@@ -354,7 +352,8 @@ final class ScheduleExecutor {
             i.sequence = r.op == Request.P2P ? r.recvSequence : r.sequence;
             i.codec = r.compression == null ? Wire.CODEC_RAW32 : r.compression.wireCodec();
             i.dstFloats = r.recvFloats;
-            i.dstInts = r.recvInts;
+            i.dstBase = r.recvBase();
+            i.dstAddress = r.recvAddress(recvStart[recvStep]);
             i.blockStart = recvStart[recvStep];
             i.mode = recvMode[recvStep];
             i.divisor = r.group.size();
