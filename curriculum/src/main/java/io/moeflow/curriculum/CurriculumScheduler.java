@@ -36,6 +36,8 @@ public final class CurriculumScheduler {
     private final long tokensPerStep;
     private final long configFingerprint;
     private final SplitMix64 rng;
+    /** Where the rows of other data-parallel shards are drawn (and discarded). */
+    private final int[] otherShardRow;
 
     // STAGED: per stage, the sample index range [stageLo, stageHi) and its settings.
     private final int[] stageLo;
@@ -80,6 +82,7 @@ public final class CurriculumScheduler {
         this.batchSize = batchSize;
         this.seqLen = seqLen;
         this.rowLength = seqLen + 1;
+        this.otherShardRow = new int[rowLength];
         this.tokensPerStep = (long) batchSize * seqLen;
         this.rng = new SplitMix64(config.seed());
 
@@ -133,9 +136,29 @@ public final class CurriculumScheduler {
      * @param tokens [B*(T+1)] token ids 0..255, row-major
      */
     public void next(final int[] tokens, final StepPlan plan) {
-        if (tokens.length != batchSize * rowLength) {
-            throw new IllegalArgumentException("tokens.length=" + tokens.length + " must be batchSize*(seqLen+1)="
-                    + batchSize * rowLength);
+        next(tokens, plan, 0, 1);
+    }
+
+    /**
+     * Plans the next step of a data-parallel job: draws the whole global batch of B rows exactly as
+     * {@link #next(int[], StepPlan)} does (same samples, stage, learning rate and counters on every
+     * shard), but keeps only rows {@code [shard*B/shards, (shard+1)*B/shards)} in {@code tokens}. The
+     * shards of one step are disjoint and together are the one-process batch, in row order.
+     * Allocates nothing.
+     *
+     * @param tokens [B/shards*(T+1)] token ids of this shard's rows, row-major
+     * @param shard  this shard, in [0, shards)
+     * @param shards how many shards (ranks) split the batch; must divide B
+     */
+    public void next(final int[] tokens, final StepPlan plan, final int shard, final int shards) {
+        if (shards < 1 || shard < 0 || shard >= shards || batchSize % shards != 0) {
+            throw new IllegalArgumentException("shard=" + shard + " of shards=" + shards + ": need 0 <= shard < shards"
+                    + " and shards dividing batchSize=" + batchSize);
+        }
+        final int rows = batchSize / shards;
+        if (tokens.length != rows * rowLength) {
+            throw new IllegalArgumentException("tokens.length=" + tokens.length + " must be (batchSize/shards)*(seqLen+1)="
+                    + rows * rowLength);
         }
         final int lo;
         final int hi;
@@ -173,8 +196,13 @@ public final class CurriculumScheduler {
                 currentDifficulty = 1.0;
                 break;
         }
+        final int firstRow = shard * rows;
         for (int row = 0; row < batchSize; row++) {
-            fillRow(tokens, row * rowLength, lo, hi, replayHi);
+            if (row >= firstRow && row < firstRow + rows) {
+                fillRow(tokens, (row - firstRow) * rowLength, lo, hi, replayHi);
+            } else {
+                fillRow(otherShardRow, 0, lo, hi, replayHi); // drawn to keep the RNG in step, then dropped
+            }
         }
         stepsInStage++;
         tokensInStage += tokensPerStep;

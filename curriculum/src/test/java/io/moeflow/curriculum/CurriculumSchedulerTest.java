@@ -261,6 +261,41 @@ class CurriculumSchedulerTest {
         }
     }
 
+    @ParameterizedTest
+    @EnumSource(CurriculumConfig.Kind.class)
+    void shouldHandOutDisjointShardsThatTogetherAreTheOneProcessBatch(final CurriculumConfig.Kind kind) {
+        final CurriculumConfig config = CurriculumConfig.defaults(kind, 30).withReplayFraction(0.25);
+        final CurriculumScheduler whole = scheduler(config, 6, 12);
+        final CurriculumScheduler[] shards = {scheduler(config, 6, 12), scheduler(config, 6, 12),
+            scheduler(config, 6, 12)};
+        final int row = 13;
+        final int[] all = new int[6 * row];
+        final int[] part = new int[2 * row];
+        final StepPlan wholePlan = new StepPlan();
+        final StepPlan shardPlan = new StepPlan();
+        for (int step = 0; step < 30; step++) {
+            whole.next(all, wholePlan);
+            for (int r = 0; r < shards.length; r++) {
+                shards[r].next(part, shardPlan, r, shards.length);
+                assertArrayEquals(Arrays.copyOfRange(all, r * 2 * row, (r + 1) * 2 * row), part,
+                        "step " + step + ", shard " + r);
+                assertEquals(wholePlan.stageIndex(), shardPlan.stageIndex());
+                assertEquals(wholePlan.lr(), shardPlan.lr(), 0.0);
+                assertEquals(wholePlan.tokensConsumed(), shardPlan.tokensConsumed());
+                assertEquals(wholePlan.samplesConsumed(), shardPlan.samplesConsumed());
+            }
+        }
+        assertArrayEquals(whole.state().toLongs(), shards[2].state().toLongs());
+    }
+
+    @Test
+    void shouldRejectShardsThatDoNotDivideTheBatch() {
+        final CurriculumScheduler s = scheduler(CurriculumConfig.defaults(10), 6, 8);
+        assertThrows(IllegalArgumentException.class, () -> s.next(new int[9], new StepPlan(), 0, 4));
+        assertThrows(IllegalArgumentException.class, () -> s.next(new int[3 * 9], new StepPlan(), 2, 2));
+        assertThrows(IllegalArgumentException.class, () -> s.next(new int[6 * 9], new StepPlan(), 0, 2));
+    }
+
     @Test
     void shouldRejectTokenArrayOfWrongLength() {
         final CurriculumScheduler s = scheduler(CurriculumConfig.defaults(10), 2, 8);

@@ -17,14 +17,30 @@ import io.moeflow.optimizer.LrSchedule;
 import io.moeflow.trainer.model.ModelConfig;
 import io.moeflow.trainer.model.MoeModel;
 import io.moeflow.trainer.model.Parallel;
+import io.moeflow.trainer.parallel.ParallelConfig;
+import io.moeflow.trainer.parallel.ParallelGroups;
+import io.moeflow.transport.Communicator;
+import io.moeflow.transport.ReduceOp;
 
 /**
- * Trains a {@link MoeModel} in one process: the curriculum feeds batches, AdamW updates the
- * parameters, checkpoints are saved every {@code saveEvery} steps. {@link #trainStep()} is the
- * whole training step, top to bottom; {@link #train} is the loop around it.
+ * Trains a {@link MoeModel}, in one process or as one rank of a job: the curriculum feeds batches,
+ * AdamW updates the parameters, checkpoints are saved every {@code saveEvery} steps.
+ * {@link #trainStep()} is the whole training step, top to bottom, with its collective calls;
+ * {@link #train} is the loop around it.
+ *
+ * <p><b>As one rank of a job</b> (the API the launcher, expert parallelism and sharded checkpoints
+ * build on): {@link #Trainer(TrainerConfig, ModelConfig, AdamWConfig, CurriculumConfig, Dataset,
+ * ParallelConfig, Communicator)} takes the job shape ({@link ParallelConfig}: world size, rank,
+ * expert-parallel degree K, gradient bucket size, gradient compression) and the job-wide
+ * {@link Communicator}; it splits it into {@link ParallelGroups} (world, expert-parallel group,
+ * expert-replica group), reachable from {@link #groups()} and from the model
+ * ({@link MoeModel#groups()}). The global batch is {@link TrainerConfig#batchSize()} whatever the
+ * world size.
  */
 public final class Trainer implements AutoCloseable {
     private final TrainerConfig config;
+    private final ParallelConfig parallel;
+    private final ParallelGroups groups;
     private final MoeModel model;
     private final AdamW optimizer;
     private final CurriculumScheduler curriculum;
@@ -50,14 +66,45 @@ public final class Trainer implements AutoCloseable {
     private long evalEvery;
     private int evalSamples;
 
+    /** A one-process trainer ({@link ParallelConfig#SINGLE}). */
     public Trainer(final TrainerConfig config, final ModelConfig modelConfig, final AdamWConfig adamWConfig,
                    final CurriculumConfig curriculumConfig, final Dataset training) {
+        this(config, modelConfig, adamWConfig, curriculumConfig, training, ParallelConfig.SINGLE, null);
+    }
+
+    /**
+     * A trainer that is rank {@code parallel.rank()} of a job of {@code parallel.worldSize()} ranks.
+     *
+     * <p>Every rank constructs its trainer with the same configs and dataset (so the same seeds) and its
+     * own {@code parallel} and job-wide {@code world} communicator, at the same point: the constructor
+     * splits {@code world} into the expert-parallel and expert-replica groups ({@link ParallelGroups},
+     * a collective call). {@link TrainerConfig#batchSize()} stays the global batch B: each rank trains
+     * on its own B/W rows of it ({@link CurriculumScheduler#next(int[], StepPlan, int, int)}), and the
+     * gradients are reduced over the job so every rank applies the update the one-process run would.
+     * Every rank then calls {@link #train} (or {@link #trainStep}) the same number of times; each step
+     * runs collectives, so a rank that stops early makes the others fail with a timeout naming it.
+     * The trainer does not close {@code world} (its creator does); {@link #close} detaches the sub-groups.
+     *
+     * @param parallel {@link ParallelConfig#SINGLE} with a null {@code world} for one process; a world of
+     *                 one with a communicator also runs as one process
+     * @param world    the job-wide communicator, whose rank and size must equal {@code parallel}'s
+     */
+    public Trainer(final TrainerConfig config, final ModelConfig modelConfig, final AdamWConfig adamWConfig,
+                   final CurriculumConfig curriculumConfig, final Dataset training, final ParallelConfig parallel,
+                   final Communicator world) {
+        if (parallel == null) {
+            throw new IllegalArgumentException("parallel=null: give ParallelConfig.SINGLE for one process");
+        }
+        parallel.checkFits(modelConfig.experts(), config.batchSize());
         this.config = config;
-        this.model = new MoeModel(modelConfig, config.batchSize(), config.threads(), config.kernels(), config.seed());
+        this.parallel = parallel;
+        final int localBatch = config.batchSize() / parallel.worldSize();
+        this.groups = ParallelGroups.split(parallel, world, modelConfig.experts());
+        this.model = new MoeModel(modelConfig, localBatch, config.threads(), config.kernels(), config.seed(), groups);
         this.optimizer = new AdamW(adamWConfig, model.paramSegments());
         this.curriculum = new CurriculumScheduler(curriculumConfig, training, config.batchSize(), modelConfig.seqLen());
         this.lrSchedule = schedule(config, curriculumConfig);
-        this.tokens = new int[config.batchSize() * (modelConfig.seqLen() + 1)];
+        this.tokens = new int[localBatch * (modelConfig.seqLen() + 1)];
         this.metrics = new StepMetrics(modelConfig.layers(), modelConfig.experts());
         this.normChunkSums = new double[optimizer.normChunkCount()];
     }
@@ -134,8 +181,9 @@ public final class Trainer implements AutoCloseable {
     public StepMetrics trainStep() {
         final long startNs = System.nanoTime();
 
-        // 1. Data: the curriculum picks this step's samples (and, when staged, its learning rate).
-        curriculum.next(tokens, plan);
+        // 1. Data: the curriculum picks this step's global batch (and, when staged, its learning rate);
+        //    this rank keeps its own rows of it.
+        curriculum.next(tokens, plan, parallel.rank(), parallel.worldSize());
         final double lr = lrSchedule.lr(plan.step());
 
         // 2. Forward: embeddings -> L x [attention, MoE] -> head -> cross-entropy + aux + z losses.
@@ -144,7 +192,10 @@ public final class Trainer implements AutoCloseable {
         // 3. Backward: the gradient of that loss for every parameter, into model.grads().
         model.backward();
 
-        // 4. Reduce: one process holds every parameter, so there is nothing to reduce yet.
+        // 4. Reduce: every rank ends with the job's gradient.
+        if (groups.distributed()) {
+            groups.world().allReduce(model.grads(), 0, model.grads().length, ReduceOp.AVERAGE);
+        }
 
         // 5. Clip the global gradient norm, then the AdamW update (both spread over the model's threads).
         final double gradNorm = globalGradNorm();
@@ -269,6 +320,16 @@ public final class Trainer implements AutoCloseable {
         return config;
     }
 
+    /** This rank's place in the job ({@link ParallelConfig#SINGLE} in one process). */
+    public ParallelConfig parallelConfig() {
+        return parallel;
+    }
+
+    /** The job's communicators (all null in one process). */
+    public ParallelGroups groups() {
+        return groups;
+    }
+
     /** Steps completed so far (including those before a resume). */
     public long completedSteps() {
         return completedSteps;
@@ -282,5 +343,6 @@ public final class Trainer implements AutoCloseable {
     @Override
     public void close() {
         model.close();
+        groups.close();
     }
 }

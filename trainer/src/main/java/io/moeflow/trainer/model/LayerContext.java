@@ -1,10 +1,11 @@
 package io.moeflow.trainer.model;
 
 import io.moeflow.trainer.kernels.Ops;
+import io.moeflow.trainer.parallel.ParallelGroups;
 
 /**
- * What every sublayer needs: the config, where tensors live, the kernels, the worker pool, the two slabs and one
- * scratch array per worker.
+ * What every sublayer needs: the config, where tensors live, the kernels, the worker pool, the two slabs, one
+ * scratch array per worker and the job's communicators.
  */
 final class LayerContext {
     final ModelConfig config;
@@ -14,9 +15,11 @@ final class LayerContext {
     final float[] params;
     final float[] grads;
     final float[][] scratch;
+    /** The job's communicators; {@link ParallelGroups#distributed()} is false in one process. */
+    final ParallelGroups groups;
 
     LayerContext(final ModelConfig config, final ParameterLayout layout, final Ops ops, final Parallel parallel,
-        final float[] params, final float[] grads, final int scratchFloats) {
+        final float[] params, final float[] grads, final int scratchFloats, final ParallelGroups groups) {
         this.config = config;
         this.layout = layout;
         this.ops = ops;
@@ -24,6 +27,7 @@ final class LayerContext {
         this.params = params;
         this.grads = grads;
         this.scratch = new float[parallel.threads()][scratchFloats];
+        this.groups = groups;
     }
 
     /** First element of worker w's share of [0, total), in blocks of align. */

@@ -6,6 +6,7 @@ import static io.moeflow.trainer.model.LayerContext.to;
 import io.moeflow.optimizer.ParamSegment;
 import io.moeflow.trainer.kernels.Kernels;
 import io.moeflow.trainer.kernels.Ops;
+import io.moeflow.trainer.parallel.ParallelGroups;
 import java.util.List;
 import java.util.SplittableRandom;
 
@@ -30,6 +31,7 @@ import java.util.SplittableRandom;
 public final class MoeModel implements AutoCloseable {
     private final ModelConfig config;
     private final int batchSize;
+    private final ParallelGroups groups;
     private final ParameterLayout layout;
     private final List<ParamSegment> segments;
     private final float[] params;
@@ -75,8 +77,21 @@ public final class MoeModel implements AutoCloseable {
      */
     public MoeModel(final ModelConfig config, final int batchSize, final int threads, final Kernels kernels,
         final long seed) {
-        if (config == null || kernels == null) {
-            throw new IllegalArgumentException("config=" + config + " and kernels=" + kernels + " must not be null");
+        this(config, batchSize, threads, kernels, seed, ParallelGroups.single(config == null ? 1 : config.experts()));
+    }
+
+    /**
+     * A model that is one rank of a distributed job: {@code batchSize} is this rank's share of the global batch and
+     * {@code groups} the communicators it exchanges tokens, loads and gradients over ({@link #groups()}). Every rank
+     * initialises the whole slab from the same seed, so the replicas start equal without a broadcast.
+     *
+     * @param groups {@link ParallelGroups#single} for one process
+     */
+    public MoeModel(final ModelConfig config, final int batchSize, final int threads, final Kernels kernels,
+        final long seed, final ParallelGroups groups) {
+        if (config == null || kernels == null || groups == null) {
+            throw new IllegalArgumentException("config=" + config + ", kernels=" + kernels + " and groups=" + groups +
+                " must not be null");
         }
         if (batchSize < 1) {
             throw new IllegalArgumentException("batchSize=" + batchSize + " must be >= 1");
@@ -86,6 +101,7 @@ public final class MoeModel implements AutoCloseable {
         }
         this.config = config;
         this.batchSize = batchSize;
+        this.groups = groups;
         this.layout = new ParameterLayout(config);
         this.segments = layout.views.stream()
             .map(v -> new ParamSegment(v.name(), v.offset(), v.length(), v.decay()))
@@ -97,7 +113,8 @@ public final class MoeModel implements AutoCloseable {
         this.train = new Workspace(config, batchSize, true);
         this.infer = new Workspace(config, 1, false);
         this.parallel = new Parallel(threads, Parallel.DEFAULT_TIMEOUT_NS, "moeflow-model");
-        this.ctx = new LayerContext(config, layout, ops, parallel, params, grads, LayerContext.scratchFloats(config));
+        this.ctx = new LayerContext(config, layout, ops, parallel, params, grads, LayerContext.scratchFloats(config),
+            groups);
         this.attention = new AttentionSublayer(ctx);
         this.moe = new MoeSublayer(ctx, expertBias);
         initParameters(seed);
@@ -139,7 +156,14 @@ public final class MoeModel implements AutoCloseable {
     }
 
     /**
-     * @return B, the sequences of one {@link #forward(int[])}
+     * @return the communicators of this rank's job ({@link ParallelGroups#single} in one process)
+     */
+    public ParallelGroups groups() {
+        return groups;
+    }
+
+    /**
+     * @return B, the sequences of one {@link #forward(int[])} (this rank's share of the global batch)
      */
     public int batchSize() {
         return batchSize;
