@@ -81,6 +81,8 @@ final class FrameIo {
         int step;
         int blockElements;
         int codec;
+        /** {@link Wire#reduceOpCode} of the operation: reducing operations must agree on it. */
+        int reduceOp;
     }
 
     /** Header fields and source of the frames of one send step. */
@@ -119,7 +121,9 @@ final class FrameIo {
         buffer.putInt(offset + Wire.OFFSET_STEP, out.step);
         buffer.putInt(offset + Wire.OFFSET_ELEMENT_OFFSET, cursor);
         buffer.putInt(offset + Wire.OFFSET_BLOCK_ELEMENTS, out.blockElements);
-        buffer.putInt(offset + Wire.OFFSET_CODEC, out.codec);
+        buffer.putByte(offset + Wire.OFFSET_CODEC, (byte) out.codec);
+        buffer.putByte(offset + Wire.OFFSET_REDUCE_OP, (byte) out.reduceOp);
+        buffer.putShort(offset + Wire.OFFSET_REDUCE_OP + 1, (short) 0);
         buffer.putInt(offset + Wire.OFFSET_FRAME_ELEMENTS, n);
         final long target = buffer.addressOffset() + offset + Wire.HEADER_LENGTH;
         final int index = out.blockStart + cursor;
@@ -196,9 +200,21 @@ final class FrameIo {
     }
 
     /**
-     * Expectation and destination of the frames of one receive step. Frames that belong to the
-     * past are dropped and counted; frames of another operation are left in the stream (the peer is
-     * ahead or out of order) and remembered for the error message.
+     * Expectation and destination of the frames of one receive step. What happens to a frame:
+     * <ul>
+     *   <li>not a well-formed data frame: dropped, counted as malformed;</li>
+     *   <li>of an earlier operation or step of the same sequence space, or a duplicate of values
+     *       already received: dropped, counted as unexpected (stale);</li>
+     *   <li>of this operation but disagreeing on the op, reduce op, count or codec: the operation
+     *       fails with a {@link #mismatch} that names the field;</li>
+     *   <li>of a later operation or step, or of another group or sequence space: kept in the stream
+     *       (it may be a fast peer's next operation) and reported in {@link #blocked}. Streams are in
+     *       order and each process runs one operation at a time, so a peer whose frames of a later
+     *       operation come first has already sent everything it will send this rank for this one:
+     *       the executor fails the operation naming both operations instead of waiting.</li>
+     * </ul>
+     * Only accepted frames count as progress ({@link #frames}); a peer that sends only garbage
+     * keeps no operation alive.
      */
     final class Incoming extends StepHeader implements FrameHandler {
         /** The destination when it is a float[] (reductions and FP8 decode write it directly), else null. */
@@ -221,6 +237,7 @@ final class FrameIo {
         /** Header of the last frame left in the stream because it belongs to another operation. */
         int blockedByGroup;
         int blockedBySequence;
+        int blockedByStep;
         byte blockedByOp;
         boolean blocked;
 
@@ -243,37 +260,50 @@ final class FrameIo {
             final int frameGroup = buffer.getInt(offset + Wire.OFFSET_GROUP);
             final int frameSequence = buffer.getInt(offset + Wire.OFFSET_SEQUENCE);
             final int frameStep = buffer.getInt(offset + Wire.OFFSET_STEP);
-            if (frameGroup != group || frameOp != op || frameSequence != sequence || frameStep != step) {
-                // sequence numbers compare only within one sequence space: a group's collectives, or its
-                // point-to-point messages from this peer
-                final boolean sameSpace = frameGroup == group && (frameOp == Request.P2P) == (op == Request.P2P);
-                if (sameSpace && (frameSequence - sequence < 0 || frameSequence == sequence && frameOp == op && frameStep < step)) {
-                    counters.onUnexpectedFrame(); // from an earlier operation or step: stale
-                    return FrameAction.CONTINUE;
-                }
-                blocked = true;
+            // sequence numbers compare only within one sequence space: a group's collectives, or its
+            // point-to-point messages from this peer
+            final boolean sameSpace = frameGroup == group && (frameOp == Request.P2P) == (op == Request.P2P);
+            if (sameSpace && (frameSequence - sequence < 0 || frameSequence == sequence && frameOp == op && frameStep < step)) {
+                counters.onUnexpectedFrame(); // from an earlier operation or step: stale
+                return FrameAction.CONTINUE;
+            }
+            if (sameSpace && frameSequence == sequence && frameOp != op) {
+                mismatch = "the peer runs " + Request.opName(frameOp) + " #" + frameSequence + " where this rank runs "
+                    + Request.opName(op) + " #" + sequence + ": do all ranks call the group's collectives in the same order?";
+                return FrameAction.ABORT;
+            }
+            if (!sameSpace || frameSequence != sequence || frameStep != step) {
+                blocked = true; // a later operation or step, or another group: keep it for later
                 blockedByGroup = frameGroup;
                 blockedBySequence = frameSequence;
+                blockedByStep = frameStep;
                 blockedByOp = frameOp;
                 return FrameAction.ABORT;
             }
             final int elementOffset = buffer.getInt(offset + Wire.OFFSET_ELEMENT_OFFSET);
             final int frameBlockElements = buffer.getInt(offset + Wire.OFFSET_BLOCK_ELEMENTS);
-            final int frameCodec = buffer.getInt(offset + Wire.OFFSET_CODEC);
+            final int frameCodec = buffer.getByte(offset + Wire.OFFSET_CODEC) & 0xFF;
+            final int frameReduceOp = buffer.getByte(offset + Wire.OFFSET_REDUCE_OP) & 0xFF;
             final int n = buffer.getInt(offset + Wire.OFFSET_FRAME_ELEMENTS);
             if (frameBlockElements != blockElements) {
                 mismatch = "the peer sends " + frameBlockElements + " values where this rank expects " + blockElements
                     + ": do all ranks pass the same count (and matching send/receive counts)?";
                 return FrameAction.ABORT;
             }
+            if (frameReduceOp != reduceOp) {
+                mismatch = "the peer reduces with " + Wire.reduceOpName(frameReduceOp) + " where this rank uses "
+                    + Wire.reduceOpName(reduceOp) + ": do all ranks pass the same ReduceOp?";
+                return FrameAction.ABORT;
+            }
             if (frameCodec != codec) {
-                mismatch = "the peer sends codec " + frameCodec + " where this rank expects " + codec
+                mismatch = "the peer sends " + Wire.codecName(frameCodec) + " where this rank expects " + Wire.codecName(codec)
                     + ": do all ranks pass the same compression?";
                 return FrameAction.ABORT;
             }
             final int payloadLength = length - Wire.HEADER_LENGTH;
             final boolean fp8 = codec != Wire.CODEC_RAW32;
-            if (n < 0 || n > blockElements - elementOffset || payloadLength != (fp8 ? Fp8Codec.encodedLength(n) : 4 * n)) {
+            if (n < 0 || elementOffset < 0 || n > blockElements - elementOffset
+                || payloadLength != (fp8 ? Fp8Codec.encodedLength(n) : 4 * n)) {
                 counters.onMalformedFrame();
                 return FrameAction.CONTINUE;
             }

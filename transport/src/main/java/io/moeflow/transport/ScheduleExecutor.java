@@ -329,6 +329,7 @@ final class ScheduleExecutor {
             o.step = stepId[sendStep];
             o.blockElements = sendLength[sendStep];
             o.codec = r.compression == null ? Wire.CODEC_RAW32 : r.compression.wireCodec();
+            o.reduceOp = reduceOpCode(r);
             o.srcFloats = r.sendFloats;
             o.srcBase = r.sendBase();
             o.srcAddress = r.sendAddress(sendStart[sendStep]);
@@ -337,6 +338,11 @@ final class ScheduleExecutor {
             o.residual = r.compression == null ? null : r.compression.residual();
             o.residualStart = sendStart[sendStep] - r.sendOff;
         }
+    }
+
+    /** The reduce op byte of {@code r}'s frames: set for the reducing collectives only. */
+    private static int reduceOpCode(final Request r) {
+        return r.op == Request.ALL_REDUCE || r.op == Request.REDUCE_SCATTER ? Wire.reduceOpCode(r.reduceOp) : Wire.REDUCE_NONE;
     }
 
     /** Moves the receive side to the next step that receives and sets what its frames must look like. */
@@ -351,6 +357,7 @@ final class ScheduleExecutor {
             i.group = r.group.id;
             i.sequence = r.op == Request.P2P ? r.recvSequence : r.sequence;
             i.codec = r.compression == null ? Wire.CODEC_RAW32 : r.compression.wireCodec();
+            i.reduceOp = reduceOpCode(r);
             i.dstFloats = r.recvFloats;
             i.dstBase = r.recvBase();
             i.dstAddress = r.recvAddress(recvStart[recvStep]);
@@ -391,9 +398,14 @@ final class ScheduleExecutor {
         return work;
     }
 
+    /**
+     * Receives up to {@code maxFrames} frames. Returns frames accepted (dropped frames are polled
+     * but are not progress, so a peer sending garbage cannot keep an operation alive).
+     */
     private int receiveSome(final int maxFrames) {
-        int frames = 0;
-        while (recvStep < steps && frames < maxFrames) {
+        int accepted = 0;
+        int polledTotal = 0;
+        while (recvStep < steps && polledTotal < maxFrames) {
             if (recvStepComplete()) {
                 advanceRecv();
                 continue;
@@ -401,17 +413,27 @@ final class ScheduleExecutor {
             if (sameRegion[recvStep]) {
                 in.applyLimit = sendStep > recvStep ? Integer.MAX_VALUE : sendStep == recvStep ? sendCursor : 0;
             }
-            final int polled = io.poll(recvPeer[recvStep], in, maxFrames - frames);
+            final int before = in.frames;
+            final int polled = io.poll(recvPeer[recvStep], in, maxFrames - polledTotal);
+            accepted += in.frames - before;
             if (in.mismatch != null) {
                 throw new TransportException("rank " + rank + ": " + request.describe() + " cannot accept data from rank "
                     + recvPeer[recvStep] + ": " + in.mismatch);
             }
+            if (in.blocked) {
+                // the stream is in order and the peer runs one operation at a time: it has moved on
+                throw new TransportException("rank " + rank + ": " + request.describe() + " cannot complete: rank "
+                    + recvPeer[recvStep] + " sent a frame of " + Request.opName(in.blockedByOp) + " #" + in.blockedBySequence
+                    + " step " + in.blockedByStep + " of group " + in.blockedByGroup + " while this rank still expects "
+                    + (in.blockElements - in.cursor) + " values of step " + stepId[recvStep]
+                    + " from it: do all ranks issue the same operations, in the same order, with the same counts?");
+            }
             if (polled == 0) {
                 break;
             }
-            frames += polled;
+            polledTotal += polled;
         }
-        return frames;
+        return accepted;
     }
 
     private int sendSome(final int maxFrames) {

@@ -14,24 +14,28 @@ import org.agrona.MutableDirectBuffer;
  * failed, naming the rank that failed first and why.
  *
  * <pre>
- *  0 u8  magic 0x4D ('M')        1 u8  version (1)      2 u8 kind          3 u8 op code
+ *  0 u8  magic 0x4D ('M')        1 u8  version (2)      2 u8 kind          3 u8 op code
  *  4 i32 group id                8 i32 operation sequence number of the group (or p2p sequence)
  * 12 i32 step of the algorithm  16 i32 element offset of this frame inside the step's block
- * 20 i32 elements in the block  24 i32 codec (raw 32-bit, FP8 E4M3, FP8 E5M2)
+ * 20 i32 elements in the block
+ * 24 u8  codec (raw 32-bit, FP8 E4M3, FP8 E5M2)   25 u8 reduce op (0 none, 1 SUM, 2 AVERAGE)
+ * 26 u8  reserved (0)                             27 u8 reserved (0)
  * 28 i32 elements in this frame
  * </pre>
  *
  * Payloads are raw little-endian 32-bit values ({@link #CODEC_RAW32}) or block-scaled FP8
  * ({@link io.moeflow.transport.fp8.Fp8Codec}). The header is redundant with the schedule on purpose:
- * it lets a receiver drop stale or foreign frames and name a mismatch instead of corrupting data.
+ * it lets a receiver drop stale or foreign frames and name a mismatch (count, op, reduce op, codec)
+ * instead of corrupting data. A back-end that authenticates frames (Aeron UDP) appends a tag after
+ * the payload and strips it before the engine sees the frame; the layout above is what the engine sees.
  */
 public final class Wire {
     /** Header length in bytes; a multiple of 16 so payloads stay aligned. */
     public static final int HEADER_LENGTH = 32;
     /** First byte of every frame. */
     public static final byte MAGIC = 0x4D;
-    /** Version of this layout. */
-    public static final byte VERSION = 1;
+    /** Version of this layout (2: codec and reduce op are one byte each). */
+    public static final byte VERSION = 2;
 
     /** A slice of a collective or point-to-point payload. */
     public static final byte KIND_DATA = 1;
@@ -65,6 +69,7 @@ public final class Wire {
     public static final int OFFSET_ELEMENT_OFFSET = 16;
     public static final int OFFSET_BLOCK_ELEMENTS = 20;
     public static final int OFFSET_CODEC = 24;
+    public static final int OFFSET_REDUCE_OP = 25;
     public static final int OFFSET_FRAME_ELEMENTS = 28;
 
     public static final int ABORT_OFFSET_FAILED_RANK = 4;
@@ -80,6 +85,9 @@ public final class Wire {
     public static final int CODEC_FP8_E4M3 = 1;
     /** Payload is block-scaled FP8 E5M2. */
     public static final int CODEC_FP8_E5M2 = 2;
+
+    /** Reduce op byte of an operation that does not reduce (copy, gather, all-to-all, barrier, p2p). */
+    public static final int REDUCE_NONE = 0;
 
     static {
         if (ByteOrder.nativeOrder() != ByteOrder.LITTLE_ENDIAN) {
@@ -101,6 +109,27 @@ public final class Wire {
     /** The kind byte of a well-formed frame. */
     public static byte kind(final DirectBuffer buffer, final int offset) {
         return buffer.getByte(offset + OFFSET_KIND);
+    }
+
+    /** The reduce op byte of {@code op}: 1 + its ordinal, or {@link #REDUCE_NONE} for null. */
+    public static int reduceOpCode(final ReduceOp op) {
+        return op == null ? REDUCE_NONE : 1 + op.ordinal();
+    }
+
+    /** Name of a reduce op byte, for messages. */
+    public static String reduceOpName(final int code) {
+        return code == REDUCE_NONE ? "no reduction" : code >= 1 && code <= ReduceOp.values().length
+            ? ReduceOp.values()[code - 1].name() : "reduce op " + code;
+    }
+
+    /** Name of a codec value, for messages. */
+    public static String codecName(final int codec) {
+        switch (codec) {
+            case CODEC_RAW32: return "raw 32-bit";
+            case CODEC_FP8_E4M3: return "FP8 E4M3";
+            case CODEC_FP8_E5M2: return "FP8 E5M2";
+            default: return "codec " + codec;
+        }
     }
 
     /** Writes the common first bytes of a header. */

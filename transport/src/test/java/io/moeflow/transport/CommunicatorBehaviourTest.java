@@ -148,6 +148,35 @@ class CommunicatorBehaviourTest {
     }
 
     @Test
+    void shouldNameAReduceOpMismatchInsteadOfMixingSumAndAverage() {
+        final List<Communicator> comms = InProcessCluster.create(2).communicators(CONFIG);
+        final String[] messages = new String[2];
+        RankThreads.run(2, 20_000, rank -> {
+            final float[] buf = new float[1000];
+            messages[rank] = assertThrows(TransportException.class,
+                () -> comms.get(rank).allReduce(buf, 0, buf.length, rank == 0 ? ReduceOp.SUM : ReduceOp.AVERAGE)).getMessage();
+        });
+        assertTrue(messages[0].contains("the peer reduces with AVERAGE where this rank uses SUM"), messages[0]);
+        assertTrue(messages[1].contains("the peer reduces with SUM where this rank uses AVERAGE"), messages[1]);
+    }
+
+    @Test
+    void shouldNameAnOperationMismatch() {
+        final List<Communicator> comms = InProcessCluster.create(2).communicators(CONFIG);
+        final String[] message = new String[1];
+        RankThreads.run(2, 20_000, rank -> {
+            final float[] buf = new float[1000];
+            if (rank == 0) {
+                message[0] = assertThrows(TransportException.class, () -> comms.get(0).allReduce(buf, 0, buf.length, ReduceOp.SUM))
+                    .getMessage();
+            } else {
+                comms.get(1).broadcast(buf, 0, buf.length, 1); // the root only sends, so it finishes
+            }
+        });
+        assertTrue(message[0].contains("the peer runs broadcast #0 where this rank runs allReduce #0"), message[0]);
+    }
+
+    @Test
     void shouldTellWhenRanksIssueGroupsInDifferentOrders() {
         // long enough that the two healthy splits never time out on a busy machine
         final List<Communicator> comms = InProcessCluster.create(2).communicators(
@@ -158,9 +187,12 @@ class CommunicatorBehaviourTest {
             final Communicator b = comms.get(rank).split(0, rank);
             final float[] buf = {1f};
             final Communicator first = rank == 0 ? a : b;
-            messages[rank] = assertThrows(PeerFailureException.class, () -> first.allReduce(buf, 0, 1, ReduceOp.SUM)).getMessage();
+            messages[rank] = assertThrows(TransportException.class, () -> first.allReduce(buf, 0, 1, ReduceOp.SUM)).getMessage();
         });
-        assertTrue(messages[0].contains("do all ranks issue the same operations in the same order?"), messages[0]);
+        for (int rank = 0; rank < 2; rank++) {
+            assertTrue(messages[rank].contains("sent a frame of allReduce #0 step 1 of group "), messages[rank]);
+            assertTrue(messages[rank].contains("do all ranks issue the same operations, in the same order"), messages[rank]);
+        }
     }
 
     @Test
@@ -176,11 +208,12 @@ class CommunicatorBehaviourTest {
                 comms.get(1).send(0, new float[] {42f}, 0, 1); // rank 0 calls these in the other order
                 comms.get(1).allReduce(buf, 0, 1, ReduceOp.SUM);
             } else {
-                message[0] = assertThrows(PeerFailureException.class, () -> comms.get(0).allReduce(buf, 0, 1, ReduceOp.SUM))
+                message[0] = assertThrows(TransportException.class, () -> comms.get(0).allReduce(buf, 0, 1, ReduceOp.SUM))
                     .getMessage();
             }
         });
-        assertTrue(message[0].contains("that stream holds a frame of sendRecv #0 of group 0 first"), message[0]);
+        assertTrue(message[0].contains("rank 1 sent a frame of sendRecv #0 step 0 of group 0 while this rank still expects 1 values"),
+            message[0]);
         assertEquals(0, comms.get(0).counters().unexpectedFramesDropped(), "the message was left in the stream, not dropped");
     }
 
@@ -202,6 +235,7 @@ class CommunicatorBehaviourTest {
         assertTrue(cluster.inject(1, 0, frame, 0, frame.capacity()), "stale sequence");
         frame.putInt(Wire.OFFSET_SEQUENCE, 0);
         frame.putInt(Wire.OFFSET_STEP, 1);
+        frame.putByte(Wire.OFFSET_REDUCE_OP, (byte) Wire.reduceOpCode(ReduceOp.SUM));
         frame.putInt(Wire.OFFSET_FRAME_ELEMENTS, 7);
         assertTrue(cluster.inject(1, 0, frame, 0, frame.capacity()), "payload shorter than its element count");
         RankThreads.run(2, 20_000, rank -> {
