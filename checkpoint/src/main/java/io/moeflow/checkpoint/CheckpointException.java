@@ -11,6 +11,7 @@ public final class CheckpointException extends RuntimeException {
     private final Path directory;
     private final String file;
     private final String dataset;
+    private final boolean dataDamaged;
 
     /**
      * @param directory the checkpoint (or checkpoints) directory concerned, may be null
@@ -22,10 +23,22 @@ public final class CheckpointException extends RuntimeException {
      */
     public CheckpointException(final Path directory, final String file, final String dataset, final String problem,
         final String action, final Throwable cause) {
+        this(directory, file, dataset, problem, action, cause, false);
+    }
+
+    private CheckpointException(final Path directory, final String file, final String dataset, final String problem,
+        final String action, final Throwable cause, final boolean dataDamaged) {
         super(message(directory, file, dataset, problem, action), cause);
         this.directory = directory;
         this.file = file;
         this.dataset = dataset;
+        this.dataDamaged = dataDamaged;
+    }
+
+    /** A dataset's bytes could not be read or do not match their checksum: the checkpoint is damaged. */
+    static CheckpointException damagedData(final Path directory, final String file, final String dataset,
+        final String problem, final String action, final Throwable cause) {
+        return new CheckpointException(directory, file, dataset, problem, action, cause, true);
     }
 
     /** Without a cause. */
@@ -42,6 +55,15 @@ public final class CheckpointException extends RuntimeException {
     /** The file name concerned, or null. */
     public String file() {
         return file;
+    }
+
+    /**
+     * Whether a tensor's data turned out damaged while it was read (checksum mismatch, truncated or unreadable bytes),
+     * as opposed to a checkpoint that does not fit the caller (another model) or a structural problem found by
+     * {@link CheckpointReader#open}. {@link CheckpointStore#loadAuto} falls back to an older checkpoint on this.
+     */
+    public boolean dataDamaged() {
+        return dataDamaged;
     }
 
     /** The dataset concerned, or null. */

@@ -55,6 +55,10 @@ public final class CheckpointFormat {
 
     private static final Pattern COMMITTED = Pattern.compile("step-(\\d{8,18})");
     private static final Pattern TEMPORARY = Pattern.compile("step-\\d{8,18}\\.(tmp|deleting)-(\\d+)");
+    private static final Pattern REPLACED = Pattern.compile("step-(\\d{8,18})\\.replaced-(\\d+)");
+
+    /** The lock file a writer holds for its whole life, so that two writers never share a checkpoints directory. */
+    public static final String WRITER_LOCK = "writer.lock";
 
     private CheckpointFormat() {
     }
@@ -81,6 +85,21 @@ public final class CheckpointFormat {
     /** The name a checkpoint is renamed to before it is deleted: {@code step-00000400.deleting-<pid>}. */
     static String deletingName(final long step, final long pid) {
         return directoryName(step) + ".deleting-" + pid;
+    }
+
+    /**
+     * The name a committed checkpoint is moved aside to while a second save of the same step replaces it:
+     * {@code step-00000400.replaced-<pid>}. It is complete (moved in one rename), so while no {@code step-00000400}
+     * exists it is that step's checkpoint: resolution reads it and the next writer renames it back.
+     */
+    static String replacedName(final long step, final long pid) {
+        return directoryName(step) + ".replaced-" + pid;
+    }
+
+    /** The step of a {@link #replacedName} directory, or empty when the name is not one. */
+    static OptionalLong parseReplacedStep(final String directoryName) {
+        final Matcher m = REPLACED.matcher(directoryName);
+        return m.matches() ? OptionalLong.of(Long.parseLong(m.group(1))) : OptionalLong.empty();
     }
 
     /** The pid in a temporary or deleting directory name, or empty when the name is neither. */

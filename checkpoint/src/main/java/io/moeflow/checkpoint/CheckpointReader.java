@@ -49,6 +49,7 @@ public final class CheckpointReader implements AutoCloseable {
     private final Map<CheckpointFile, FileChannel> channels = new EnumMap<>(CheckpointFile.class);
     private final ByteBuffer block = LittleEndian.allocate(BLOCK_BYTES);
     private final CRC32 crc = new CRC32();
+    private long dataBytesRead;
 
     /** A dataset: its spec, where its bytes start in the file, and its stored checksum. */
     private record Entry(TensorSpec spec, long address, long crc32) {
@@ -207,6 +208,25 @@ public final class CheckpointReader implements AutoCloseable {
             return type.getSize() == 4 ? DType.INT32 : type.getSize() == 8 ? DType.INT64 : null;
         }
         return null;
+    }
+
+    /**
+     * Tensor data bytes read from the files so far (each read and {@link #verify()} streams a dataset's bytes once), so
+     * a caller can tell how often it read the checkpoint.
+     */
+    public long dataBytesRead() {
+        return dataBytesRead;
+    }
+
+    /** Total data bytes of every tensor of both files: what one full read streams. */
+    public long dataBytes() {
+        long bytes = 0;
+        for (final Map<String, Entry> file : entries.values()) {
+            for (final Entry e : file.values()) {
+                bytes += e.spec().sizeBytes();
+            }
+        }
+        return bytes;
     }
 
     /** The checkpoint directory. */
@@ -434,15 +454,16 @@ public final class CheckpointReader implements AutoCloseable {
             try {
                 while (block.hasRemaining()) {
                     if (channel.read(block, at + block.position()) < 0) {
-                        throw corrupt(file.fileName(), e.spec().name(), "the file ends at byte "
+                        throw damaged(file.fileName(), e.spec().name(), "the file ends at byte "
                             + (at + block.position()) + " inside the dataset's data (truncated)");
                     }
                 }
             } catch (final IOException ex) {
-                throw new CheckpointException(directory, file.fileName(), e.spec().name(), "read failed: " + ex,
-                    "check the disk; resume from another checkpoint if the file is damaged", ex);
+                throw CheckpointException.damagedData(directory, file.fileName(), e.spec().name(), "read failed: "
+                    + ex, "check the disk; resume from another checkpoint if the file is damaged", ex);
             }
             block.flip();
+            dataBytesRead += block.remaining();
             crc.update(block.duplicate());
             if (norm) {
                 sumOfSquares += LittleEndian.sumOfSquares(dtype, block);
@@ -453,10 +474,16 @@ public final class CheckpointReader implements AutoCloseable {
             done += n;
         }
         if (crc.getValue() != e.crc32()) {
-            throw corrupt(file.fileName(), e.spec().name(), String.format("checksum mismatch: the data has "
+            throw damaged(file.fileName(), e.spec().name(), String.format("checksum mismatch: the data has "
                 + "crc32=%08x but the stored checksum is %08x", crc.getValue(), e.crc32()));
         }
         return sumOfSquares;
+    }
+
+    private CheckpointException damaged(final String file, final String dataset, final String problem) {
+        return CheckpointException.damagedData(directory, file, dataset, problem,
+            "the checkpoint is corrupt or incomplete; resume from another one (--resume auto skips corrupt ones)",
+            null);
     }
 
     private CheckpointException corrupt(final String file, final String dataset, final String problem) {

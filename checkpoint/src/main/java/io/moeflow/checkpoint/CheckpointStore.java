@@ -8,8 +8,12 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.OptionalLong;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * A run's checkpoints directory ({@code runs/<name>/checkpoints}): which checkpoints are committed, which one to
@@ -24,6 +28,8 @@ public final class CheckpointStore {
     public static final String AUTO = "auto";
 
     private final Path directory;
+    /** Names of the checkpoint directories this process wrote or fully verified (retention validates each once). */
+    private final Set<String> verified = ConcurrentHashMap.newKeySet();
 
     /** @param directory the run's checkpoints directory (need not exist yet) */
     public CheckpointStore(final Path directory) {
@@ -42,15 +48,34 @@ public final class CheckpointStore {
 
     /** Steps of the committed checkpoints, ascending (whether or not they validate). */
     public List<Long> committedSteps() {
-        final List<Long> steps = new ArrayList<>();
+        return new ArrayList<>(committed().keySet());
+    }
+
+    /**
+     * The committed checkpoints by step: {@code step-N}, or when only its moved-aside copy exists (a replacing save was
+     * interrupted between its two renames) {@code step-N.replaced-<pid>}.
+     */
+    TreeMap<Long, Path> committed() {
+        final TreeMap<Long, Path> out = new TreeMap<>();
+        final TreeMap<Long, Path> replaced = new TreeMap<>();
         for (final Path child : children()) {
-            final OptionalLong step = CheckpointFormat.parseStep(child.getFileName().toString());
+            final String name = child.getFileName().toString();
+            final OptionalLong step = CheckpointFormat.parseStep(name);
             if (step.isPresent() && Files.isDirectory(child)) {
-                steps.add(step.getAsLong());
+                out.put(step.getAsLong(), child);
+            }
+            final OptionalLong aside = CheckpointFormat.parseReplacedStep(name);
+            if (aside.isPresent() && Files.isDirectory(child)) {
+                replaced.put(aside.getAsLong(), child);
             }
         }
-        steps.sort(null);
-        return steps;
+        replaced.forEach(out::putIfAbsent);
+        return out;
+    }
+
+    /** Records that a checkpoint directory is known to be complete and intact (written or verified by this process). */
+    void markVerified(final Path checkpoint) {
+        verified.add(checkpoint.getFileName().toString());
     }
 
     /** What the {@code latest} pointer names, if the file exists. */
@@ -87,23 +112,71 @@ public final class CheckpointStore {
      * @throws CheckpointException when checkpoints exist but none validates; it lists every failure
      */
     public Optional<Resolution> resolveAuto() {
-        final List<Long> steps = committedSteps();
-        if (steps.isEmpty()) {
+        return loadAuto(CheckpointReader::verify);
+    }
+
+    /**
+     * Reads a checkpoint, the way a resume should: for each tensor once, its checksum checked as it is read.
+     * Implementations read whatever they need; a {@link CheckpointException} with
+     * {@link CheckpointException#dataDamaged()} makes {@link #loadAuto} fall back to an older checkpoint, so a loader
+     * must set all of its state from the checkpoint (a later load overwrites a partial one).
+     */
+    @FunctionalInterface
+    public interface Loader {
+        /** Reads what the caller needs from an opened (structurally valid) checkpoint. */
+        void load(CheckpointReader reader);
+    }
+
+    /**
+     * Loads the newest committed checkpoint that opens ({@link CheckpointReader#open}: manifest, sizes, HDF5 structure)
+     * and whose data the loader reads without a checksum failure: every tensor is read once. Newer ones that fail are
+     * skipped, each with a warning in the result. A failure that is not damage (the loader's own exceptions, a layout
+     * of another model) is thrown at once: an older checkpoint would not fit either.
+     *
+     * @return empty when the directory holds no committed checkpoint at all (a fresh run)
+     * @throws CheckpointException when checkpoints exist but none loads; it lists every failure
+     */
+    public Optional<Resolution> loadAuto(final Loader loader) {
+        final TreeMap<Long, Path> committed = committed();
+        if (committed.isEmpty()) {
             return Optional.empty();
         }
         final List<String> warnings = new ArrayList<>();
-        for (int i = steps.size() - 1; i >= 0; i--) {
-            final Path candidate = directoryOf(steps.get(i));
+        for (final Path candidate : committed.descendingMap().values()) {
+            final CheckpointReader reader;
             try {
-                validate(candidate);
-                return Optional.of(new Resolution(candidate, steps.get(i), warnings));
+                reader = CheckpointReader.open(candidate);
             } catch (final CheckpointException e) {
+                warnings.add("skipped " + e.getMessage());
+                continue;
+            }
+            try (reader) {
+                loader.load(reader);
+                return Optional.of(new Resolution(candidate, reader.step(), warnings));
+            } catch (final CheckpointException e) {
+                if (!e.dataDamaged()) {
+                    throw e;
+                }
                 warnings.add("skipped " + e.getMessage());
             }
         }
         throw new CheckpointException(directory, null, null,
-            "none of the " + steps.size() + " committed checkpoints validates:\n  " + String.join("\n  ", warnings),
-            "start the run afresh, or repair a checkpoint and point --resume at it");
+            "none of the " + committed.size() + " committed checkpoints validates:\n  " + String.join("\n  ",
+                warnings), "start the run afresh, or repair a checkpoint and point --resume at it");
+    }
+
+    /**
+     * Loads a specific checkpoint directory, strictly (no fallback): it must open and the loader must read it without
+     * a checksum failure.
+     *
+     * @throws CheckpointException saying why it cannot be used
+     */
+    public Resolution load(final Path checkpoint, final Loader loader) {
+        rejectRunDirectory(checkpoint);
+        try (CheckpointReader reader = CheckpointReader.open(checkpoint)) {
+            loader.load(reader);
+            return new Resolution(checkpoint, reader.step(), List.of());
+        }
     }
 
     /**
@@ -112,21 +185,31 @@ public final class CheckpointStore {
      * @throws CheckpointException saying why it cannot be used
      */
     public Resolution resolve(final Path checkpoint) {
+        return load(checkpoint, CheckpointReader::verify);
+    }
+
+    private static void rejectRunDirectory(final Path checkpoint) {
         if (Files.isDirectory(checkpoint) && !Files.exists(checkpoint.resolve(CheckpointFormat.MANIFEST))
             && !new CheckpointStore(checkpoint).committedSteps().isEmpty()) {
             throw new CheckpointException(checkpoint, null, null,
                 "this is a run's checkpoints directory, not one checkpoint",
                 "use --resume auto, or one of its step-NNNNNNNN directories");
         }
-        return new Resolution(checkpoint, validate(checkpoint), List.of());
     }
 
-    /** Opens and fully verifies a checkpoint; returns its step. */
-    private static long validate(final Path checkpoint) {
+    /** Whether a checkpoint opens and every checksum matches; remembered, so each directory is verified once. */
+    private boolean verifiedOnce(final Path checkpoint) {
+        final String name = checkpoint.getFileName().toString();
+        if (verified.contains(name)) {
+            return true;
+        }
         try (CheckpointReader reader = CheckpointReader.open(checkpoint)) {
             reader.verify();
-            return reader.step();
+        } catch (final CheckpointException e) {
+            return false;
         }
+        verified.add(name);
+        return true;
     }
 
     /**
@@ -147,8 +230,30 @@ public final class CheckpointStore {
                 DurableFiles.deleteRecursively(child);
                 removed.add(child);
             }
+            final OptionalLong replacedStep = CheckpointFormat.parseReplacedStep(name);
+            if (replacedStep.isPresent()) {
+                final String owner = name.substring(name.lastIndexOf('-') + 1);
+                if (!isAlive(parsePid(owner).orElse(-1))) {
+                    putBack(child, replacedStep.getAsLong(), removed);
+                }
+            }
         }
         return removed;
+    }
+
+    /**
+     * A checkpoint moved aside by a replacing save that died: deleted when the replacement is in place, else renamed
+     * back (it is then the only copy of its step).
+     */
+    private void putBack(final Path aside, final long step, final List<Path> removed) throws IOException {
+        final Path committed = directoryOf(step);
+        if (Files.exists(committed)) {
+            DurableFiles.deleteRecursively(aside);
+            removed.add(aside);
+        } else {
+            Files.move(aside, committed, StandardCopyOption.ATOMIC_MOVE);
+            DurableFiles.fsyncDirectory(directory);
+        }
     }
 
     /**
@@ -160,16 +265,27 @@ public final class CheckpointStore {
      */
     List<Path> applyRetention(final long newest, final int keepLast, final long pid) throws IOException {
         final List<Path> removed = new ArrayList<>();
-        final List<Long> steps = committedSteps();
         int kept = 0;
-        for (int i = steps.size() - 1; i >= 0; i--) {
-            final long step = steps.get(i);
-            final boolean keep = step <= newest && (keepLast == 0 || kept < keepLast);
-            if (keep) {
-                kept++;
+        for (final Map.Entry<Long, Path> c : committed().descendingMap().entrySet()) {
+            final long step = c.getKey();
+            if (step > newest) {
+                removed.add(remove(c.getValue(), step, pid));
                 continue;
             }
-            removed.add(remove(step, pid));
+            if (keepLast == 0) {
+                continue;
+            }
+            // Only checkpoints that validate count towards keep-last, so a damaged one never pushes out a good one;
+            // a damaged one is removed once keep-last good ones are newer than it.
+            if (step == newest || verifiedOnce(c.getValue())) {
+                if (kept < keepLast) {
+                    kept++;
+                    continue;
+                }
+            } else if (kept < keepLast) {
+                continue;
+            }
+            removed.add(remove(c.getValue(), step, pid));
         }
         return removed;
     }
@@ -178,8 +294,7 @@ public final class CheckpointStore {
      * Removes a committed checkpoint without ever leaving a half-deleted {@code step-N}: renames it to
      * {@code step-N.deleting-<pid>} first, then deletes that.
      */
-    Path remove(final long step, final long pid) throws IOException {
-        final Path committed = directoryOf(step);
+    Path remove(final Path committed, final long step, final long pid) throws IOException {
         final Path doomed = directory.resolve(CheckpointFormat.deletingName(step, pid));
         DurableFiles.deleteRecursively(doomed);
         Files.move(committed, doomed, StandardCopyOption.ATOMIC_MOVE);

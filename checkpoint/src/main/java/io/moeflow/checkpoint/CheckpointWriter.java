@@ -38,7 +38,9 @@ import java.util.zip.CRC32;
  * removed when the next writer starts. A failure of a background save is thrown by the next {@link #begin},
  * {@link #pollCompleted}, {@link #awaitIdle} or {@link #close}, never dropped.
  *
- * <p>One writer per checkpoints directory. Not thread-safe: call it from the training thread only.
+ * <p>One writer per checkpoints directory: the writer holds {@code writer.lock} (an OS file lock, released when the
+ * process dies) from construction to {@link #close}, and a second writer fails at construction with a
+ * {@link CheckpointException} naming the holder's pid. Not thread-safe: call it from the training thread only.
  */
 public final class CheckpointWriter implements AutoCloseable {
     /**
@@ -70,6 +72,8 @@ public final class CheckpointWriter implements AutoCloseable {
     private final ExecutorService executor;
     private final long pid = ProcessHandle.current().pid();
     private final List<Path> removedAtStart;
+    /** Held from construction to {@link #close}: a second writer on the directory fails at once. */
+    private final WriterLock lock;
     /** Completed saves not yet returned by {@link #pollCompleted}, oldest first, at most {@link #MAX_UNREPORTED}. */
     private final ArrayDeque<SaveResult> unreported = new ArrayDeque<>();
     /** String attributes of the current save, written on both files' roots. */
@@ -106,8 +110,15 @@ public final class CheckpointWriter implements AutoCloseable {
         this.store = new CheckpointStore(config.directory());
         try {
             Files.createDirectories(config.directory());
-            this.removedAtStart = List.copyOf(store.removeLeftovers());
         } catch (final IOException e) {
+            throw new CheckpointException(config.directory(), null, null, "cannot prepare the directory: " + e,
+                "check that the path is writable", e);
+        }
+        this.lock = WriterLock.acquire(config.directory(), CheckpointFormat.WRITER_LOCK);
+        try {
+            this.removedAtStart = List.copyOf(store.removeLeftovers());
+        } catch (final IOException | RuntimeException e) {
+            lock.close();
             throw new CheckpointException(config.directory(), null, null, "cannot prepare the directory: " + e,
                 "check that the path is writable", e);
         }
@@ -238,6 +249,7 @@ public final class CheckpointWriter implements AutoCloseable {
             if (executor != null) {
                 executor.shutdownNow();
             }
+            lock.close();
         }
     }
 
@@ -299,6 +311,8 @@ public final class CheckpointWriter implements AutoCloseable {
         final Path tmp = directory.resolve(CheckpointFormat.temporaryName(step, pid));
         String stage = "computing checksums";
         boolean committed = false;
+        Path target = null;
+        Path replaced = null;
         try {
             final long t0 = System.nanoTime();
             for (int i = 0; i < crc32.length; i++) {
@@ -335,17 +349,20 @@ public final class CheckpointWriter implements AutoCloseable {
 
             stage = "renaming " + tmp + " into place";
             faults.at(SaveStage.BEFORE_RENAME, step, tmp);
-            final Path target = store.directoryOf(step);
-            Path replaced = null;
+            target = store.directoryOf(step);
             if (Files.exists(target)) {
-                // A second save of the same step (a resumed run passing it again) replaces the first.
-                replaced = directory.resolve(CheckpointFormat.deletingName(step, pid));
+                // A second save of the same step (a resumed run passing it again) replaces the first. A directory
+                // cannot be renamed over a non-empty one, so the old one is moved aside first; until the new one is in
+                // place the moved copy is step N's checkpoint (resolution reads it, the next writer moves it back).
+                replaced = directory.resolve(CheckpointFormat.replacedName(step, pid));
                 DurableFiles.deleteRecursively(replaced);
                 Files.move(target, replaced, StandardCopyOption.ATOMIC_MOVE);
+                faults.at(SaveStage.REPLACING, step, replaced);
             }
             Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
             DurableFiles.fsyncDirectory(directory);
             committed = true;
+            store.markVerified(target);
             if (replaced != null) {
                 DurableFiles.deleteRecursively(replaced);
             }
@@ -363,11 +380,25 @@ public final class CheckpointWriter implements AutoCloseable {
         } catch (final IOException | RuntimeException e) {
             if (!committed) {
                 deleteQuietly(tmp);
+                putBackQuietly(replaced, target);
             }
             throw new CheckpointException(directory, null, null,
                 "the save of step " + step + " failed while " + stage + ": " + e,
                 committed ? "the checkpoint itself is committed and complete; the next save retries the rest"
                     : "the previous checkpoint is intact; check free disk space and permissions", e);
+        }
+    }
+
+    /** After a failed replacement, moves the old checkpoint back to its name (else the next writer does). */
+    private static void putBackQuietly(final Path replaced, final Path target) {
+        if (replaced == null || Files.exists(target) || !Files.isDirectory(replaced)) {
+            return;
+        }
+        try {
+            Files.move(replaced, target, StandardCopyOption.ATOMIC_MOVE);
+            DurableFiles.fsyncDirectory(target.getParent());
+        } catch (final IOException ignored) {
+            // The moved copy is still found by resolution and moved back by the next writer.
         }
     }
 

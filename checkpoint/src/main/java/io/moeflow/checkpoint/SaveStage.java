@@ -11,6 +11,11 @@ public enum SaveStage {
     BEFORE_FSYNC,
     /** Everything is durable; next the temporary directory is renamed to {@code step-N} ({@code path}: the temp dir). */
     BEFORE_RENAME,
+    /**
+     * Only when the step was committed before (a resumed run saving it again): the old {@code step-N} has been moved
+     * aside to {@code step-N.replaced-<pid>}; next the new one is renamed into place ({@code path}: the moved copy).
+     */
+    REPLACING,
     /** The checkpoint is committed; next the {@code latest} pointer is replaced ({@code path}: the committed dir). */
     BEFORE_LATEST,
     /** {@code latest} points at the new checkpoint; next old checkpoints beyond keep-last are removed. */

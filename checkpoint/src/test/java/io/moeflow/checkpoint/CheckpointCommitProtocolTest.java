@@ -33,7 +33,8 @@ class CheckpointCommitProtocolTest {
 
     private List<String> entries() throws IOException {
         try (var children = Files.list(dir)) {
-            return children.map(p -> p.getFileName().toString()).sorted().toList();
+            return children.map(p -> p.getFileName().toString()).filter(n -> !n.equals(CheckpointFormat.WRITER_LOCK))
+                .sorted().toList();
         }
     }
 
@@ -105,6 +106,65 @@ class CheckpointCommitProtocolTest {
         try (CheckpointReader r = CheckpointReader.open(dir.resolve("step-00000100"))) {
             Fixtures.assertHoldsStep(r, 100);
         }
+    }
+
+    @Test
+    void shouldPutTheOldCopyBackWhenASaveThatReplacesAStepFailsBetweenItsRenames() throws IOException {
+        final FaultInjector failSecondSaveOf100 = new FaultInjector() {
+            @Override
+            public void at(final SaveStage stage, final long step, final Path path) throws IOException {
+                if (stage == SaveStage.REPLACING) {
+                    assertTrue(Files.isDirectory(path) && path.getFileName().toString().startsWith(
+                        "step-00000100.replaced-"), path.toString());
+                    throw new IOException("injected fault between the renames");
+                }
+            }
+        };
+        try (CheckpointWriter w = writer(sync(), failSecondSaveOf100)) {
+            Fixtures.save(w, 100);
+            final CheckpointException e = assertThrows(CheckpointException.class, () -> Fixtures.save(w, 100));
+            assertTrue(e.getMessage().contains("between the renames"), e.getMessage());
+        }
+        assertEquals(List.of("latest", "step-00000100"), entries(), "the first save of step 100 is back in place");
+        try (CheckpointReader r = CheckpointReader.open(dir.resolve("step-00000100"))) {
+            Fixtures.assertHoldsStep(r, 100);
+        }
+    }
+
+    @Test
+    void shouldRefuseASecondWriterOnTheSameDirectoryWithOneClearError() throws IOException {
+        try (CheckpointWriter first = writer(sync(), FaultInjector.NONE)) {
+            final CheckpointException e = assertThrows(CheckpointException.class,
+                () -> writer(sync(), FaultInjector.NONE));
+            assertTrue(e.getMessage().contains("another checkpoint writer is using this directory")
+                && e.getMessage().contains(String.valueOf(ProcessHandle.current().pid()))
+                && e.getMessage().contains("--run-name"), e.getMessage());
+            Fixtures.save(first, 100); // the refused writer changed nothing for the first one
+        }
+        try (CheckpointWriter again = writer(sync(), FaultInjector.NONE)) {
+            Fixtures.save(again, 200); // closing the first released the directory
+        }
+        assertEquals(List.of("latest", "step-00000100", "step-00000200"), entries());
+    }
+
+    @Test
+    void shouldCountOnlyValidCheckpointsTowardsKeepLast() throws IOException {
+        try (CheckpointWriter w = writer(sync().withKeepLast(2), FaultInjector.NONE)) {
+            Fixtures.save(w, 100);
+            Fixtures.save(w, 200);
+            Fixtures.save(w, 300);
+        }
+        assertEquals(List.of("latest", "step-00000200", "step-00000300"), entries());
+        // Step 300 is damaged on disk (a flipped data byte), then the run goes on from another writer.
+        CheckpointValidationTest.flipDataBit(dir.resolve("step-00000300/state.h5"), "optimizer/exp_avg/lnf.weight");
+        try (CheckpointWriter w = writer(sync().withKeepLast(2), FaultInjector.NONE)) {
+            Fixtures.save(w, 400);
+            // Two good ones (400 and 200): the damaged 300 did not count, so 200 was not removed.
+            assertEquals(List.of("latest", "step-00000200", "step-00000300", "step-00000400"), entries());
+            Fixtures.save(w, 500);
+        }
+        // 500 and 400 are the two good ones now; 300 (damaged) and 200 are older than them and removed.
+        assertEquals(List.of("latest", "step-00000400", "step-00000500"), entries());
     }
 
     @ParameterizedTest

@@ -201,7 +201,7 @@ class CheckpointRoundTripTest {
             Fixtures.save(w, 10);
         }
         try (var children = Files.list(dir)) {
-            assertEquals(List.of("latest", "step-00000010"), children.map(p -> p.getFileName().toString()).sorted()
+            assertEquals(List.of("latest", "step-00000010", "writer.lock"), children.map(p -> p.getFileName().toString()).sorted()
                 .toList());
         }
         try (var children = Files.list(dir.resolve("step-00000010"))) {

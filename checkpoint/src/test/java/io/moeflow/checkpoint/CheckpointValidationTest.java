@@ -43,7 +43,7 @@ class CheckpointValidationTest {
     }
 
     /** Flips one bit of a dataset's stored data, found through jHDF. */
-    private static void flipDataBit(final Path file, final String dataset) throws IOException {
+    static void flipDataBit(final Path file, final String dataset) throws IOException {
         final long address;
         try (HdfFile hdf = new HdfFile(file)) {
             address = ((ContiguousDataset) hdf.getDatasetByPath(dataset)).getDataAddress() + 5;

@@ -7,7 +7,8 @@ import java.nio.file.Path;
  *
  * <ul>
  * <li>{@code <dir> <STAGE>}: commits step 100, then saves step 200 and stops at {@code STAGE} (prints {@code PAUSED}
- * and sleeps) until the parent kills it.</li>
+ * and sleeps) until the parent kills it. For {@code REPLACING} it commits step 200 first and stops in the second save
+ * of step 200.</li>
  * <li>{@code <dir> loop}: saves steps 1, 2, 3, ... asynchronously with keep-last 2, printing {@code COMMITTED <step>}
  * as saves complete, until killed at an arbitrary moment.</li>
  * </ul>
@@ -40,6 +41,12 @@ public final class CrashingSaveMain {
             System.out.println("COMMITTED 100");
             System.out.flush();
             Fixtures.save(w, 200);
+            if (pauseAt == SaveStage.REPLACING) {
+                // Only a second save of a committed step replaces it (a resumed run with another --save-every).
+                System.out.println("COMMITTED 200");
+                System.out.flush();
+                Fixtures.save(w, 200);
+            }
         }
         System.out.println("NOT KILLED");
     }

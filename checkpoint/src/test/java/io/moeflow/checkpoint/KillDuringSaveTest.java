@@ -2,6 +2,7 @@ package io.moeflow.checkpoint;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.BufferedReader;
@@ -18,6 +19,7 @@ import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 
 import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -105,7 +107,7 @@ class KillDuringSaveTest {
     }
 
     @ParameterizedTest
-    @EnumSource(SaveStage.class)
+    @EnumSource(value = SaveStage.class, mode = EnumSource.Mode.EXCLUDE, names = "REPLACING")
     void shouldResumeFromTheLastCommittedCheckpointAfterAKillAtEachStage(final SaveStage stage) throws Exception {
         final long childPid;
         try (Child child = new Child(dir.toString(), stage.name())) {
@@ -139,6 +141,46 @@ class KillDuringSaveTest {
         }
         assertEquals(List.of(300L), store.committedSteps());
         assertFalse(Files.exists(leftover));
+    }
+
+    @Test
+    void shouldKeepTheOnlyCopyOfAStepWhenKilledBetweenTheTwoRenamesOfASaveThatReplacesIt() throws Exception {
+        final long childPid;
+        try (Child child = new Child(dir.toString(), SaveStage.REPLACING.name())) {
+            child.await("COMMITTED 200");
+            child.await("PAUSED " + SaveStage.REPLACING);
+            childPid = child.process.pid();
+            // While it lives, the child holds the directory: a second writer gets one clear error naming it.
+            final CheckpointException locked = assertThrows(CheckpointException.class, () -> new CheckpointWriter(
+                CheckpointConfig.defaults(dir), Fixtures.layout(), Fixtures.METADATA).close());
+            assertTrue(locked.getMessage().contains("another checkpoint writer")
+                && locked.getMessage().contains(String.valueOf(childPid)), locked.getMessage());
+            child.kill();
+        }
+        // Killed after step-200 was moved aside and before the new step-200 took its place.
+        final Path aside = dir.resolve("step-00000200.replaced-" + childPid);
+        assertTrue(Files.isDirectory(aside), "the old copy, moved aside");
+        assertFalse(Files.exists(dir.resolve("step-00000200")));
+        final CheckpointStore store = new CheckpointStore(dir);
+        assertEquals(List.of(200L), store.committedSteps(), "the moved-aside copy still counts as step 200");
+        final Resolution resolution = store.resolveAuto().orElseThrow();
+        assertEquals(200, resolution.step(), "auto resumes from step 200, not from scratch");
+        try (CheckpointReader r = CheckpointReader.open(resolution.directory())) {
+            Fixtures.assertHoldsStep(r, 200);
+        }
+
+        // The next writer (now allowed: the lock died with the child) moves it back under its name.
+        try (CheckpointWriter w = new CheckpointWriter(CheckpointConfig.defaults(dir).withKeepLast(1),
+            Fixtures.layout(), Fixtures.METADATA)) {
+            assertFalse(Files.exists(aside));
+            try (CheckpointReader r = CheckpointReader.open(dir.resolve("step-00000200"))) {
+                Fixtures.assertHoldsStep(r, 200);
+            }
+            Fixtures.save(w, 200);
+            w.awaitIdle();
+        }
+        assertEquals(List.of(200L), store.committedSteps());
+        assertEquals(dir.resolve("step-00000200"), store.resolveAuto().orElseThrow().directory());
     }
 
     @ParameterizedTest

@@ -11,7 +11,6 @@ import java.util.Optional;
 import java.util.concurrent.Callable;
 
 import io.moeflow.checkpoint.CheckpointConfig;
-import io.moeflow.checkpoint.CheckpointReader;
 import io.moeflow.checkpoint.CheckpointStore;
 import io.moeflow.checkpoint.CheckpointWriter;
 import io.moeflow.checkpoint.FaultInjector;
@@ -256,16 +255,14 @@ public final class TrainCommand implements Callable<Integer> {
             return;
         }
         final CheckpointStore store = new CheckpointStore(runDir.resolve("checkpoints"));
-        final Optional<Resolution> found = resume.equals(CheckpointStore.AUTO) ? store.resolveAuto()
-            : Optional.of(store.resolve(Path.of(resume)));
+        // One read of every tensor, checksums checked as it goes; auto falls back past a damaged checkpoint.
+        final Optional<Resolution> found = resume.equals(CheckpointStore.AUTO) ? store.loadAuto(trainer::restore)
+            : Optional.of(store.load(Path.of(resume), trainer::restore));
         if (found.isEmpty()) {
             out.println("resume: no checkpoint in " + store.directory() + " yet, starting from step 0");
             return;
         }
         found.get().warnings().forEach(w -> out.println("warning: " + w));
-        try (CheckpointReader reader = CheckpointReader.open(found.get().directory())) {
-            trainer.restore(reader);
-        }
         out.println("resume: continuing from " + found.get().directory() + " (step " + trainer.completedSteps() + ")");
     }
 

@@ -15,6 +15,11 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 
+import io.moeflow.checkpoint.CheckpointConfig;
+import io.moeflow.checkpoint.CheckpointFile;
+import io.moeflow.checkpoint.CheckpointLayout;
+import io.moeflow.checkpoint.CheckpointWriter;
+import io.moeflow.checkpoint.RunMetadata;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
@@ -77,6 +82,24 @@ class CheckpointCommandsTest {
         assertEquals(0, resumed.exitCode(), resumed.err());
         assertTrue(resumed.out().contains("(step 4)"), resumed.out());
         assertEquals(reference, lossesOf("killed"), "the resumed run must match the uninterrupted one bit for bit");
+    }
+
+    @Test
+    void shouldRefuseASecondTrainOnARunThatIsBeingWritten() throws IOException {
+        assertEquals(0, train("busy").exitCode());
+        final Path checkpoints = runs.resolve("busy/checkpoints");
+        final long metricsBytes = Files.size(runs.resolve("busy/metrics.jsonl"));
+        // Another writer (here: in this JVM) holds the run's checkpoints directory.
+        try (CheckpointWriter other = new CheckpointWriter(CheckpointConfig.defaults(checkpoints),
+            CheckpointLayout.builder().int64(CheckpointFile.STATE, "x").build(),
+            RunMetadata.of("test", "test", null, 1))) {
+            final CliRun second = CliRun.of("train", "--run-name", "busy", "--runs-dir", runs.toString(), "--resume",
+                "auto");
+            assertBadWithoutTrace(second);
+            assertTrue(second.err().contains("another checkpoint writer is using this directory")
+                && second.err().contains(checkpoints.toString()), second.err());
+        }
+        assertEquals(metricsBytes, Files.size(runs.resolve("busy/metrics.jsonl")), "the refused run changed nothing");
     }
 
     @Test

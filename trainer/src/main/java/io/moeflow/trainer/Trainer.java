@@ -304,6 +304,10 @@ public final class Trainer implements AutoCloseable {
         this.completedSteps = steps;
     }
 
+    void restoreLastLr(final double lr) {
+        this.lastLr = lr;
+    }
+
     public MoeModel model() {
         return model;
     }

@@ -83,7 +83,11 @@ public final class TrainingState {
 
     /**
      * Loads a checkpoint into the trainer: parameters, balancing biases, AdamW moments and step,
-     * curriculum position and RNG, step counter. Every checksum is verified first.
+     * curriculum position and RNG, sample and token counters, the last learning rate, step counter.
+     * Each tensor is read once, its checksum checked as it is read; the layout is checked before
+     * anything is read. Every piece of state is set, so after a failed load (a damaged tensor)
+     * loading another checkpoint leaves nothing of the first behind
+     * ({@link io.moeflow.checkpoint.CheckpointStore#loadAuto} relies on it).
      *
      * @throws io.moeflow.checkpoint.CheckpointException if the checkpoint is damaged or was written for another model
      *         (the message names the first tensor whose shape differs)
@@ -91,7 +95,6 @@ public final class TrainingState {
     static void restore(final CheckpointReader reader, final Trainer trainer) {
         final MoeModel model = trainer.model();
         reader.checkLayout(layout(model.config(), model.tensors()));
-        reader.verify();
         loadModel(reader, model);
         final AdamW optimizer = trainer.optimizer();
         final float[] expAvg = new float[optimizer.slabLength()];
@@ -103,8 +106,13 @@ public final class TrainingState {
         optimizer.restore(reader.int64(CheckpointFile.STATE, OPTIMIZER_STEP), expAvg, expAvgSq);
         final long[] curriculum = new long[CurriculumState.NAMES.size()];
         reader.readInt64(CheckpointFile.STATE, CURRICULUM, curriculum, 0);
-        trainer.curriculum().restore(CurriculumState.fromLongs(curriculum));
+        // The run's counters are the saved ones: counters/* are authoritative over the curriculum's own copies.
+        final CurriculumState c = CurriculumState.fromLongs(curriculum);
+        trainer.curriculum().restore(new CurriculumState(c.step(), c.stageIndex(), c.stepsInStage(), c.tokensInStage(),
+            reader.int64(CheckpointFile.STATE, SAMPLES), reader.int64(CheckpointFile.STATE, TOKENS), c.rngState(),
+            c.currentDifficulty(), c.datasetFingerprint(), c.configFingerprint()));
         trainer.restoreCompletedSteps(reader.int64(CheckpointFile.STATE, COMPLETED_STEPS));
+        trainer.restoreLastLr(reader.float64(CheckpointFile.STATE, LR));
     }
 
     /** Loads only the weights and balancing biases (for evaluation and generation). */

@@ -13,6 +13,7 @@ import java.util.Map;
 
 import io.moeflow.checkpoint.CheckpointConfig;
 import io.moeflow.checkpoint.CheckpointException;
+import io.moeflow.checkpoint.CheckpointFile;
 import io.moeflow.checkpoint.CheckpointReader;
 import io.moeflow.checkpoint.CheckpointStore;
 import io.moeflow.checkpoint.CheckpointWriter;
@@ -81,6 +82,49 @@ class ResumeTest {
     }
 
     @Test
+    void shouldRestoreTheLearningRateAndCountersReadingEachTensorOnce() {
+        final List<Double> lrs = new ArrayList<>();
+        final long[] counters = new long[2];
+        try (Trainer trainer = newTrainer(); CheckpointWriter writer = writer(trainer, "counted", FaultInjector.NONE, false)) {
+            trainer.saveCheckpointsTo(writer, 0);
+            trainer.train(m -> {
+                lrs.add(m.lr);
+                counters[0] = m.samplesConsumed;
+                counters[1] = m.tokensConsumed;
+                if (m.step == 5) {
+                    trainer.requestStop();
+                }
+            });
+            // A second save of step 5 whose counters differ from the curriculum's copies: the saved counters win.
+            final CheckpointWriter.Snapshot s = writer.begin(5);
+            TrainingState.put(s, trainer);
+            s.int64(CheckpointFile.STATE, TrainingState.SAMPLES, counters[0] + 1000);
+            s.int64(CheckpointFile.STATE, TrainingState.TOKENS, counters[1] + 2000);
+            writer.commit(s);
+        }
+        try (Trainer resumed = newTrainer()) {
+            assertEquals(0.0, resumed.lastLr());
+            final long[] bytes = new long[2];
+            final Resolution r = new CheckpointStore(dir.resolve("counted")).loadAuto(reader -> {
+                resumed.restore(reader);
+                bytes[0] = reader.dataBytesRead();
+                bytes[1] = reader.dataBytes();
+            }).orElseThrow();
+            assertEquals(5, r.step());
+            assertEquals(bytes[1], bytes[0], "a resume reads every tensor exactly once");
+            assertEquals(lrs.get(4), resumed.lastLr(), "schedule/lr restored");
+            assertEquals(counters[0] + 1000, resumed.curriculum().state().samplesConsumed(), "counters/samples");
+            assertEquals(counters[1] + 2000, resumed.curriculum().state().tokensConsumed(), "counters/tokens");
+            final long[] next = new long[1];
+            resumed.train(m -> {
+                next[0] = m.tokensConsumed;
+                resumed.requestStop();
+            });
+            assertEquals(counters[1] + 2000 + 8 * 32, next[0], "step 6 counts on from the restored tokens");
+        }
+    }
+
+    @Test
     void shouldNameTheFirstMismatchingTensorWhenTheModelDiffers() {
         run("small", null, 4, FaultInjector.NONE, true);
         final ModelConfig wider = new ModelConfig(256, 32, 48, 2, 2, 4, 2, 64, 1, RouterScore.SIGMOID, 0.01, 0.001, true,
@@ -94,6 +138,19 @@ class ResumeTest {
         }
     }
 
+    private Trainer newTrainer() {
+        return new Trainer(config, model, AdamWConfig.defaults(), CurriculumConfig.defaults(STEPS), data);
+    }
+
+    private CheckpointWriter writer(final Trainer trainer, final String saveTo, final FaultInjector faults,
+                                    final boolean async) {
+        final CheckpointConfig checkpointConfig = CheckpointConfig.defaults(dir.resolve(saveTo))
+            .withAsyncSave(async).withKeepLast(0);
+        return new CheckpointWriter(checkpointConfig, TrainingState.layout(model, trainer.model().tensors()),
+            new RunMetadata("test", "test", RunMetadata.UNKNOWN, "17", 1, Map.of()), faults,
+            java.time.Clock.systemUTC());
+    }
+
     private record Run(List<Double> losses, float[] params, float[] expertBias) {
     }
 
@@ -103,18 +160,9 @@ class ResumeTest {
      */
     private Run run(final String saveTo, final Path resumeFrom, final long stopAt, final FaultInjector faults,
                     final boolean async) {
-        final CheckpointConfig checkpointConfig = CheckpointConfig.defaults(dir.resolve(saveTo))
-            .withAsyncSave(async).withKeepLast(0);
-        try (Trainer trainer = new Trainer(config, model, AdamWConfig.defaults(), CurriculumConfig.defaults(STEPS), data);
-             CheckpointWriter writer = new CheckpointWriter(checkpointConfig,
-                 TrainingState.layout(model, trainer.model().tensors()),
-                 new RunMetadata("test", "test", RunMetadata.UNKNOWN, "17", 1, Map.of()), faults,
-                 java.time.Clock.systemUTC())) {
+        try (Trainer trainer = newTrainer(); CheckpointWriter writer = writer(trainer, saveTo, faults, async)) {
             if (resumeFrom != null) {
-                try (CheckpointReader reader = CheckpointReader.open(
-                    new CheckpointStore(resumeFrom).resolve(CheckpointStore.AUTO).directory())) {
-                    trainer.restore(reader);
-                }
+                new CheckpointStore(resumeFrom).loadAuto(trainer::restore).orElseThrow();
             }
             trainer.saveCheckpointsTo(writer, 4);
             final List<Double> losses = new ArrayList<>();
