@@ -1,6 +1,11 @@
 package io.moeflow.launcher;
 
+import java.io.IOException;
 import java.io.PrintStream;
+import java.io.Reader;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Clock;
 import java.time.LocalDateTime;
@@ -8,6 +13,8 @@ import java.time.format.DateTimeFormatter;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.OptionalLong;
+import java.util.Properties;
 import java.util.concurrent.Callable;
 
 import io.moeflow.checkpoint.CheckpointConfig;
@@ -52,6 +59,12 @@ public final class TrainCommand implements Callable<Integer> {
     @Option(names = "--steps", paramLabel = "N", defaultValue = "" + TrainDefaults.STEPS,
         description = "Optimizer steps to train. Default: ${DEFAULT-VALUE}")
     long steps;
+
+    @Option(names = "--plan-steps", paramLabel = "N",
+        description = "The run length the schedules are planned for: stage lengths in %%, pacing and the cosine decay "
+            + "scale with it. Default: --steps; a resumed run keeps its own, so --resume auto --steps M beyond it "
+            + "extends the run (stages stay at their absolute steps, the last one continues).")
+    Long planSteps;
 
     @Option(names = "--run-name", paramLabel = "NAME",
         description = "Name of the run directory under --runs-dir. Default: run-<date>-<time>")
@@ -137,10 +150,12 @@ public final class TrainCommand implements Callable<Integer> {
         // The configuration, every record validated before anything starts.
         final ModelConfig modelConfig = model.toConfig();
         final AdamWConfig adamWConfig = optimizer.toConfig();
+        // The plan is fixed when a run starts: extending it (a larger --steps on resume) keeps stages in absolute steps.
+        planSteps = planSteps != null ? planSteps : savedPlanSteps().orElse(steps);
         final TrainerConfig trainerConfig = new TrainerConfig(steps, batchSize,
             TrainDefaults.threads(threads), seed, optimizer.lrSchedule,
-            optimizer.lr, optimizer.minLr, optimizer.warmupSteps, kernels);
-        final CurriculumConfig curriculumConfig = curriculum.toConfig(steps);
+            optimizer.lr, optimizer.minLr, optimizer.warmupSteps, kernels, planSteps);
+        final CurriculumConfig curriculumConfig = curriculum.toConfig(planSteps);
 
         // The data, split into training and held-out samples.
         final Dataset all = data.load();
@@ -239,6 +254,34 @@ public final class TrainCommand implements Callable<Integer> {
         return RunDirectory.createOrReuse(runsDir, runName);
     }
 
+    /**
+     * When resuming a run whose saved options predate --plan-steps: the length it was planned for is its saved
+     * --steps. (Runs saved since then carry plan-steps, which the saved config.properties already supplied.)
+     */
+    private OptionalLong savedPlanSteps() {
+        if (resume == null) {
+            return OptionalLong.empty();
+        }
+        final Path saved = resume.equals(CheckpointStore.AUTO)
+            ? (runName == null ? null : runsDir.resolve(runName).resolve("config.properties"))
+            : RunDirectory.ofCheckpoint(Path.of(resume)).resolve("config.properties");
+        if (saved == null || !Files.isRegularFile(saved)) {
+            return OptionalLong.empty();
+        }
+        final Properties options = new Properties();
+        try (Reader reader = Files.newBufferedReader(saved, StandardCharsets.UTF_8)) {
+            options.load(reader);
+        } catch (final IOException e) {
+            throw new UncheckedIOException("cannot read " + saved + ": " + e.getMessage(), e);
+        }
+        final String value = options.getProperty("plan-steps", options.getProperty("steps"));
+        try {
+            return value == null ? OptionalLong.empty() : OptionalLong.of(Long.parseLong(value.strip()));
+        } catch (final NumberFormatException e) {
+            throw new IllegalArgumentException(saved + ": steps=" + value + " is not a number; fix or remove the line");
+        }
+    }
+
     private CheckpointWriter checkpointWriter(final Path runDir, final Trainer trainer, final String configText,
                                               final FaultInjector faults) {
         final RunMetadata metadata = new RunMetadata(configText, Main.projectVersion(), Main.gitCommit(),
@@ -263,6 +306,10 @@ public final class TrainCommand implements Callable<Integer> {
             return;
         }
         found.get().warnings().forEach(w -> out.println("warning: " + w));
+        if (steps > planSteps) {
+            out.println("resume: extending the run to " + steps + " steps; it was planned for " + planSteps
+                + ", so its stages keep their absolute steps and the last one continues past step " + planSteps);
+        }
         out.println("resume: continuing from " + found.get().directory() + " (step " + trainer.completedSteps() + ")");
     }
 

@@ -85,6 +85,47 @@ class CheckpointCommandsTest {
     }
 
     @Test
+    void shouldExtendAFinishedRunKeepingItsStagesAtTheirAbsoluteSteps() throws IOException {
+        assertEquals(0, train("extended").exitCode());
+        final CliRun extended = CliRun.of("train", "--run-name", "extended", "--runs-dir", runs.toString(), "--resume",
+            "auto", "--steps", "16");
+        assertEquals(0, extended.exitCode(), extended.err());
+        assertTrue(extended.out().contains("extending the run to 16 steps; it was planned for 8"), extended.out());
+        assertEquals(16, lossesOf("extended").size(), "steps 9-16 ran");
+        assertEquals(reference, lossesOf("extended").subList(0, 8));
+
+        // The same 16 steps in one go, planned for 8: bit for bit what stopping at 8 and extending produced.
+        final List<String> planned = trainArgs("planned-for-8");
+        planned.addAll(List.of("--steps", "16", "--plan-steps", "8"));
+        assertEquals(0, CliRun.of(planned.toArray(new String[0])).exitCode());
+        assertEquals(lossesOf("planned-for-8"), lossesOf("extended"));
+        assertTrue(Files.readString(runs.resolve("extended/config.properties")).contains("plan-steps=8"),
+            "the plan is recorded, so a further extension keeps it too");
+    }
+
+    @Test
+    void shouldKeepLoweringTheLossWhenARunIsExtended() throws IOException {
+        final String[] constantLr = {"--curriculum", "NONE", "--lr-schedule", "CONSTANT", "--lr", "3e-3"};
+        final List<String> args = trainArgs("longer");
+        args.addAll(List.of(constantLr));
+        args.addAll(List.of("--steps", "40"));
+        assertEquals(0, CliRun.of(args.toArray(new String[0])).exitCode());
+        final CliRun extended = CliRun.of("train", "--run-name", "longer", "--runs-dir", runs.toString(), "--resume",
+            "auto", "--steps", "80");
+        assertEquals(0, extended.exitCode(), extended.err());
+        final List<String> losses = lossesOf("longer");
+        assertEquals(80, losses.size());
+        final double before = meanLoss(losses.subList(30, 40));
+        final double after = meanLoss(losses.subList(70, 80));
+        assertTrue(after < before, "mean loss of steps 71-80 (" + after + ") below that of steps 31-40 (" + before + ")");
+    }
+
+    private static double meanLoss(final List<String> fields) {
+        return fields.stream().mapToDouble(f -> Double.parseDouble(f.substring(f.indexOf(':') + 1))).average()
+            .orElseThrow();
+    }
+
+    @Test
     void shouldRefuseASecondTrainOnARunThatIsBeingWritten() throws IOException {
         assertEquals(0, train("busy").exitCode());
         final Path checkpoints = runs.resolve("busy/checkpoints");

@@ -286,7 +286,7 @@ public final class Trainer implements AutoCloseable {
     private LrSchedule schedule(final TrainerConfig c, final CurriculumConfig curriculumConfig) {
         final LrSchedule base = switch (c.lrSchedule()) {
             case CONSTANT -> LrSchedule.constant(c.lr());
-            case COSINE -> LrSchedule.warmupCosine(c.lr(), 0, c.steps(), c.minLr());
+            case COSINE -> LrSchedule.warmupCosine(c.lr(), 0, c.planSteps(), c.minLr());
             case CURRICULUM -> {
                 if (curriculumConfig.kind() != CurriculumConfig.Kind.STAGED) {
                     throw new IllegalArgumentException("lrSchedule=curriculum needs a staged curriculum (curriculum="

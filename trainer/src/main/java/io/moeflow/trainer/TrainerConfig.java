@@ -15,9 +15,20 @@ import io.moeflow.trainer.kernels.Kernels;
  * @param minLr         the floor cosine decays to
  * @param warmupSteps   linear warmup at the start, applied to every schedule (0 = none)
  * @param kernels       FAST (Vector API, the default) or REFERENCE (plain loops, for debugging)
+ * @param planSteps     the run length the schedules were planned for: the cosine decays over it (and
+ *                      the launcher scales curriculum stages given in % by it); equal to {@code steps}
+ *                      unless a finished run was extended, which keeps its plan (absolute steps) and
+ *                      trains on at the plan's final rate
  */
 public record TrainerConfig(long steps, int batchSize, int threads, long seed, LrScheduleKind lrSchedule,
-                            double lr, double minLr, long warmupSteps, Kernels kernels) {
+                            double lr, double minLr, long warmupSteps, Kernels kernels, long planSteps) {
+
+    /** A run whose plan is its own length ({@code planSteps = steps}). */
+    public TrainerConfig(final long steps, final int batchSize, final int threads, final long seed,
+                         final LrScheduleKind lrSchedule, final double lr, final double minLr, final long warmupSteps,
+                         final Kernels kernels) {
+        this(steps, batchSize, threads, seed, lrSchedule, lr, minLr, warmupSteps, kernels, steps);
+    }
 
     /** Where the learning rate of each step comes from. */
     public enum LrScheduleKind {
@@ -47,6 +58,9 @@ public record TrainerConfig(long steps, int batchSize, int threads, long seed, L
         }
         if (!(minLr >= 0) || minLr > lr) {
             throw new IllegalArgumentException("minLr=" + minLr + " must be in [0, lr=" + lr + "]");
+        }
+        if (planSteps < 1) {
+            throw new IllegalArgumentException("planSteps=" + planSteps + " must be >= 1");
         }
         if (warmupSteps < 0) {
             throw new IllegalArgumentException("warmupSteps=" + warmupSteps + " must be >= 0");
