@@ -9,8 +9,9 @@ public final class Routing {
 
     /**
      * Writes the {@code topK} experts with the largest {@code scores[e] + bias[e]} (bias may be null) into
-     * {@code selected[selectedOff..+topK)}, best first; ties go to the lower expert index, and a NaN score is never
-     * preferred, so the choice is deterministic.
+     * {@code selected[selectedOff..+topK)}, best first; ties go to the lower expert index, and a NaN score (score plus
+     * bias) never wins over a number, wherever it stands, and is chosen only when no number is left (then the lowest
+     * index), so the choice is deterministic.
      *
      * @param scores     scores of one token, at scoresOff, E of them
      * @param bias       selection bias [E] at biasOff, or null
@@ -31,7 +32,9 @@ public final class Routing {
                     continue;
                 }
                 final float v = bias == null ? scores[scoresOff + e] : scores[scoresOff + e] + bias[biasOff + e];
-                if (best < 0 || v > bestValue) {
+                // a NaN candidate never beats a number, whatever the order (a NaN first candidate is replaced by the
+                // first number); it is chosen only when every remaining candidate is NaN
+                if (best < 0 || v > bestValue || Float.isNaN(bestValue) && !Float.isNaN(v)) {
                     best = e;
                     bestValue = v;
                 }

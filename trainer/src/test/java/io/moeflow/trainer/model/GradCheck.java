@@ -20,7 +20,10 @@ final class GradCheck {
     static final double ABS_TOLERANCE = 3e-5;
     static final double REL_TOLERANCE = 2e-2;
 
-    /** maxRatio &lt;= 1 means every checked coordinate is within tolerance. */
+    /**
+     * maxRatio &lt;= 1 means every checked coordinate is within tolerance; it is NaN when any analytic gradient entry
+     * (checked or not) or any checked loss or finite difference is not finite, so {@code maxRatio <= 1} fails then.
+     */
     record Result(int checked, int skipped, double maxRatio, String worst) {
     }
 
@@ -36,6 +39,13 @@ final class GradCheck {
         model.forward(tokens);
         model.backward();
         final float[] analytic = model.grads().clone();
+        for (final TensorView v : model.tensors()) {
+            for (int i = v.offset(); i < v.offset() + v.length(); i++) {
+                if (!Float.isFinite(analytic[i])) {
+                    return new Result(0, 0, Double.NaN, v.name() + "[" + (i - v.offset()) + "] analytic=" + analytic[i]);
+                }
+            }
+        }
         final int[] baseSelected = model.routingSelected().clone();
         final int[] baseSlots = model.routingSlots().clone();
         final float[] p = model.params();
@@ -67,7 +77,8 @@ final class GradCheck {
                 final double err = Math.abs(fd - a) / (ABS_TOLERANCE + REL_TOLERANCE * Math.max(Math.abs(fd),
                     Math.abs(a)));
                 checked++;
-                if (err > maxError) {
+                // written so that a NaN error (a NaN loss or gradient) becomes the worst and stays NaN
+                if (!(err <= maxError) && !Double.isNaN(maxError)) {
                     maxError = err;
                     worst = v.name() + "[" + (i - v.offset()) + "] fd=" + fd + " analytic=" + a;
                 }

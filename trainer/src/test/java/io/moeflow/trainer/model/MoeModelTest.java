@@ -10,6 +10,8 @@ import io.moeflow.trainer.kernels.Kernels;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 class MoeModelTest {
     /**
@@ -82,11 +84,12 @@ class MoeModelTest {
         return losses;
     }
 
-    @Test
-    void shouldGiveAnExpertWithoutTokensExactlyZeroGradientsAndFiniteLoss() {
+    @ParameterizedTest
+    @EnumSource(Kernels.class)
+    void shouldGiveAnExpertWithoutTokensExactlyZeroGradientsAndFiniteLoss(final Kernels kernels) {
         final ModelConfig c = new ModelConfig(32, 16, 32, 2, 2, 4, 2, 32, 0, RouterScore.SOFTMAX, 0.01, 0.001, true,
             1e-3, 0.0, 0.05);
-        try (MoeModel m = new MoeModel(c, 2, 2, Kernels.FAST, 3)) {
+        try (MoeModel m = new MoeModel(c, 2, 2, kernels, 3)) {
             m.expertBias(0)[1] = Float.NEGATIVE_INFINITY;
             m.expertBias(1)[1] = Float.NEGATIVE_INFINITY;
             final int[] tokens = GradCheck.randomTokens(c, 2, 4);
