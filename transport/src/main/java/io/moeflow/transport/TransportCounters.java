@@ -5,6 +5,9 @@ package io.moeflow.transport;
  * time), readable from any thread. Bytes are wire bytes: headers and compressed payloads included.
  */
 public final class TransportCounters {
+    private static final java.util.concurrent.atomic.AtomicLongFieldUpdater<TransportCounters> FORGED =
+        java.util.concurrent.atomic.AtomicLongFieldUpdater.newUpdater(TransportCounters.class, "forgedFramesDropped");
+
     private volatile long framesSent;
     private volatile long bytesSent;
     private volatile long framesReceived;
@@ -13,6 +16,9 @@ public final class TransportCounters {
     private volatile long unexpectedFramesDropped;
     private volatile long unauthenticatedFramesDropped;
     private volatile long handshakesRejected;
+    /** Written by the transport's thread and by an embedded driver's receiver thread: updated atomically. */
+    private volatile long forgedFramesDropped;
+    private volatile long replayedFramesDropped;
 
     /** Records one frame sent. */
     public void onFrameSent(final int lengthBytes) {
@@ -44,6 +50,27 @@ public final class TransportCounters {
     /** Records a handshake that failed authentication (wrong or missing job token, wrong job). */
     public void onHandshakeRejected() {
         handshakesRejected = handshakesRejected + 1;
+    }
+
+    /**
+     * Records a frame dropped because its authentication tag is wrong or missing on a stream whose
+     * frames must carry one (forged or altered on the wire). Any thread.
+     */
+    public void onForgedFrame() {
+        FORGED.incrementAndGet(this);
+    }
+
+    /** Records an authenticated frame dropped because its sequence number was already seen (a replay). */
+    public void onReplayedFrame() {
+        replayedFramesDropped = replayedFramesDropped + 1;
+    }
+
+    public long forgedFramesDropped() {
+        return forgedFramesDropped;
+    }
+
+    public long replayedFramesDropped() {
+        return replayedFramesDropped;
     }
 
     public long framesSent() {
@@ -83,6 +110,7 @@ public final class TransportCounters {
         return "framesSent=" + framesSent + " bytesSent=" + bytesSent + " framesReceived=" + framesReceived
             + " bytesReceived=" + bytesReceived + " malformedDropped=" + malformedFramesDropped
             + " unexpectedDropped=" + unexpectedFramesDropped + " unauthenticatedDropped=" + unauthenticatedFramesDropped
-            + " handshakesRejected=" + handshakesRejected;
+            + " handshakesRejected=" + handshakesRejected + " forgedDropped=" + forgedFramesDropped
+            + " replayedDropped=" + replayedFramesDropped;
     }
 }

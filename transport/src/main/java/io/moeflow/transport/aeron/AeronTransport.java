@@ -21,6 +21,7 @@ import io.aeron.Subscription;
 import io.aeron.logbuffer.BufferClaim;
 import io.aeron.logbuffer.ControlledFragmentHandler;
 import io.aeron.logbuffer.Header;
+import io.aeron.protocol.DataHeaderFlyweight;
 import org.agrona.CloseHelper;
 import org.agrona.DirectBuffer;
 import org.agrona.MutableDirectBuffer;
@@ -28,6 +29,7 @@ import org.agrona.collections.IntArrayList;
 import org.agrona.concurrent.UnsafeBuffer;
 
 import io.moeflow.transport.FrameAction;
+import io.moeflow.transport.FrameAuthenticator;
 import io.moeflow.transport.FrameHandler;
 import io.moeflow.transport.JobToken;
 import io.moeflow.transport.Transport;
@@ -47,8 +49,18 @@ import io.moeflow.transport.Wire;
  * PROOF carries its own nonce and verifies. Only that image is read afterwards; frames of any other
  * image on the stream (a process with a wrong or no token, another job, a stale worker) are drained,
  * dropped and counted ({@link TransportCounters#handshakesRejected()},
- * {@link TransportCounters#unauthenticatedFramesDropped()}), and the job goes on. The token
- * authenticates connections, not each frame: data frames carry no MAC and are not encrypted.
+ * {@link TransportCounters#unauthenticatedFramesDropped()}), and the job goes on.
+ *
+ * <p><b>Frame authentication</b> ({@link AeronTransportConfig#frameAuthentication()}, on by default
+ * for UDP). Once a peer is authenticated, both sides derive one key per direction from the token,
+ * both nonces and the stream's session ({@link FrameAuthenticator#deriveKey}); every data and BYE
+ * frame then carries a sequence number (also in Aeron's reserved value, which marks it as
+ * authenticated) and a tag over its bytes, sequence number and stream position. Over UDP the
+ * embedded driver checks tags before a frame enters the log ({@link FrameAuthenticationFilter}), so a
+ * forged datagram cannot take a genuine frame's place; the data path checks sequence numbers (a
+ * replay is dropped, a gap fails the operation by name). Without that driver (IPC, or UDP through
+ * an external driver) the data path checks the tags itself. Handshake frames carry their own proof.
+ * Frames are authenticated, not encrypted.
  */
 public final class AeronTransport implements Transport {
     private static final int HELLO_LENGTH = 40;
@@ -79,7 +91,19 @@ public final class AeronTransport implements Transport {
     private final IntArrayList[] answeredSessions;
     private final boolean[] byeReceived;
     private final BufferClaim[] claims;
-    private final TransportCounters counters = new TransportCounters();
+    private final TransportCounters counters;
+    /** Frame authentication state, per peer; null arrays when it is off. */
+    private final boolean authenticateFrames;
+    private final FrameAuthenticationFilter filter;
+    private final FrameAuthenticator[] sendAuthenticators;
+    private final FrameAuthenticator[] receiveAuthenticators;
+    private final long[] nextSendSequence;
+    private final long[] nextReceiveSequence;
+    private final int[] claimedLength;
+    /** Why a peer's authenticated stream cannot go on (frames missing), or null. */
+    private final String[] streamBroken;
+    /** The nonce of the last PROOF that verified (handshake only). */
+    private byte[] lastProofNonce;
     private final byte[] nonce = new byte[NONCE_BYTES];
     private final long jobHash;
     private final UnsafeBuffer control = new UnsafeBuffer(new byte[PROOF_LENGTH]);
@@ -92,8 +116,11 @@ public final class AeronTransport implements Transport {
     private boolean handshakeDone;
     private boolean closed;
 
-    private AeronTransport(final AeronTransportConfig config, final JobMediaDriver driver, final Aeron aeron) {
+    private AeronTransport(final AeronTransportConfig config, final JobMediaDriver driver, final Aeron aeron,
+                           final TransportCounters counters, final FrameAuthenticationFilter filter) {
         this.config = config;
+        this.counters = counters;
+        this.filter = filter;
         this.rank = config.rank();
         this.size = config.size();
         this.driver = driver;
@@ -109,7 +136,16 @@ public final class AeronTransport implements Transport {
         this.claims = new BufferClaim[size];
         this.jobHash = jobHash(config.jobId());
         new SecureRandom().nextBytes(nonce);
-        this.maxFrameLength = config.mtuBytes() - 32; // Aeron's data header takes 32 bytes of the MTU
+        this.authenticateFrames = config.frameAuthentication();
+        // Aeron's data header takes 32 bytes of the MTU, the authentication trailer 24 more
+        this.maxFrameLength = config.mtuBytes() - DataHeaderFlyweight.HEADER_LENGTH
+            - (authenticateFrames ? FrameAuthenticator.TRAILER_LENGTH : 0);
+        this.sendAuthenticators = new FrameAuthenticator[size];
+        this.receiveAuthenticators = new FrameAuthenticator[size];
+        this.nextSendSequence = new long[size];
+        this.nextReceiveSequence = new long[size];
+        this.claimedLength = new int[size];
+        this.streamBroken = new String[size];
         this.description = "aeron-" + config.media().name().toLowerCase(java.util.Locale.ROOT) + ":" + config.aeronDirectory()
             + (config.media() == AeronMedia.UDP ? "@" + config.endpoints().get(rank) : "");
     }
@@ -124,9 +160,13 @@ public final class AeronTransport implements Transport {
         JobMediaDriver driver = null;
         Aeron aeron = null;
         AeronTransport transport = null;
+        final TransportCounters counters = new TransportCounters();
+        final FrameAuthenticationFilter filter = config.frameAuthentication() && config.launchDriver()
+            && config.media() == AeronMedia.UDP
+            ? new FrameAuthenticationFilter(counters, config.mtuBytes() - DataHeaderFlyweight.HEADER_LENGTH) : null;
         try {
             if (config.launchDriver()) {
-                driver = JobMediaDriver.launch(config.aeronDirectory(), config.driverIdleMode());
+                driver = JobMediaDriver.launch(config.aeronDirectory(), config.driverIdleMode(), filter);
             }
             final Throwable[] firstError = new Throwable[1];
             final AeronTransport[] holder = new AeronTransport[1];
@@ -146,7 +186,7 @@ public final class AeronTransport implements Transport {
                     + config.aeronDirectory() + " (" + e.getMessage() + "); for IPC the launcher must start the job's driver"
                     + " first, for UDP set launchDriver", e);
             }
-            transport = new AeronTransport(config, driver, aeron);
+            transport = new AeronTransport(config, driver, aeron, counters, filter);
             holder[0] = transport;
             transport.open();
             transport.handshake();
@@ -207,7 +247,8 @@ public final class AeronTransport implements Transport {
             if (now - deadline > 0) {
                 throw new TransportException("rank " + rank + ": no authenticated connection with rank(s) " + pendingPeers()
                     + " within " + TimeUnit.NANOSECONDS.toMillis(config.connectTimeoutNs()) + " ms over " + description
-                    + ": are they running, in job '" + config.jobId() + "', with the same job token? (" + counters + ")");
+                    + ": are they running, in job '" + config.jobId() + "', with the same job token and frameAuthentication="
+                    + authenticateFrames + "? (" + counters + ")");
             }
             if (now - nextHello >= 0) {
                 for (int peer = 0; peer < size; peer++) {
@@ -315,6 +356,7 @@ public final class AeronTransport implements Transport {
                     if (!fromTrusted) {
                         if (!handshakeDone && trusted == null && verifyProof(peer, buffer, offset, length, session)) {
                             authenticated[peer] = subscriptions[peer].imageBySessionId(session);
+                            onAuthenticated(peer, session);
                         } else {
                             counters.onHandshakeRejected();
                         }
@@ -322,7 +364,7 @@ public final class AeronTransport implements Transport {
                     return Action.CONTINUE;
                 case Wire.KIND_BYE:
                     if (fromTrusted) {
-                        byeReceived[peer] = true;
+                        return Action.ABORT; // the data path checks and notes it
                     } else {
                         counters.onUnauthenticatedFrame();
                     }
@@ -341,22 +383,54 @@ public final class AeronTransport implements Transport {
 
         @Override
         public Action onFragment(final DirectBuffer buffer, final int offset, final int length, final Header header) {
-            if (Wire.isWellFormed(buffer, offset, length) && Wire.kind(buffer, offset) != Wire.KIND_DATA) {
+            final boolean sealed = authenticateFrames && header.reservedValue() != 0;
+            if (!sealed && Wire.isWellFormed(buffer, offset, length)) {
                 final byte kind = Wire.kind(buffer, offset);
                 if (kind == Wire.KIND_HELLO) {
                     onHello(peer, buffer, offset, length, header.sessionId());
                     return Action.CONTINUE;
                 }
-                if (kind == Wire.KIND_BYE) {
-                    byeReceived[peer] = true;
-                    return Action.BREAK;
-                }
                 if (kind == Wire.KIND_PROOF) {
                     return Action.CONTINUE; // a duplicate of the proof that authenticated this image
                 }
             }
-            final FrameAction action = handler.onFrame(buffer, offset, length);
-            return action == FrameAction.CONTINUE ? Action.CONTINUE : action == FrameAction.BREAK ? Action.BREAK : Action.ABORT;
+            int frameLength = length;
+            if (authenticateFrames) {
+                if (!sealed) {
+                    counters.onForgedFrame(); // only handshake frames may come without a tag
+                    return Action.CONTINUE;
+                }
+                if (filter == null && !receiveAuthenticators[peer].verify(buffer, offset, length,
+                    FrameAuthenticationFilter.position(header.termId(), header.termOffset()))) {
+                    counters.onForgedFrame();
+                    return Action.CONTINUE;
+                }
+                final long sequence = FrameAuthenticator.sequence(buffer, offset, length);
+                final long expected = nextReceiveSequence[peer];
+                if (sequence < expected) {
+                    counters.onReplayedFrame();
+                    return Action.CONTINUE;
+                }
+                if (sequence > expected) {
+                    if (streamBroken[peer] == null) {
+                        streamBroken[peer] = "authenticated frames #" + expected + ".." + (sequence - 1) + " from rank " + peer
+                            + " never arrived (a datagram forged on the wire took their place); the stream cannot go on";
+                    }
+                    return Action.ABORT;
+                }
+                frameLength = length - FrameAuthenticator.TRAILER_LENGTH;
+            }
+            if (Wire.isWellFormed(buffer, offset, frameLength) && Wire.kind(buffer, offset) == Wire.KIND_BYE) {
+                nextReceiveSequence[peer]++;
+                byeReceived[peer] = true;
+                return Action.BREAK;
+            }
+            final FrameAction action = handler.onFrame(buffer, offset, frameLength);
+            if (action == FrameAction.ABORT) {
+                return Action.ABORT; // left in the stream: its sequence number comes again
+            }
+            nextReceiveSequence[peer]++;
+            return action == FrameAction.CONTINUE ? Action.CONTINUE : Action.BREAK;
         }
     }
 
@@ -391,14 +465,38 @@ public final class AeronTransport implements Transport {
         buffer.getBytes(offset + FIELD_NONCE, theirNonce);
         final byte[] mac = new byte[MAC_BYTES];
         buffer.getBytes(offset + FIELD_MAC, mac);
+        lastProofNonce = theirNonce;
         return JobToken.macEquals(mac, config.token().mac(macInput(peer, rank, theirNonce, nonce, session)));
+    }
+
+    /**
+     * The peer's stream is authenticated: derives this connection's frame keys, one per direction,
+     * from the token, both nonces and each direction's session; over UDP the driver starts checking.
+     */
+    private void onAuthenticated(final int peer, final int session) {
+        if (!authenticateFrames) {
+            return;
+        }
+        final byte[] theirNonce = lastProofNonce;
+        final byte[] sendKey = FrameAuthenticator.deriveKey(config.token(), rank, peer, size, jobHash, nonce, theirNonce,
+            publications[peer].sessionId());
+        final byte[] receiveKey = FrameAuthenticator.deriveKey(config.token(), peer, rank, size, jobHash, theirNonce, nonce,
+            session);
+        sendAuthenticators[peer] = new FrameAuthenticator(sendKey, maxFrameLength);
+        receiveAuthenticators[peer] = new FrameAuthenticator(receiveKey, maxFrameLength);
+        nextSendSequence[peer] = 1;
+        nextReceiveSequence[peer] = 1;
+        if (filter != null) {
+            filter.install(streamId(peer, rank), session, receiveKey);
+        }
     }
 
     /** True if a HELLO or PROOF of the expected length claims to come from {@code peer} to this rank, in this job. */
     private boolean isHandshakeFor(final int peer, final DirectBuffer buffer, final int offset, final int length,
                                    final int expectedLength) {
         return length == expectedLength && buffer.getInt(offset + FIELD_FROM) == peer && buffer.getInt(offset + FIELD_TO) == rank
-            && buffer.getInt(offset + FIELD_SIZE) == size && buffer.getLong(offset + FIELD_JOB) == jobHash;
+            && buffer.getInt(offset + FIELD_SIZE) == size && buffer.getLong(offset + FIELD_JOB) == jobHash
+            && buffer.getByte(offset + Wire.OFFSET_OP) == (authenticateFrames ? 1 : 0);
     }
 
     private byte[] macInput(final int from, final int to, final byte[] fromNonce, final byte[] toNonce, final int session) {
@@ -415,7 +513,7 @@ public final class AeronTransport implements Transport {
     /** The fields HELLO and PROOF share: who to whom, in which job, with this rank's nonce. */
     private void putHandshake(final byte kind, final int peer) {
         control.setMemory(0, PROOF_LENGTH, (byte) 0);
-        Wire.putPreamble(control, 0, kind, (byte) 0);
+        Wire.putPreamble(control, 0, kind, (byte) (authenticateFrames ? 1 : 0)); // both sides must agree on it
         control.putInt(FIELD_FROM, rank);
         control.putInt(FIELD_TO, peer);
         control.putInt(FIELD_SIZE, size);
@@ -462,8 +560,10 @@ public final class AeronTransport implements Transport {
 
     @Override
     public int tryClaim(final int peer, final int lengthBytes) {
-        final long result = publications[peer].tryClaim(lengthBytes, claims[peer]);
+        final int trailer = authenticateFrames ? FrameAuthenticator.TRAILER_LENGTH : 0;
+        final long result = publications[peer].tryClaim(lengthBytes + trailer, claims[peer]);
         if (result > 0) {
+            claimedLength[peer] = lengthBytes;
             return claims[peer].offset();
         }
         if (result == Publication.BACK_PRESSURED || result == Publication.ADMIN_ACTION) {
@@ -479,7 +579,16 @@ public final class AeronTransport implements Transport {
 
     @Override
     public void commit(final int peer) {
-        claims[peer].commit();
+        final BufferClaim claim = claims[peer];
+        if (authenticateFrames) {
+            final MutableDirectBuffer frame = claim.buffer(); // index 0: Aeron's data header, filled in by tryClaim
+            final long sequence = nextSendSequence[peer]++;
+            claim.reservedValue(sequence); // marks the frame as authenticated for the receiving driver
+            sendAuthenticators[peer].seal(frame, claim.offset(), claimedLength[peer], FrameAuthenticationFilter.position(
+                frame.getInt(DataHeaderFlyweight.TERM_ID_FIELD_OFFSET), frame.getInt(DataHeaderFlyweight.TERM_OFFSET_FIELD_OFFSET)),
+                sequence);
+        }
+        claim.commit();
     }
 
     @Override
@@ -495,6 +604,9 @@ public final class AeronTransport implements Transport {
         if (aeron.isClosed() || clientError != null && clientError instanceof io.aeron.exceptions.DriverTimeoutException) {
             return "this rank's Aeron client stopped (" + clientError + "); is the media driver in "
                 + config.aeronDirectory() + " still running?";
+        }
+        if (streamBroken[peer] != null) {
+            return streamBroken[peer];
         }
         if (byeReceived[peer]) {
             return "rank " + peer + " closed its communicator while this rank still expects data from it";
@@ -555,9 +667,6 @@ public final class AeronTransport implements Transport {
 
     private void sayGoodbye() {
         final long deadline = System.nanoTime() + config.closeTimeoutNs();
-        control.setMemory(0, BYE_LENGTH, (byte) 0);
-        Wire.putPreamble(control, 0, Wire.KIND_BYE, (byte) 0);
-        control.putInt(FIELD_FROM, rank);
         final boolean[] sent = new boolean[size];
         final FrameHandler leftover = (buffer, offset, length) -> {
             counters.onUnexpectedFrame(); // data nobody asked for: the peers' programs disagree
@@ -570,8 +679,15 @@ public final class AeronTransport implements Transport {
                     continue;
                 }
                 if (!sent[peer]) {
-                    final long result = publications[peer].offer(control, 0, BYE_LENGTH);
-                    sent[peer] = result > 0 || result == Publication.NOT_CONNECTED || result == Publication.CLOSED;
+                    final int result = tryClaim(peer, BYE_LENGTH);
+                    if (result >= 0) {
+                        final MutableDirectBuffer buffer = claimBuffer(peer);
+                        buffer.setMemory(result, BYE_LENGTH, (byte) 0);
+                        Wire.putPreamble(buffer, result, Wire.KIND_BYE, (byte) 0);
+                        buffer.putInt(result + FIELD_FROM, rank);
+                        commit(peer);
+                    }
+                    sent[peer] = result >= 0 || result == NOT_CONNECTED || result == CLOSED;
                     waiting |= !sent[peer];
                 }
                 final Image image = authenticated[peer];

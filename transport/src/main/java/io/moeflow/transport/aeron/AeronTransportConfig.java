@@ -28,11 +28,16 @@ import io.moeflow.transport.JobToken;
  * @param connectTimeoutNs how long to wait for the driver and for every peer's authenticated connection
  * @param closeTimeoutNs   how long {@code close()} waits for live peers to say they are done
  * @param driverIdleMode   idle strategy of an embedded driver's thread
+ * @param frameAuthentication every data frame carries a tag under a per-session key and a sequence
+ *                         number (see {@link io.moeflow.transport.FrameAuthenticator}); on by default
+ *                         for UDP, where the wire is shared, off for IPC, whose log buffers only this
+ *                         user's processes can open (the 0700 driver directory): anyone who could
+ *                         forge an IPC frame could also read the token file
  */
 public record AeronTransportConfig(int rank, int size, AeronMedia media, String aeronDirectory, boolean launchDriver,
                                    List<String> endpoints, String jobId, JobToken token, int termLengthBytes,
                                    int mtuBytes, int streamIdBase, long connectTimeoutNs, long closeTimeoutNs,
-                                   IdleMode driverIdleMode) {
+                                   IdleMode driverIdleMode, boolean frameAuthentication) {
 
     /**
      * 8 MiB terms: a 4 MiB window in flight per stream, several milliseconds of transfer even at
@@ -103,7 +108,7 @@ public record AeronTransportConfig(int rank, int size, AeronMedia media, String 
                                            final JobToken token) {
         return new AeronTransportConfig(rank, size, AeronMedia.IPC, aeronDirectory, false, List.of(), jobId, token,
             DEFAULT_TERM_LENGTH_BYTES, DEFAULT_IPC_MTU_BYTES, DEFAULT_STREAM_ID_BASE, DEFAULT_CONNECT_TIMEOUT_NS,
-            DEFAULT_CLOSE_TIMEOUT_NS, IdleMode.BACKOFF);
+            DEFAULT_CLOSE_TIMEOUT_NS, IdleMode.BACKOFF, false);
     }
 
     /** UDP with this rank's own embedded driver in {@code aeronDirectory}. */
@@ -111,27 +116,33 @@ public record AeronTransportConfig(int rank, int size, AeronMedia media, String 
                                            final List<String> endpoints, final String jobId, final JobToken token) {
         return new AeronTransportConfig(rank, size, AeronMedia.UDP, aeronDirectory, true, endpoints, jobId, token,
             DEFAULT_TERM_LENGTH_BYTES, DEFAULT_UDP_MTU_BYTES, DEFAULT_STREAM_ID_BASE, DEFAULT_CONNECT_TIMEOUT_NS,
-            DEFAULT_CLOSE_TIMEOUT_NS, IdleMode.BACKOFF);
+            DEFAULT_CLOSE_TIMEOUT_NS, IdleMode.BACKOFF, true);
     }
 
     public AeronTransportConfig withLaunchDriver(final boolean launch) {
         return new AeronTransportConfig(rank, size, media, aeronDirectory, launch, endpoints, jobId, token, termLengthBytes,
-            mtuBytes, streamIdBase, connectTimeoutNs, closeTimeoutNs, driverIdleMode);
+            mtuBytes, streamIdBase, connectTimeoutNs, closeTimeoutNs, driverIdleMode, frameAuthentication);
     }
 
     public AeronTransportConfig withTermAndMtu(final int termBytes, final int mtu) {
         return new AeronTransportConfig(rank, size, media, aeronDirectory, launchDriver, endpoints, jobId, token, termBytes,
-            mtu, streamIdBase, connectTimeoutNs, closeTimeoutNs, driverIdleMode);
+            mtu, streamIdBase, connectTimeoutNs, closeTimeoutNs, driverIdleMode, frameAuthentication);
     }
 
     public AeronTransportConfig withTimeouts(final long connectNs, final long closeNs) {
         return new AeronTransportConfig(rank, size, media, aeronDirectory, launchDriver, endpoints, jobId, token,
-            termLengthBytes, mtuBytes, streamIdBase, connectNs, closeNs, driverIdleMode);
+            termLengthBytes, mtuBytes, streamIdBase, connectNs, closeNs, driverIdleMode, frameAuthentication);
     }
 
     public AeronTransportConfig withDriverIdleMode(final IdleMode mode) {
         return new AeronTransportConfig(rank, size, media, aeronDirectory, launchDriver, endpoints, jobId, token,
-            termLengthBytes, mtuBytes, streamIdBase, connectTimeoutNs, closeTimeoutNs, mode);
+            termLengthBytes, mtuBytes, streamIdBase, connectTimeoutNs, closeTimeoutNs, mode, frameAuthentication);
+    }
+
+    /** A copy with frame authentication on or off (measure its cost: {@code moeflow bench transport}). */
+    public AeronTransportConfig withFrameAuthentication(final boolean on) {
+        return new AeronTransportConfig(rank, size, media, aeronDirectory, launchDriver, endpoints, jobId, token,
+            termLengthBytes, mtuBytes, streamIdBase, connectTimeoutNs, closeTimeoutNs, driverIdleMode, on);
     }
 
     @Override
@@ -139,6 +150,6 @@ public record AeronTransportConfig(int rank, int size, AeronMedia media, String 
         return "AeronTransportConfig[rank=" + rank + " size=" + size + " media=" + media + " aeronDirectory=" + aeronDirectory
             + " launchDriver=" + launchDriver + " endpoints=" + endpoints + " jobId=" + jobId + " termLengthBytes="
             + termLengthBytes + " mtuBytes=" + mtuBytes + " connectTimeoutNs=" + connectTimeoutNs + " closeTimeoutNs="
-            + closeTimeoutNs + " driverIdleMode=" + driverIdleMode + "]";
+            + closeTimeoutNs + " driverIdleMode=" + driverIdleMode + " frameAuthentication=" + frameAuthentication + "]";
     }
 }

@@ -31,6 +31,11 @@ public final class JobMediaDriver implements AutoCloseable {
 
     /** Launches a driver in {@code aeronDirectory} (which must not be in use by a live driver). */
     public static JobMediaDriver launch(final String aeronDirectory, final IdleMode idleMode) {
+        return launch(aeronDirectory, idleMode, null);
+    }
+
+    /** Launches a driver whose UDP receivers let only authenticated frames into the logs ({@code filter} may be null). */
+    static JobMediaDriver launch(final String aeronDirectory, final IdleMode idleMode, final FrameAuthenticationFilter filter) {
         // SPIN: spin, then yield the core, never park (as the engine's SPIN mode); BACKOFF parks up to 0.5 ms
         final IdleStrategy idle = idleMode.newIdleStrategy(TimeUnit.MICROSECONDS.toNanos(500));
         final AtomicLong errors = new AtomicLong();
@@ -51,6 +56,9 @@ public final class JobMediaDriver implements AutoCloseable {
                     System.err.println("moeflow transport: media driver in " + aeronDirectory + ": " + e);
                 }
             });
+        if (filter != null) {
+            context.receiveChannelEndpointSupplier(filter.endpointSupplier());
+        }
         final MediaDriver driver = MediaDriver.launchEmbedded(context);
         try {
             Files.setPosixFilePermissions(Paths.get(driver.aeronDirectoryName()), PosixFilePermissions.fromString("rwx------"));

@@ -1,0 +1,219 @@
+package io.moeflow.transport.aeron;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.net.DatagramPacket;
+import java.net.DatagramSocket;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.SocketAddress;
+import java.net.SocketException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+import io.moeflow.transport.Communicator;
+import io.moeflow.transport.CommunicatorConfig;
+import io.moeflow.transport.Communicators;
+import io.moeflow.transport.RankThreads;
+import io.moeflow.transport.ReduceOp;
+import io.moeflow.transport.ReferenceCollectives;
+import io.moeflow.transport.TransportCounters;
+import io.moeflow.transport.Wire;
+import io.moeflow.transport.bench.LoopbackPorts;
+
+/**
+ * An on-path attacker with a plain {@link DatagramSocket} and no token: a relay between rank 0 and
+ * rank 1 that sees every datagram (session id, term id and offset included) and, just before
+ * forwarding a genuine data datagram, sends rank 1 a forged copy for the same stream position (a
+ * flipped payload), or a genuine earlier datagram rewritten to that position (a replay). Aeron keeps
+ * the first frame it receives for a position, so without frame authentication the forgery wins.
+ */
+@Timeout(value = 120, unit = TimeUnit.SECONDS)
+class AeronFrameAuthenticationTest {
+    static final CommunicatorConfig CONFIG = CommunicatorConfig.DEFAULT.withOpTimeoutNs(TimeUnit.SECONDS.toNanos(20));
+    static final int N = 10_000;
+    static final int ROUNDS = 4;
+
+    @Test
+    void shouldDropForgedAndReplayedDatagramsAndKeepTheResult() throws Exception {
+        final Outcome outcome = runWithAttacker(true);
+        assertTrue(outcome.forgedSent >= 2 && outcome.replaysSent >= 1, "the attacker acted: " + outcome);
+        for (int r = 0; r < 2; r++) {
+            for (int round = 0; round < ROUNDS; round++) {
+                assertArrayEquals(outcome.expected, outcome.results[r][round], "rank " + r + " round " + round);
+            }
+        }
+        final TransportCounters rank1 = outcome.counters[1];
+        assertTrue(rank1.forgedFramesDropped() >= outcome.forgedSent + outcome.replaysSent, rank1.toString());
+    }
+
+    @Test
+    void shouldShowTheForgeryChangesTheResultWhenFrameAuthenticationIsOff() throws Exception {
+        // the control experiment: the same attack succeeds without frame authentication, so the test above can fail
+        final Outcome outcome = runWithAttacker(false);
+        assertTrue(outcome.forgedSent >= 1, outcome.toString());
+        assertArrayEquals(outcome.expected, outcome.results[0][0], "rank 0 is not attacked");
+        boolean changed = false;
+        for (int round = 0; round < ROUNDS; round++) {
+            changed |= !Arrays.equals(outcome.expected, outcome.results[1][round]);
+        }
+        assertTrue(changed, "a forged datagram changed rank 1's result");
+        assertEquals(0, outcome.counters[1].forgedFramesDropped());
+    }
+
+    static final class Outcome {
+        float[] expected;
+        final float[][][] results = new float[2][ROUNDS][];
+        final TransportCounters[] counters = new TransportCounters[2];
+        int forgedSent;
+        int replaysSent;
+
+        @Override
+        public String toString() {
+            return "forged=" + forgedSent + " replays=" + replaysSent;
+        }
+    }
+
+    private static Outcome runWithAttacker(final boolean authenticate) throws Exception {
+        final Outcome outcome = new Outcome();
+        final float[][] inputs = {RankThreads.values(31, 0, N), RankThreads.values(31, 1, N)};
+        outcome.expected = ReferenceCollectives.recursiveDoublingAllReduce(inputs, ReduceOp.SUM);
+        try (AeronTestJob job = new AeronTestJob(); Relay relay = new Relay(authenticate)) {
+            final List<String> real = LoopbackPorts.udpEndpoints(2);
+            final String[] hostPort = real.get(1).split(":");
+            relay.target = new InetSocketAddress(hostPort[0], Integer.parseInt(hostPort[1]));
+            final List<String> viaRelay = List.of(real.get(0), "127.0.0.1:" + relay.socket.getLocalPort());
+            relay.start();
+            RankThreads.run(2, 90_000, rank -> {
+                final AeronTransportConfig config = job.udp(rank, rank == 0 ? viaRelay : real)
+                    .withFrameAuthentication(authenticate);
+                try (Communicator c = Communicators.create(AeronTransport.connect(config), CONFIG)) {
+                    c.barrier(); // after it, rank 1 has authenticated rank 0's stream: its driver holds the key
+                    if (rank == 1) {
+                        relay.armed = true;
+                    }
+                    for (int round = 0; round < ROUNDS; round++) {
+                        final float[] buf = inputs[rank].clone();
+                        c.allReduce(buf, 0, N, ReduceOp.SUM);
+                        outcome.results[rank][round] = buf;
+                    }
+                    c.barrier();
+                    outcome.counters[rank] = c.counters();
+                }
+            });
+            outcome.forgedSent = relay.forged.get();
+            outcome.replaysSent = relay.replays.get();
+        }
+        return outcome;
+    }
+
+    /**
+     * Forwards rank 0's datagrams to rank 1 and rank 1's answers (status messages, NAKs) back. Data
+     * datagrams that carry a MoEFlow data frame are numbered; before forwarding numbers 3 and 9 it
+     * sends a forged copy, before number 6 the genuine number 2 rewritten to number 6's position.
+     */
+    static final class Relay implements AutoCloseable {
+        final DatagramSocket socket;
+        volatile InetSocketAddress target;
+        volatile SocketAddress sender;
+        /** Attacks only once set, so that every attack meets a driver that holds the stream's key. */
+        volatile boolean armed;
+        final AtomicInteger forged = new AtomicInteger();
+        final AtomicInteger replays = new AtomicInteger();
+        private final Thread thread;
+        private volatile boolean running = true;
+        private int dataDatagrams;
+        private byte[] captured;
+
+        /** Whether to replay too: without authentication a replay of another length would wreck the stream. */
+        private final boolean replay;
+
+        Relay(final boolean replay) throws SocketException {
+            this.replay = replay;
+            socket = new DatagramSocket(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0));
+            socket.setSoTimeout(100);
+            thread = new Thread(this::loop, "udp-relay");
+            thread.setDaemon(true);
+        }
+
+        void start() {
+            thread.start();
+        }
+
+        private void loop() {
+            final byte[] bytes = new byte[65536];
+            final DatagramPacket packet = new DatagramPacket(bytes, bytes.length);
+            while (running) {
+                try {
+                    packet.setData(bytes);
+                    socket.receive(packet);
+                    final int length = packet.getLength();
+                    if (packet.getSocketAddress().equals(target)) {
+                        if (sender != null) {
+                            socket.send(new DatagramPacket(bytes, length, sender));
+                        }
+                        continue;
+                    }
+                    sender = packet.getSocketAddress();
+                    if (armed && carriesDataFrame(bytes, length)) {
+                        attack(bytes, length);
+                    }
+                    socket.send(new DatagramPacket(bytes, length, target));
+                } catch (final java.net.SocketTimeoutException e) {
+                    // poll the running flag
+                } catch (final java.io.IOException e) {
+                    if (running) {
+                        throw new IllegalStateException(e);
+                    }
+                }
+            }
+        }
+
+        /** An Aeron data frame (type 1) whose payload is a MoEFlow data frame. */
+        private static boolean carriesDataFrame(final byte[] bytes, final int length) {
+            final ByteBuffer b = ByteBuffer.wrap(bytes, 0, length).order(ByteOrder.LITTLE_ENDIAN);
+            return length > 64 && b.getInt(0) > 64 && b.getShort(6) == 1 && bytes[32] == Wire.MAGIC
+                && bytes[32 + Wire.OFFSET_KIND] == Wire.KIND_DATA;
+        }
+
+        private void attack(final byte[] bytes, final int length) throws java.io.IOException {
+            dataDatagrams++;
+            if (dataDatagrams == 2) {
+                captured = Arrays.copyOf(bytes, length);
+            }
+            if (dataDatagrams == 3 || dataDatagrams == 9) {
+                final byte[] fake = Arrays.copyOf(bytes, length);
+                for (int i = 32 + Wire.HEADER_LENGTH; i < 32 + Wire.HEADER_LENGTH + 400 && i < length; i++) {
+                    fake[i] ^= 0x55; // flip payload bits of the first frame; session, term and offset stay genuine
+                }
+                socket.send(new DatagramPacket(fake, length, target));
+                forged.incrementAndGet();
+            }
+            if (replay && dataDatagrams == 6 && captured != null) {
+                final byte[] replay = captured.clone();
+                System.arraycopy(bytes, 8, replay, 8, 4); // term offset
+                System.arraycopy(bytes, 20, replay, 20, 4); // term id
+                socket.send(new DatagramPacket(replay, replay.length, target));
+                replays.incrementAndGet();
+            }
+        }
+
+        @Override
+        public void close() throws InterruptedException {
+            running = false;
+            thread.join(2000);
+            socket.close();
+            assertFalse(thread.isAlive(), "relay thread stopped");
+        }
+    }
+}
