@@ -17,10 +17,12 @@ import io.moeflow.optimizer.LrSchedule;
 import io.moeflow.trainer.model.ModelConfig;
 import io.moeflow.trainer.model.MoeModel;
 import io.moeflow.trainer.model.Parallel;
+import io.moeflow.trainer.model.TensorView;
+import io.moeflow.trainer.parallel.GradientBuckets;
+import io.moeflow.trainer.parallel.JobMetrics;
 import io.moeflow.trainer.parallel.ParallelConfig;
 import io.moeflow.trainer.parallel.ParallelGroups;
 import io.moeflow.transport.Communicator;
-import io.moeflow.transport.ReduceOp;
 
 /**
  * Trains a {@link MoeModel}, in one process or as one rank of a job: the curriculum feeds batches,
@@ -50,6 +52,8 @@ public final class Trainer implements AutoCloseable {
     private final int[] tokens;
     private final StepPlan plan = new StepPlan();
     private final StepMetrics metrics;
+    private final GradientBuckets denseBuckets;
+    private final JobMetrics jobMetrics;
     private final double[] normChunkSums;
     private final Parallel.Task normTask = this::normStage;
     private final Parallel.Task updateTask = this::updateStage;
@@ -107,6 +111,27 @@ public final class Trainer implements AutoCloseable {
         this.tokens = new int[localBatch * (modelConfig.seqLen() + 1)];
         this.metrics = new StepMetrics(modelConfig.layers(), modelConfig.experts());
         this.normChunkSums = new double[optimizer.normChunkCount()];
+        if (parallel.expertParallel() > 1 && !model.reducesExpertGradients()) {
+            throw new IllegalArgumentException("expertParallel=" + parallel.expertParallel() + ": this model does not "
+                + "distribute its experts yet; use expertParallel=1 (data parallelism)");
+        }
+        this.denseBuckets = new GradientBuckets(groups.world(), model.grads(), denseRanges(model),
+            parallel, Parallel.DEFAULT_TIMEOUT_NS);
+        this.jobMetrics = new JobMetrics(groups.world(), localBatch * modelConfig.seqLen());
+    }
+
+    /**
+     * The tensors every rank holds and whose gradients the trainer averages over the whole job: all of
+     * them, except the routed experts when the MoE layers reduce those within their replica groups.
+     */
+    private static List<int[]> denseRanges(final MoeModel model) {
+        final List<int[]> ranges = new ArrayList<>();
+        for (final TensorView t : model.tensors()) {
+            if (!(model.reducesExpertGradients() && t.name().contains(".moe.experts."))) {
+                ranges.add(new int[] {t.offset(), t.length()});
+            }
+        }
+        return ranges;
     }
 
     /**
@@ -186,16 +211,24 @@ public final class Trainer implements AutoCloseable {
         curriculum.next(tokens, plan, parallel.rank(), parallel.worldSize());
         final double lr = lrSchedule.lr(plan.step());
 
-        // 2. Forward: embeddings -> L x [attention, MoE] -> head -> cross-entropy + aux + z losses.
-        final double loss = model.forward(tokens);
+        // 2. Forward: embeddings -> L x [attention, MoE] -> head -> cross-entropy + aux + z losses
+        //    (this rank's rows; distributed, the MoE layers all-gather the routing counts and move tokens).
+        model.forward(tokens);
 
-        // 3. Backward: the gradient of that loss for every parameter, into model.grads().
-        model.backward();
-
-        // 4. Reduce: every rank ends with the job's gradient.
-        if (groups.distributed()) {
-            groups.world().allReduce(model.grads(), 0, model.grads().length, ReduceOp.AVERAGE);
+        // 3. Backward, last layer first, into model.grads(). As each bucket of dense gradients is final,
+        //    it is all-reduced over the job (allReduceAsync) while backward goes on below it.
+        denseBuckets.allReduceCompleted(model.backwardHead());
+        for (int l = model.config().layers() - 1; l >= 0; l--) {
+            denseBuckets.allReduceCompleted(model.backwardBlock(l));
         }
+        denseBuckets.allReduceCompleted(model.backwardEmbedding());
+
+        // 4. Reduce: wait for the buckets (every rank then holds the job's mean gradient); the job's loss
+        //    from every rank's per-token losses (one small all-gather).
+        denseBuckets.await();
+        jobMetrics.reduce(model.tokenLosses(), model.crossEntropy(), model.auxLoss(), model.zLoss(),
+            model.droppedTokens());
+        final double loss = jobMetrics.loss();
 
         // 5. Clip the global gradient norm, then the AdamW update (both spread over the model's threads).
         final double gradNorm = globalGradNorm();
@@ -265,9 +298,9 @@ public final class Trainer implements AutoCloseable {
         final StepMetrics m = metrics;
         m.step = completedSteps;
         m.loss = loss;
-        m.crossEntropy = model.crossEntropy();
-        m.auxLoss = model.auxLoss();
-        m.zLoss = model.zLoss();
+        m.crossEntropy = jobMetrics.crossEntropy();
+        m.auxLoss = jobMetrics.auxLoss();
+        m.zLoss = jobMetrics.zLoss();
         m.lr = lr;
         m.stageIndex = plan.stageIndex();
         m.stageName = plan.stageName();
@@ -278,7 +311,7 @@ public final class Trainer implements AutoCloseable {
         m.samplesConsumed = plan.samplesConsumed();
         m.tokensConsumed = plan.tokensConsumed();
         System.arraycopy(model.expertLoad(), 0, m.expertLoad, 0, m.expertLoad.length);
-        m.droppedTokens = model.droppedTokens();
+        m.droppedTokens = jobMetrics.droppedTokens();
         m.checkpointStallNs = 0;
         m.evalLoss = Double.NaN;
     }
@@ -327,6 +360,15 @@ public final class Trainer implements AutoCloseable {
     /** This rank's place in the job ({@link ParallelConfig#SINGLE} in one process). */
     public ParallelConfig parallelConfig() {
         return parallel;
+    }
+
+    /**
+     * The buckets the dense gradients are all-reduced in; with FP8 compression they hold this rank's
+     * error-feedback residual ({@link GradientBuckets#copyResidualTo}), which a checkpoint must save for
+     * a bitwise resume.
+     */
+    public GradientBuckets denseGradientBuckets() {
+        return denseBuckets;
     }
 
     /** The job's communicators (all null in one process). */

@@ -56,6 +56,7 @@ public final class MoeModel implements AutoCloseable {
 
     private Workspace ws;
     private boolean forwardDone;
+    private int nextBackwardBlock = -1;
     private double crossEntropy;
     private double auxLoss;
     private double zLoss;
@@ -281,19 +282,71 @@ public final class MoeModel implements AutoCloseable {
      * Backpropagates the last {@link #forward(int[])} and overwrites every element of {@link #grads()}.
      */
     public void backward() {
+        backwardHead();
+        for (int l = config.layers() - 1; l >= 0; l--) {
+            backwardBlock(l);
+        }
+        backwardEmbedding();
+    }
+
+    /**
+     * The first part of {@link #backward()}, for a caller that reduces gradients while backward goes on: the loss, the
+     * head and the final LayerNorm. The slab is laid out in forward order and backward runs in reverse, so the
+     * gradients that are final after each part are a suffix of the slab.
+     *
+     * @return the first slab offset whose gradient is final now (those of lnf and head)
+     */
+    public int backwardHead() {
         if (!forwardDone) {
-            throw new IllegalStateException("backward() needs a forward(tokens) first");
+            throw new IllegalStateException("backward needs a forward(tokens) first");
         }
         ws = train;
         parallel.run(lossBackTask);
         parallel.run(headBackTask);
         parallel.run(lnfParamsTask);
-        for (int l = config.layers() - 1; l >= 0; l--) {
-            moe.backward(train, l);
-            attention.backward(train, l);
+        nextBackwardBlock = config.layers() - 1;
+        return layout.lnfWeight;
+    }
+
+    /**
+     * Backward of block {@code l} (MoE, then attention); call for l = L-1 down to 0 after {@link #backwardHead()}.
+     *
+     * @return the first slab offset whose gradient is final now (block l's first tensor)
+     */
+    public int backwardBlock(final int l) {
+        if (!forwardDone || l != nextBackwardBlock) {
+            throw new IllegalStateException("backwardBlock(" + l + ") out of order: expected block " + nextBackwardBlock
+                + " (backwardHead, then blocks L-1 down to 0, then backwardEmbedding)");
+        }
+        moe.backward(train, l);
+        attention.backward(train, l);
+        nextBackwardBlock--;
+        return layout.blocks[l].ln1Weight;
+    }
+
+    /**
+     * The last part of {@link #backward()}: the embeddings. Every gradient is final afterwards.
+     *
+     * @return 0, the first slab offset
+     */
+    public int backwardEmbedding() {
+        if (!forwardDone || nextBackwardBlock != -1) {
+            throw new IllegalStateException("backwardEmbedding() needs backwardHead() and every backwardBlock first");
         }
         parallel.run(embedBackTask);
         forwardDone = false;
+        return 0;
+    }
+
+    /**
+     * Whether the MoE layers reduce the routed experts' gradients across the job themselves (within each expert's
+     * replica group, overlapped with their backward). While false, a distributed trainer all-reduces every gradient
+     * of the slab, experts included, over the whole job; expert parallelism (K &gt; 1) needs it true.
+     *
+     * @return false: this model leaves every gradient reduction to its caller
+     */
+    public boolean reducesExpertGradients() {
+        return false;
     }
 
     /**
