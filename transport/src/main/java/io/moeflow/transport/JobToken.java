@@ -1,14 +1,20 @@
 package io.moeflow.transport;
 
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.SeekableByteChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
+import java.nio.file.LinkOption;
+import java.nio.file.OpenOption;
+import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.PosixFileAttributeView;
+import java.nio.file.attribute.PosixFileAttributes;
 import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.nio.file.attribute.UserPrincipal;
 import java.security.GeneralSecurityException;
 import java.security.MessageDigest;
 import java.security.SecureRandom;
@@ -51,40 +57,71 @@ public final class JobToken {
     }
 
     /**
-     * Writes the token as hex to {@code file}, readable and writable by the owner only; the file is
-     * created with those permissions (never briefly readable by others) and moved into place.
+     * Writes the token as hex to {@code file}, readable and writable by the owner only. The file is
+     * created with {@code O_CREAT|O_EXCL} and mode 0600 in one system call: it is never briefly
+     * readable by others, and an existing file or symbolic link at that path (a token of another job,
+     * or a link planted by another user) makes this fail instead of being followed or overwritten.
      */
     public void writeTo(final Path file) throws IOException {
-        final Path dir = file.toAbsolutePath().getParent();
-        final Path tmp = Files.createTempFile(dir, ".token", ".tmp", PosixFilePermissions.asFileAttribute(OWNER_ONLY));
+        final Path target = file.toAbsolutePath();
+        final SeekableByteChannel channel;
         try {
-            Files.writeString(tmp, HexFormat.of().formatHex(secret) + "\n", StandardCharsets.US_ASCII);
-            if (Files.exists(file)) {
-                throw new FileAlreadyExistsException(file + ": a token file is never overwritten; use a new job directory");
+            channel = Files.newByteChannel(target,
+                Set.<OpenOption>of(StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE, LinkOption.NOFOLLOW_LINKS),
+                PosixFilePermissions.asFileAttribute(OWNER_ONLY));
+        } catch (final FileAlreadyExistsException e) {
+            throw new FileAlreadyExistsException(file + ": a token file (or link) is already there and is never"
+                + " overwritten; use a new job directory");
+        }
+        try (channel) {
+            final ByteBuffer text = ByteBuffer.wrap((HexFormat.of().formatHex(secret) + "\n").getBytes(StandardCharsets.US_ASCII));
+            while (text.hasRemaining()) {
+                channel.write(text);
             }
-            Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE);
-        } finally {
-            Files.deleteIfExists(tmp);
+        } catch (final IOException e) {
+            Files.deleteIfExists(target); // this call created it (CREATE_NEW): never another job's file
+            throw e;
         }
     }
 
     /**
-     * Reads a token written by {@link #writeTo}. Refuses a file that group or others may read,
-     * since anyone who can read it can join the job.
+     * Reads a token written by {@link #writeTo}. Refuses a symbolic link, a file owned by another
+     * user, and a file that group or others may read or write: anyone who can read it can join the
+     * job, anyone who can write it can swap in a token they know.
      */
     public static JobToken readFrom(final Path file) throws IOException {
-        if (!Files.isRegularFile(file)) {
+        if (Files.isSymbolicLink(file)) {
+            throw new IOException("token file " + file + " is a symbolic link; a token file must be a regular file"
+                + " (the launcher writes one into the job directory)");
+        }
+        if (!Files.isRegularFile(file, LinkOption.NOFOLLOW_LINKS)) {
             throw new IOException("token file " + file + " does not exist; the job's launcher writes it");
         }
-        final PosixFileAttributeView view = Files.getFileAttributeView(file, PosixFileAttributeView.class);
+        final PosixFileAttributeView view = Files.getFileAttributeView(file, PosixFileAttributeView.class,
+            LinkOption.NOFOLLOW_LINKS);
         if (view != null) {
-            final Set<PosixFilePermission> perms = view.readAttributes().permissions();
-            if (perms.contains(PosixFilePermission.GROUP_READ) || perms.contains(PosixFilePermission.OTHERS_READ)) {
-                throw new IOException("token file " + file + " is readable by others (" + PosixFilePermissions.toString(perms)
-                    + "); run chmod 600 " + file + " or start a new job");
+            final PosixFileAttributes attributes = view.readAttributes();
+            final UserPrincipal me = file.getFileSystem().getUserPrincipalLookupService()
+                .lookupPrincipalByName(System.getProperty("user.name"));
+            if (!attributes.owner().equals(me)) {
+                throw new IOException("token file " + file + " is owned by " + attributes.owner().getName() + ", not by "
+                    + me.getName() + " who runs this job; use a token file of your own");
+            }
+            final Set<PosixFilePermission> perms = attributes.permissions();
+            if (perms.contains(PosixFilePermission.GROUP_READ) || perms.contains(PosixFilePermission.OTHERS_READ)
+                || perms.contains(PosixFilePermission.GROUP_WRITE) || perms.contains(PosixFilePermission.OTHERS_WRITE)) {
+                throw new IOException("token file " + file + " is readable or writable by others ("
+                    + PosixFilePermissions.toString(perms) + "); run chmod 600 " + file + " or start a new job");
             }
         }
-        final String text = Files.readString(file, StandardCharsets.US_ASCII).strip();
+        final String text;
+        try (SeekableByteChannel channel = Files.newByteChannel(file, StandardOpenOption.READ, LinkOption.NOFOLLOW_LINKS)) {
+            final ByteBuffer bytes = ByteBuffer.allocate(4 * LENGTH_BYTES);
+            while (bytes.hasRemaining() && channel.read(bytes) > 0) {
+                // read at most a few times the expected size: a token file is tiny
+            }
+            text = new String(bytes.array(), 0, bytes.position(), StandardCharsets.US_ASCII).strip();
+        }
         if (text.length() != 2 * LENGTH_BYTES) {
             throw new IOException("token file " + file + " holds " + text.length() + " characters; expected "
                 + 2 * LENGTH_BYTES + " hex digits");

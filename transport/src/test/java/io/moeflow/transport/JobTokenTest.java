@@ -39,7 +39,56 @@ class JobTokenTest {
         JobToken.generate().writeTo(file);
         Files.setPosixFilePermissions(file, PosixFilePermissions.fromString("rw-r--r--"));
         final IOException e = assertThrows(IOException.class, () -> JobToken.readFrom(file));
-        assertTrue(e.getMessage().contains("is readable by others (rw-r--r--); run chmod 600"), e.getMessage());
+        assertTrue(e.getMessage().contains("is readable or writable by others (rw-r--r--); run chmod 600"), e.getMessage());
+    }
+
+    @Test
+    void shouldRefuseATokenFileOthersCanWrite() throws IOException {
+        final Path file = dir.resolve("writable.token");
+        JobToken.generate().writeTo(file);
+        for (final String mode : new String[] {"rw--w----", "rw-----w-"}) {
+            Files.setPosixFilePermissions(file, PosixFilePermissions.fromString(mode));
+            final IOException e = assertThrows(IOException.class, () -> JobToken.readFrom(file), mode);
+            assertTrue(e.getMessage().contains("is readable or writable by others (" + mode + ")"), e.getMessage());
+        }
+    }
+
+    @Test
+    void shouldRefuseASymbolicLinkToAValidTokenFile() throws IOException {
+        final Path real = dir.resolve("real.token");
+        JobToken.generate().writeTo(real);
+        JobToken.readFrom(real); // the target itself is fine
+        final Path link = Files.createSymbolicLink(dir.resolve("link.token"), real);
+        final IOException e = assertThrows(IOException.class, () -> JobToken.readFrom(link));
+        assertTrue(e.getMessage().contains("is a symbolic link"), e.getMessage());
+    }
+
+    @Test
+    void shouldRefuseATokenFileOwnedByAnotherUser() throws IOException {
+        final String me = System.getProperty("user.name");
+        final Path theirs;
+        final String other;
+        if ("root".equals(me)) {
+            theirs = dir.resolve("theirs.token");
+            JobToken.generate().writeTo(theirs);
+            other = "nobody";
+            Files.setOwner(theirs, theirs.getFileSystem().getUserPrincipalLookupService().lookupPrincipalByName(other));
+        } else {
+            theirs = Path.of("/etc/hostname"); // owned by root; the owner is checked first
+            other = "root";
+        }
+        final IOException e = assertThrows(IOException.class, () -> JobToken.readFrom(theirs));
+        assertTrue(e.getMessage().contains("is owned by " + other + ", not by " + me), e.getMessage());
+    }
+
+    @Test
+    void shouldCreateTheFileExclusivelyAndNeverFollowALink() throws IOException {
+        final Path elsewhere = dir.resolve("elsewhere");
+        final Path link = Files.createSymbolicLink(dir.resolve("planted.token"), elsewhere);
+        final IOException e = assertThrows(IOException.class, () -> JobToken.generate().writeTo(link));
+        assertTrue(e.getMessage().contains("is already there and is never overwritten"), e.getMessage());
+        assertFalse(Files.exists(elsewhere), "the link's target was not created");
+        assertTrue(Files.isSymbolicLink(link), "the planted link is left alone");
     }
 
     @Test

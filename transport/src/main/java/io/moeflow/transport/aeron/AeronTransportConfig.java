@@ -63,7 +63,7 @@ public record AeronTransportConfig(int rank, int size, AeronMedia media, String 
             throw new IllegalArgumentException("media=null: give IPC or UDP");
         }
         if (aeronDirectory == null || aeronDirectory.isBlank()) {
-            throw new IllegalArgumentException("aeronDirectory=" + aeronDirectory + ": give a directory, e.g. /dev/shm/moeflow-<job>");
+            throw new IllegalArgumentException("aeronDirectory=" + aeronDirectory + ": give a directory inside a job directory, e.g. /dev/shm/moeflow-<job>/aeron");
         }
         endpoints = endpoints == null ? List.of() : List.copyOf(endpoints);
         if (media == AeronMedia.UDP) {

@@ -1,9 +1,15 @@
 package io.moeflow.transport.aeron;
 
 import java.io.IOException;
+import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
 import java.nio.file.Paths;
+import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.nio.file.attribute.UserPrincipal;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 
@@ -16,12 +22,19 @@ import io.moeflow.transport.IdleMode;
 /**
  * An embedded Aeron media driver for one job: one thread ({@link ThreadingMode#SHARED}, because
  * MoEFlow hosts are often short of cores), its directory private to the user and deleted on close.
+ *
+ * <p>Aeron deletes and re-creates its directory when it starts, with the process umask's mode, so
+ * the directory is put inside a job directory that is made private (0700, owned by this user, not a
+ * link) before the driver starts: no other user can reach the driver's files at any moment. The
+ * driver directory itself is then set to 0700 too.
  */
 public final class JobMediaDriver implements AutoCloseable {
     /** 5 s: a killed peer's streams close this long after its last heartbeat (Aeron's default is 10 s). */
     static final long CLIENT_LIVENESS_TIMEOUT_NS = TimeUnit.SECONDS.toNanos(5);
     /** 2 MiB socket buffers and receiver window: enough for loopback and LAN rates, under the 4 MiB OS caps seen here. */
     static final int SOCKET_BUFFER_BYTES = 2 << 20;
+
+    private static final Set<PosixFilePermission> OWNER_ONLY = PosixFilePermissions.fromString("rwx------");
 
     private final MediaDriver driver;
 
@@ -37,6 +50,7 @@ public final class JobMediaDriver implements AutoCloseable {
     /** Launches a driver whose UDP receivers let only authenticated frames into the logs ({@code filter} may be null). */
     static JobMediaDriver launch(final String aeronDirectory, final IdleMode idleMode, final FrameAuthenticationFilter filter) {
         // SPIN: spin, then yield the core, never park (as the engine's SPIN mode); BACKOFF parks up to 0.5 ms
+        makeParentPrivate(Paths.get(aeronDirectory).toAbsolutePath());
         final IdleStrategy idle = idleMode.newIdleStrategy(TimeUnit.MICROSECONDS.toNanos(500));
         final AtomicLong errors = new AtomicLong();
         final MediaDriver.Context context = new MediaDriver.Context()
@@ -61,11 +75,52 @@ public final class JobMediaDriver implements AutoCloseable {
         }
         final MediaDriver driver = MediaDriver.launchEmbedded(context);
         try {
-            Files.setPosixFilePermissions(Paths.get(driver.aeronDirectoryName()), PosixFilePermissions.fromString("rwx------"));
+            Files.setPosixFilePermissions(Paths.get(driver.aeronDirectoryName()), OWNER_ONLY);
         } catch (final UnsupportedOperationException | IOException e) {
             // not a POSIX file system: the directory keeps the umask's permissions
         }
         return new JobMediaDriver(driver);
+    }
+
+    /**
+     * Creates the parent of {@code aeronDirectory} with mode 0700, or checks an existing one (a
+     * directory owned by this user, not a symbolic link) and sets it to 0700.
+     *
+     * @throws IllegalStateException naming the directory and what to do, if it cannot be made private
+     */
+    static void makeParentPrivate(final Path aeronDirectory) {
+        final Path parent = aeronDirectory.getParent();
+        if (parent == null) {
+            throw new IllegalStateException("aeronDirectory=" + aeronDirectory + ": put it inside a job directory, e.g."
+                + " /dev/shm/moeflow-<job>/aeron");
+        }
+        try {
+            if (!Files.exists(parent, LinkOption.NOFOLLOW_LINKS)) {
+                Files.createDirectories(parent.getParent());
+                try {
+                    Files.createDirectory(parent, PosixFilePermissions.asFileAttribute(OWNER_ONLY));
+                } catch (final FileAlreadyExistsException raced) {
+                    // created meanwhile: checked below like any existing directory
+                }
+            }
+            if (Files.isSymbolicLink(parent) || !Files.isDirectory(parent, LinkOption.NOFOLLOW_LINKS)) {
+                throw new IllegalStateException("the job directory " + parent + " of the media driver is not a directory"
+                    + " (or is a symbolic link); give aeronDirectory inside a job directory of your own");
+            }
+            final UserPrincipal owner = Files.getOwner(parent, LinkOption.NOFOLLOW_LINKS);
+            final UserPrincipal me = parent.getFileSystem().getUserPrincipalLookupService()
+                .lookupPrincipalByName(System.getProperty("user.name"));
+            if (!owner.equals(me)) {
+                throw new IllegalStateException("the job directory " + parent + " of the media driver is owned by "
+                    + owner.getName() + ", not by " + me.getName() + "; give aeronDirectory inside a job directory of your"
+                    + " own, e.g. /dev/shm/moeflow-<job>/aeron");
+            }
+            Files.setPosixFilePermissions(parent, OWNER_ONLY);
+        } catch (final UnsupportedOperationException e) {
+            // not a POSIX file system: nothing to tighten
+        } catch (final IOException e) {
+            throw new IllegalStateException("cannot make the job directory " + parent + " private (mode 0700): " + e, e);
+        }
     }
 
     /** The directory clients connect to. */
