@@ -25,7 +25,7 @@ public final class StepMetrics {
     public double maxDifficulty;
     /** Global L2 norm of the gradients before clipping. */
     public double gradNorm;
-    /** Tokens processed per second by this step (wall clock of the whole step). */
+    /** Tokens processed per second by this step (wall clock of the whole step); in a job, the global batch's. */
     public double tokensPerSecond;
     /** Wall-clock time of this step in nanoseconds. */
     public long stepTimeNs;
@@ -38,6 +38,11 @@ public final class StepMetrics {
     public int droppedTokens;
     /** Mean cross-entropy on held-out samples, measured after this step; NaN on steps without evaluation. */
     public double evalLoss = Double.NaN;
+    /**
+     * Time the training thread waited for the job's gradient buckets and loss after backward, in
+     * nanoseconds: the communication not hidden behind backward (next to nothing in one process).
+     */
+    public long gradientWaitNs;
     /** Time the training thread waited for a checkpoint save this step, in nanoseconds (0 without a save). */
     public long checkpointStallNs;
     public final int layers;

@@ -225,10 +225,12 @@ public final class Trainer implements AutoCloseable {
 
         // 4. Reduce: wait for the buckets (every rank then holds the job's mean gradient); the job's loss
         //    from every rank's per-token losses (one small all-gather).
+        final long waitStartNs = System.nanoTime();
         denseBuckets.await();
         jobMetrics.reduce(model.tokenLosses(), model.crossEntropy(), model.auxLoss(), model.zLoss(),
             model.droppedTokens());
         final double loss = jobMetrics.loss();
+        metrics.gradientWaitNs = System.nanoTime() - waitStartNs;
 
         // 5. Clip the global gradient norm, then the AdamW update (both spread over the model's threads).
         final double gradNorm = globalGradNorm();
