@@ -89,6 +89,11 @@ public final class ReferenceCollectives {
         return out;
     }
 
+    /** Broadcast: every rank ends with the root's values ({@code inputs[root]}, copied). */
+    public static float[] broadcast(final float[][] inputs, final int root) {
+        return inputs[root].clone();
+    }
+
     /** All-gather: block r of the result is block r of rank r's input. */
     public static float[] allGather(final float[][] inputs, final int countPerRank) {
         final float[] out = new float[inputs.length * countPerRank];

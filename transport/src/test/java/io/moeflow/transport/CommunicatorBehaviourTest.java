@@ -144,7 +144,10 @@ class CommunicatorBehaviourTest {
                 () -> comms.get(rank).allReduce(buf, 0, rank == 0 ? 100 : 200, ReduceOp.SUM));
             messages[rank] = e.getMessage();
         });
-        assertTrue(messages[0].contains("do all ranks pass the same count"), messages[0]);
+        assertTrue(messages[0].contains("rank 0: allReduce #0 (group 0, 100 floats) cannot accept data from rank 1: "
+            + "the peer sends 200 values where this rank expects 100: do all ranks pass the same count"), messages[0]);
+        assertTrue(messages[1].contains("rank 1: allReduce #0 (group 0, 200 floats) cannot accept data from rank 0: "
+            + "the peer sends 100 values where this rank expects 200: do all ranks pass the same count"), messages[1]);
     }
 
     @Test

@@ -29,7 +29,8 @@ class InProcessCollectivesTest {
 
     @ParameterizedTest(name = "p={0} n={1} {2}")
     @CsvSource({"1,10,SUM", "2,1,SUM", "2,1000,SUM", "2,70000,AVERAGE", "3,7,SUM", "3,20000,SUM", "3,20000,AVERAGE",
-        "4,16385,SUM", "5,3,SUM", "5,40000,AVERAGE", "5,4,AVERAGE"})
+        "4,16385,SUM", "5,3,SUM", "5,40000,AVERAGE", "5,4,AVERAGE", "6,5,SUM", "6,30001,SUM", "7,9,AVERAGE",
+        "7,50000,AVERAGE", "8,8,SUM", "8,40000,SUM"})
     void shouldAllReduceToTheReferenceBitsOnEveryRank(final int p, final int n, final ReduceOp op) {
         final List<Communicator> comms = cluster(p);
         final float[][] inputs = new float[p][];
@@ -84,20 +85,26 @@ class InProcessCollectivesTest {
         }
     }
 
-    @ParameterizedTest(name = "p={0} countPerRank={1}")
-    @CsvSource({"1,5", "2,1", "3,1000", "4,0", "5,333"})
-    void shouldReduceScatterAndAllGather(final int p, final int count) {
+    @ParameterizedTest(name = "p={0} countPerRank={1} {2}")
+    @CsvSource({"1,5,AVERAGE", "2,1,SUM", "3,1000,AVERAGE", "3,1000,SUM", "4,0,SUM", "5,333,AVERAGE", "6,500,SUM",
+        "7,77,AVERAGE", "8,1000,SUM"})
+    void shouldReduceScatterAndAllGather(final int p, final int count, final ReduceOp op) {
         final List<Communicator> comms = cluster(p);
         final float[][] inputs = new float[p][];
         for (int r = 0; r < p; r++) {
             inputs[r] = RankThreads.values(3, r, p * count);
         }
-        final float[] reduced = ReferenceCollectives.ringReduceScatter(inputs, ReduceOp.AVERAGE);
+        final float[] reduced = ReferenceCollectives.ringReduceScatter(inputs, op);
+        final double[] exact = ReferenceCollectives.exactSum(inputs);
+        for (int i = 0; i < p * count; i++) {
+            final double want = op == ReduceOp.AVERAGE ? exact[i] / p : exact[i];
+            assertEquals(want, reduced[i], SUM_TOLERANCE * p, "reference element " + i);
+        }
         final float[][] gathered = new float[p][];
         RankThreads.run(p, 30_000, rank -> {
             final Communicator c = comms.get(rank);
             final float[] buf = inputs[rank].clone();
-            c.reduceScatter(buf, 0, count, ReduceOp.AVERAGE, null);
+            c.reduceScatter(buf, 0, count, op, null);
             assertArrayEquals(Arrays.copyOfRange(reduced, rank * count, (rank + 1) * count),
                 Arrays.copyOfRange(buf, rank * count, (rank + 1) * count), "own block after reduce-scatter");
             c.allGather(buf, 0, count, null);
@@ -106,6 +113,22 @@ class InProcessCollectivesTest {
         for (int r = 0; r < p; r++) {
             assertArrayEquals(reduced, gathered[r], "rank " + r + " after all-gather");
         }
+    }
+
+    @ParameterizedTest(name = "p={0} countPerRank={1}")
+    @CsvSource({"3,100", "6,41", "8,256"})
+    void shouldAllGatherToTheReference(final int p, final int count) {
+        final List<Communicator> comms = cluster(p);
+        final float[][] inputs = new float[p][];
+        for (int r = 0; r < p; r++) {
+            inputs[r] = RankThreads.values(13, r, p * count);
+        }
+        final float[] expected = ReferenceCollectives.allGather(inputs, count);
+        RankThreads.run(p, 30_000, rank -> {
+            final float[] buf = inputs[rank].clone();
+            comms.get(rank).allGather(buf, 0, count, null);
+            assertArrayEquals(expected, buf, "rank " + rank);
+        });
     }
 
     @Test
@@ -127,26 +150,34 @@ class InProcessCollectivesTest {
     }
 
     @ParameterizedTest(name = "p={0} n={1}")
-    @CsvSource({"2,10", "3,100000", "4,1", "5,20000", "5,7"})
+    @CsvSource({"2,10", "3,100000", "4,1", "5,20000", "5,7", "6,30000", "7,3", "8,50000", "8,100"})
     void shouldBroadcastFromEveryRoot(final int p, final int n) {
         final List<Communicator> comms = cluster(p);
+        final float[][] inputs = new float[p][];
+        for (int r = 0; r < p; r++) {
+            inputs[r] = RankThreads.values(r, 99, n);
+        }
         RankThreads.run(p, 30_000, rank -> {
             for (int root = 0; root < p; root++) {
-                final float[] buf = rank == root ? RankThreads.values(root, 99, n) : new float[n];
+                final float[] buf = rank == root ? inputs[root].clone() : new float[n];
                 comms.get(rank).broadcast(buf, 0, n, root);
-                assertArrayEquals(RankThreads.values(root, 99, n), buf, "root " + root);
+                assertArrayEquals(ReferenceCollectives.broadcast(inputs, root), buf, "root " + root);
                 final int[] ints = new int[n];
+                final int[] sent = new int[n];
+                for (int i = 0; i < n; i++) {
+                    sent[i] = (root + 1) * 1_000_003 + i * 7919; // every element distinct
+                }
                 if (rank == root) {
-                    Arrays.fill(ints, root + 1);
+                    System.arraycopy(sent, 0, ints, 0, n);
                 }
                 comms.get(rank).broadcast(ints, 0, n, root);
-                assertEquals(root + 1, ints[n - 1]);
+                assertArrayEquals(sent, ints, "int broadcast from root " + root);
             }
         });
     }
 
     @ParameterizedTest(name = "p={0}")
-    @CsvSource({"1", "2", "3", "5"})
+    @CsvSource({"1", "2", "3", "5", "6", "8"})
     void shouldExchangeVariableCountsAllToAll(final int p) {
         final List<Communicator> comms = cluster(p);
         final int[][] sendCounts = new int[p][p];
@@ -182,9 +213,9 @@ class InProcessCollectivesTest {
         });
     }
 
-    @Test
-    void shouldNotLeaveTheBarrierBeforeEveryoneEntered() {
-        final int p = 5;
+    @ParameterizedTest(name = "p={0}")
+    @CsvSource({"5", "7"})
+    void shouldNotLeaveTheBarrierBeforeEveryoneEntered(final int p) {
         final List<Communicator> comms = cluster(p);
         final java.util.concurrent.atomic.AtomicInteger entered = new java.util.concurrent.atomic.AtomicInteger();
         RankThreads.run(p, 30_000, rank -> {

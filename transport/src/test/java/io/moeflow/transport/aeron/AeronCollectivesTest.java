@@ -99,7 +99,20 @@ class AeronCollectivesTest {
                 assertArrayEquals(reference[r], out[r], "rank " + r + " over IPC differs from in-process");
                 assertTrue(bytes[r] > 1_000_000, "rank " + r + " received " + bytes[r] + " bytes");
             }
-            assertArrayEquals(out[0], Arrays.copyOf(out[0], out[0].length));
+            // and the in-process bits are the reference's: the small (recursive doubling) and large (ring)
+            // all-reduces at the head of every rank's output
+            final float[][] small = new float[p][];
+            final float[][] large = new float[p][];
+            for (int r = 0; r < p; r++) {
+                small[r] = RankThreads.values(1, r, 5);
+                large[r] = RankThreads.values(2, r, 300_001);
+            }
+            final float[] expectedSmall = ReferenceCollectives.recursiveDoublingAllReduce(small, ReduceOp.SUM);
+            final float[] expectedLarge = ReferenceCollectives.ringAllReduce(large, ReduceOp.AVERAGE);
+            for (int r = 0; r < p; r++) {
+                assertArrayEquals(expectedSmall, Arrays.copyOfRange(out[r], 0, 5), "rank " + r + " small all-reduce");
+                assertArrayEquals(expectedLarge, Arrays.copyOfRange(out[r], 5, 5 + 300_001), "rank " + r + " large all-reduce");
+            }
         }
     }
 
