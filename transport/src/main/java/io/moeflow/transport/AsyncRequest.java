@@ -3,18 +3,17 @@ package io.moeflow.transport;
 /** A queued operation and its handle. */
 final class AsyncRequest extends Request implements CollectiveHandle {
     private final Engine engine;
-    private volatile boolean done;
-    private volatile TransportException error;
     private String description;
 
     AsyncRequest(final Engine engine) {
         this.engine = engine;
+        clear();
     }
 
+    @Override
     void complete(final TransportException failure) {
         synchronized (this) {
-            error = failure;
-            done = true;
+            super.complete(failure);
             notifyAll();
         }
     }

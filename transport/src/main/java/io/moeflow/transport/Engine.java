@@ -1,37 +1,98 @@
 package io.moeflow.transport;
 
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayDeque;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.ReentrantLock;
 
+import org.agrona.DirectBuffer;
+import org.agrona.MutableDirectBuffer;
 import org.agrona.concurrent.IdleStrategy;
 
 /**
- * Executes the operations of all communicators of one process over one {@link Transport}, one at a
- * time and in issue order (the per-pair streams are shared by all groups, so every rank must drain
- * them in the same order). Blocking calls run on the caller's thread once earlier async operations
- * have finished; async calls are queued to a progress thread. The first failure fails the engine.
+ * Executes the operations of all communicators of one process over one {@link Transport}.
+ *
+ * <p><b>Lanes.</b> Every operation is queued on one lane: urgent groups ({@link Communicator#urgent()})
+ * on the urgent lane, the other groups on one of the bulk lanes by their split slot. A lane runs its
+ * operations one at a time in issue order, over its own stream per pair of ranks, so every rank
+ * drains a lane's frames in the same order; lanes are independent of each other. Whoever drives the
+ * transport (a thread in a blocking call, or the progress thread while async operations are
+ * pending) moves the head operation of every lane, round robin, under one lock: the transport is
+ * used by one thread at a time and a blocking call never waits for another lane's queue.
+ *
+ * <p><b>Failures.</b> The first failure a rank sees (a lost peer, a timeout, a protocol error, or an
+ * ABORT frame from a peer) fails the engine: the rank that detected it sends ABORT on the control
+ * lane to every peer, naming the rank that failed and why, and every pending operation completes
+ * with one {@link PeerFailureException}. The driver reads the control lane on every round, so a
+ * peer's ABORT fails this rank's current and next operation at once.
  */
 final class Engine implements AutoCloseable {
+    /** Frame batches per lane per round while several lanes are busy (keeps urgent latency low). */
+    private static final int SHARED_ROUNDS = 2;
+    /** How often an idle driver checks peers' liveness and timeouts. */
+    private static final long SWEEP_INTERVAL_NS = TimeUnit.MILLISECONDS.toNanos(1);
+    private static final int CONTROL_FRAMES_PER_POLL = 8;
+
     private final Transport transport;
     private final CommunicatorConfig config;
-    private final ScheduleExecutor executor;
-    private final IdleStrategy idle;
-    private final Request blockingRequest = new Request();
-    private final ReentrantLock executionLock = new ReentrantLock();
-    private final ArrayDeque<AsyncRequest> queue = new ArrayDeque<>();
     private final int rank;
+    private final int size;
+    private final Lane[] lanes;
+    private final int urgentLane;
+    private final int firstBulkLane;
+    private final int bulkLanes;
+    private final IdleStrategy callerIdle;
+    private final IdleStrategy progressIdle;
+    private final Request blockingRequest = new Request();
+    private final ReentrantLock driveLock = new ReentrantLock();
+    private final ControlHandler control = new ControlHandler();
+    /** Guards the lane queues, {@link #asyncPending}, {@link #failure} changes and the progress thread. */
+    private final Object monitor = new Object();
+    private int asyncPending;
     private Thread progressThread;
     private boolean stopping;
     private volatile boolean closed;
-    private volatile TransportException failure;
+    private volatile PeerFailureException failure;
+    private int rotation;
+    private long nextSweepNs;
+
+    /** One ordered lane: its queue and the executor of its head operation. */
+    private static final class Lane {
+        final int id;
+        final ScheduleExecutor executor;
+        final ArrayDeque<Request> queue = new ArrayDeque<>(64);
+        /** Queued operations, readable without the monitor. */
+        volatile int queued;
+        /** The operation being executed (driver only). */
+        Request head;
+        long lastProgressNs;
+
+        Lane(final int id, final ScheduleExecutor executor) {
+            this.id = id;
+            this.executor = executor;
+        }
+    }
 
     Engine(final Transport transport, final CommunicatorConfig config) {
         this.transport = transport;
         this.config = config;
         this.rank = transport.rank();
-        this.executor = new ScheduleExecutor(rank, transport.size(), config, new FrameIo(transport));
-        this.idle = config.idleMode().newIdleStrategy(config.maxIdleParkNs());
+        this.size = transport.size();
+        final int laneCount = transport.lanes();
+        if (laneCount < 2) {
+            throw new IllegalArgumentException(transport.describe() + " has " + laneCount
+                + " lanes: the engine needs a control lane and at least one data lane");
+        }
+        final FrameIo io = new FrameIo(transport);
+        lanes = new Lane[laneCount];
+        for (int lane = 1; lane < laneCount; lane++) {
+            lanes[lane] = new Lane(lane, new ScheduleExecutor(rank, size, config, io, lane));
+        }
+        urgentLane = 1;
+        firstBulkLane = laneCount >= 3 ? 2 : 1;
+        bulkLanes = laneCount - firstBulkLane;
+        callerIdle = config.idleMode().newIdleStrategy(config.maxIdleParkNs());
+        progressIdle = config.idleMode().newIdleStrategy(config.maxIdleParkNs());
     }
 
     int rank() {
@@ -39,7 +100,7 @@ final class Engine implements AutoCloseable {
     }
 
     int size() {
-        return transport.size();
+        return size;
     }
 
     Transport transport() {
@@ -57,124 +118,394 @@ final class Engine implements AutoCloseable {
         return r;
     }
 
-    /** Runs {@code r} on the calling thread after every queued async operation has finished. */
-    void runBlocking(final Request r) {
-        checkUsable();
-        synchronized (queue) {
-            while (!queue.isEmpty()) {
-                checkUsable();
-                try {
-                    queue.wait(100);
-                } catch (final InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                    throw new TransportException("rank " + rank + ": interrupted while waiting for earlier async operations");
-                }
-            }
-        }
-        execute(r);
+    /** The lane of a group's operations: urgent groups share the urgent lane, the others spread by slot. */
+    int laneOf(final Group group) {
+        return group.urgent ? urgentLane : firstBulkLane + Math.floorMod(group.slot, bulkLanes);
     }
 
-    /** Queues {@code r} for the progress thread. */
-    CollectiveHandle submit(final AsyncRequest r) {
-        checkUsable();
-        synchronized (queue) {
-            queue.addLast(r);
-            queue.notifyAll();
-            if (progressThread == null) {
-                progressThread = new Thread(this::progressLoop, "moeflow-transport-rank" + rank);
-                progressThread.setDaemon(true);
-                progressThread.start();
+    /**
+     * Queues {@code r} on its lane and drives the transport on the calling thread until {@code r}
+     * finished: earlier operations of the same lane finish first, other lanes move along.
+     */
+    void runBlocking(final Request r) {
+        enqueue(r, false);
+        final IdleStrategy idle = callerIdle;
+        idle.reset();
+        while (!r.done) {
+            int work = 0;
+            if (driveLock.tryLock()) {
+                try {
+                    work = drive();
+                } finally {
+                    driveLock.unlock();
+                }
+            }
+            if (work > 0) {
+                idle.reset();
+            } else {
+                idle.idle();
             }
         }
+        final TransportException error = r.error;
+        if (error != null) {
+            throw error;
+        }
+    }
+
+    /** Queues {@code r} on its lane for the progress thread (and any blocking caller) to run. */
+    CollectiveHandle submit(final AsyncRequest r) {
+        enqueue(r, true);
         return r;
     }
 
-    private void progressLoop() {
-        while (true) {
-            final AsyncRequest r;
-            synchronized (queue) {
-                while (queue.isEmpty()) {
-                    if (stopping) {
-                        return;
-                    }
-                    try {
-                        queue.wait(1000);
-                    } catch (final InterruptedException e) {
-                        return;
-                    }
+    private void enqueue(final Request r, final boolean async) {
+        r.lane = laneOf(r.group);
+        synchronized (monitor) {
+            checkUsable(r);
+            final Lane lane = lanes[r.lane];
+            lane.queue.addLast(r);
+            lane.queued = lane.queue.size();
+            if (async) {
+                asyncPending++;
+                if (progressThread == null) {
+                    progressThread = new Thread(this::progressLoop, "moeflow-transport-rank" + rank);
+                    progressThread.setDaemon(true);
+                    progressThread.start();
                 }
-                r = queue.peekFirst();
+                monitor.notifyAll();
             }
-            TransportException error = null;
-            try {
-                execute(r);
-            } catch (final TransportException e) {
-                error = e;
-            } catch (final RuntimeException e) {
-                error = new TransportException("rank " + rank + ": " + r.operation() + " failed: " + e, e);
-            }
-            synchronized (queue) {
-                queue.pollFirst();
-                queue.notifyAll();
-            }
-            r.complete(error);
         }
     }
 
-    private void checkUsable() {
-        final TransportException f = failure;
+    private void checkUsable(final Request r) {
+        final PeerFailureException f = failure;
         if (f != null) {
-            throw new TransportException("rank " + rank + ": the communicator failed earlier (" + f.getMessage()
-                + "); create a new one (restart the job) to continue", f);
+            throw new PeerFailureException(rank, f.peer(), r.describe(), f.reason(), "the communicator failed earlier ("
+                + f.getMessage() + "); create a new one (restart the job) to continue", f);
         }
-        if (closed) {
+        if (closed || stopping) {
             throw new IllegalStateException("rank " + rank + ": the communicator is closed");
         }
     }
 
-    private void execute(final Request r) {
-        executionLock.lock();
-        try {
-            checkUsable();
-            run(r);
-        } catch (final TransportException e) {
-            if (failure == null) {
-                failure = e;
+    private void progressLoop() {
+        final IdleStrategy idle = progressIdle;
+        while (!closed) {
+            synchronized (monitor) {
+                while (asyncPending == 0) {
+                    if (stopping) {
+                        return;
+                    }
+                    try {
+                        monitor.wait(1000);
+                    } catch (final InterruptedException e) {
+                        return;
+                    }
+                }
             }
-            throw e;
-        } finally {
-            executionLock.unlock();
+            int work = 0;
+            if (driveLock.tryLock()) {
+                try {
+                    work = drive();
+                } finally {
+                    driveLock.unlock();
+                }
+            }
+            if (work > 0) {
+                idle.reset();
+            } else {
+                idle.idle();
+            }
         }
     }
 
-    private void run(final Request r) {
-        final ScheduleExecutor ex = executor;
-        ex.plan(r);
-        long lastProgressNs = System.nanoTime();
-        idle.reset();
-        while (!ex.isDone()) {
-            if (ex.progress() > 0) {
-                lastProgressNs = System.nanoTime();
-                idle.reset();
-                continue;
+    /**
+     * One round of the driver (caller holds {@link #driveLock}): reads the control lane, moves the
+     * head operation of every lane, and when nothing moved checks liveness and timeouts.
+     *
+     * @return work done; 0 if nothing could move
+     */
+    private int drive() {
+        int work = pollControl();
+        if (failure != null) {
+            failAll();
+            return 1;
+        }
+        final long nowNs = System.nanoTime();
+        final Lane[] all = lanes;
+        int busy = 0;
+        for (int i = 1; i < all.length; i++) {
+            if (all[i].head != null || all[i].queued > 0) {
+                busy++;
             }
-            transport.doHousekeeping();
-            final int peer = ex.blockingPeer();
-            if (peer >= 0) {
-                final String lost = transport.peerLost(peer);
-                if (lost != null) {
-                    throw new PeerFailureException(rank, peer, r.describe(), PeerFailureException.Reason.DISCONNECTED,
-                        ex.describeWait() + "; " + lost);
+        }
+        final int rounds = busy > 1 ? SHARED_ROUNDS : ScheduleExecutor.MAX_ROUNDS_PER_PROGRESS;
+        final int dataLanes = all.length - 1;
+        rotation = rotation == Integer.MAX_VALUE ? 0 : rotation + 1;
+        for (int i = 0; i < dataLanes; i++) {
+            final Lane lane = all[1 + (rotation + i) % dataLanes];
+            if (lane.head == null) {
+                if (lane.queued == 0 || !startNext(lane, nowNs)) {
+                    continue;
                 }
             }
-            final long silentNs = System.nanoTime() - lastProgressNs;
+            final Request r = lane.head;
+            try {
+                final int moved = lane.executor.progress(rounds);
+                if (moved > 0) {
+                    lane.lastProgressNs = nowNs;
+                    work += moved;
+                }
+            } catch (final PeerFailureException e) {
+                fail(e, r, true);
+                return 1;
+            } catch (final RuntimeException e) {
+                fail(new PeerFailureException(rank, rank, r.describe(), PeerFailureException.Reason.PROTOCOL_ERROR,
+                    "this rank could not run the operation: " + e, e), r, true);
+                return 1;
+            }
+            if (lane.executor.isDone()) {
+                finishHead(lane);
+                work++;
+            }
+        }
+        if (work == 0) {
+            work += transport.doHousekeeping();
+            if (nowNs - nextSweepNs >= 0) {
+                nextSweepNs = nowNs + SWEEP_INTERVAL_NS;
+                sweep(nowNs);
+            }
+        }
+        return work;
+    }
+
+    private boolean startNext(final Lane lane, final long nowNs) {
+        final Request r;
+        synchronized (monitor) {
+            r = lane.queue.peekFirst();
+        }
+        if (r == null) {
+            return false;
+        }
+        lane.head = r;
+        lane.lastProgressNs = nowNs;
+        try {
+            lane.executor.plan(r);
+        } catch (final RuntimeException e) {
+            fail(new PeerFailureException(rank, rank, r.describe(), PeerFailureException.Reason.PROTOCOL_ERROR,
+                "this rank could not plan the operation: " + e, e), r, true);
+            return false;
+        }
+        return true;
+    }
+
+    private void finishHead(final Lane lane) {
+        final Request r = lane.head;
+        lane.head = null;
+        final boolean async = r instanceof AsyncRequest;
+        synchronized (monitor) {
+            lane.queue.pollFirst();
+            lane.queued = lane.queue.size();
+            if (async) {
+                asyncPending--;
+                monitor.notifyAll();
+            }
+        }
+        r.complete(null); // last: a blocking request is reused as soon as this returns
+    }
+
+    /** Liveness of every peer, and per lane the head operation's peer and silence. */
+    private void sweep(final long nowNs) {
+        final String local = transport.localFailure();
+        if (local != null) {
+            final Request r = anyHead();
+            fail(new PeerFailureException(rank, rank, r == null ? "no operation" : r.describe(),
+                PeerFailureException.Reason.DISCONNECTED, local), r, true);
+            return;
+        }
+        for (int peer = 0; peer < size; peer++) {
+            final PeerFailureException.Reason state = peer == rank ? null : transport.peerState(peer);
+            if (state != null && state != PeerFailureException.Reason.EXITED) {
+                final Request r = anyHead();
+                fail(new PeerFailureException(rank, peer, r == null ? "no operation" : r.describe(), state,
+                    transport.peerLost(peer)), r, true);
+                return;
+            }
+        }
+        for (int i = 1; i < lanes.length; i++) {
+            final Lane lane = lanes[i];
+            final Request r = lane.head;
+            if (r == null) {
+                continue;
+            }
+            final ScheduleExecutor ex = lane.executor;
+            final int peer = ex.blockingPeer();
+            if (peer >= 0 && transport.peerState(peer) != null) {
+                fail(new PeerFailureException(rank, peer, r.describe(), transport.peerState(peer),
+                    ex.describeWait() + "; " + transport.peerLost(peer)), r, true);
+                return;
+            }
+            final long silentNs = nowNs - lane.lastProgressNs;
             if (silentNs > config.opTimeoutNs()) {
-                throw new PeerFailureException(rank, peer, r.describe(), PeerFailureException.Reason.TIMEOUT,
+                fail(new PeerFailureException(rank, peer, r.describe(), PeerFailureException.Reason.TIMEOUT,
                     "no data moved for " + TimeUnit.NANOSECONDS.toMillis(silentNs) + " ms (timeout "
                         + TimeUnit.NANOSECONDS.toMillis(config.opTimeoutNs()) + " ms), " + ex.describeWait()
-                        + (peer >= 0 ? ". Is rank " + peer + " alive and calling the same operation?" : ""));
+                        + (peer >= 0 ? ". Is rank " + peer + " alive and calling the same operation?" : "")), r, true);
+                return;
             }
-            idle.idle();
+        }
+    }
+
+    private Request anyHead() {
+        for (int i = 1; i < lanes.length; i++) {
+            if (lanes[i].head != null) {
+                return lanes[i].head;
+            }
+        }
+        return null;
+    }
+
+    /**
+     * Fails the engine with {@code f} (the first failure wins), tells every peer when this rank
+     * detected it, and completes every pending operation with the failure.
+     */
+    private void fail(final PeerFailureException f, final Request origin, final boolean detectedHere) {
+        boolean first = false;
+        synchronized (monitor) {
+            if (failure == null) {
+                failure = f;
+                first = true;
+            }
+        }
+        if (first && detectedHere) {
+            broadcastAbort(f);
+        }
+        failAll();
+    }
+
+    /** Completes every head and queued operation with the engine's failure. */
+    private void failAll() {
+        failAll(failure);
+    }
+
+    private void failAll(final TransportException f) {
+        for (int i = 1; i < lanes.length; i++) {
+            final Lane lane = lanes[i];
+            lane.head = null;
+            while (true) {
+                final Request r;
+                synchronized (monitor) {
+                    r = lane.queue.pollFirst();
+                    lane.queued = lane.queue.size();
+                    if (r instanceof AsyncRequest) {
+                        asyncPending--;
+                        monitor.notifyAll();
+                    }
+                }
+                if (r == null) {
+                    break;
+                }
+                r.complete(f);
+            }
+        }
+    }
+
+    /** Sends ABORT naming the failed rank and the reason to every peer (best effort, bounded). */
+    private void broadcastAbort(final PeerFailureException f) {
+        final byte[] detail = f.getMessage().getBytes(StandardCharsets.UTF_8);
+        final int detailLength = Math.min(detail.length, Wire.ABORT_MAX_DETAIL_BYTES);
+        final int length = Wire.HEADER_LENGTH + detailLength;
+        for (int peer = 0; peer < size; peer++) {
+            if (peer == rank) {
+                continue; // the failed rank too: if it still runs, it learns that the job failed
+            }
+            for (int attempt = 0; attempt < 10_000; attempt++) {
+                final int offset = transport.tryClaim(peer, Transport.CONTROL_LANE, length);
+                if (offset >= 0) {
+                    final MutableDirectBuffer b = transport.claimBuffer(peer, Transport.CONTROL_LANE);
+                    b.setMemory(offset, Wire.HEADER_LENGTH, (byte) 0);
+                    Wire.putPreamble(b, offset, Wire.KIND_ABORT, (byte) 0);
+                    b.putInt(offset + Wire.ABORT_OFFSET_FAILED_RANK, f.peer());
+                    b.putInt(offset + Wire.ABORT_OFFSET_REASON, f.reason().ordinal());
+                    b.putInt(offset + Wire.ABORT_OFFSET_REPORTER, rank);
+                    b.putInt(offset + Wire.ABORT_OFFSET_DETAIL_LENGTH, detailLength);
+                    b.putBytes(offset + Wire.HEADER_LENGTH, detail, 0, detailLength);
+                    transport.commit(peer, Transport.CONTROL_LANE);
+                    break;
+                }
+                if (offset != Transport.BACK_PRESSURED) {
+                    break; // the peer is gone: nothing to tell
+                }
+                Thread.onSpinWait();
+            }
+        }
+    }
+
+    private int pollControl() {
+        int work = 0;
+        for (int peer = 0; peer < size; peer++) {
+            if (peer != rank) {
+                control.from = peer;
+                work += transport.poll(peer, Transport.CONTROL_LANE, control, CONTROL_FRAMES_PER_POLL);
+            }
+        }
+        final PeerFailureException aborted = control.aborted;
+        if (aborted != null && failure == null) {
+            if (aborted.peer() == rank && aborted.reason() == PeerFailureException.Reason.TIMEOUT && blamePassedOn(aborted)) {
+                return work;
+            }
+            fail(aborted, null, false);
+        }
+        return work;
+    }
+
+    /**
+     * A peer timed out waiting for this rank, but this rank is alive and itself waits for another
+     * rank in an operation: the silence comes from further along the chain, so this rank names the
+     * rank it waits for (and tells everyone) instead of accepting the blame.
+     */
+    private boolean blamePassedOn(final PeerFailureException report) {
+        for (int i = 1; i < lanes.length; i++) {
+            final Request r = lanes[i].head;
+            final int waitsFor = r == null ? -1 : lanes[i].executor.blockingPeer();
+            if (waitsFor >= 0 && waitsFor != rank) {
+                fail(new PeerFailureException(rank, waitsFor, r.describe(), PeerFailureException.Reason.TIMEOUT,
+                    lanes[i].executor.describeWait() + ", while a peer reported no data from this rank ("
+                        + report.getMessage() + "). Is rank " + waitsFor + " alive and calling the same operation?"), r, true);
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Reads ABORT frames from the control lane; drops and counts anything else a back-end passes on. */
+    private final class ControlHandler implements FrameHandler {
+        int from;
+        PeerFailureException aborted;
+
+        @Override
+        public FrameAction onFrame(final DirectBuffer buffer, final int offset, final int length) {
+            if (!Wire.isWellFormed(buffer, offset, length) || Wire.kind(buffer, offset) != Wire.KIND_ABORT) {
+                transport.counters().onMalformedFrame();
+                return FrameAction.CONTINUE;
+            }
+            final int failed = buffer.getInt(offset + Wire.ABORT_OFFSET_FAILED_RANK);
+            final int reasonCode = buffer.getInt(offset + Wire.ABORT_OFFSET_REASON);
+            final int detailLength = buffer.getInt(offset + Wire.ABORT_OFFSET_DETAIL_LENGTH);
+            final PeerFailureException.Reason[] reasons = PeerFailureException.Reason.values();
+            if (failed < -1 || failed >= size || reasonCode < 0 || reasonCode >= reasons.length || detailLength < 0
+                || detailLength > Wire.ABORT_MAX_DETAIL_BYTES || Wire.HEADER_LENGTH + detailLength != length) {
+                transport.counters().onMalformedFrame();
+                return FrameAction.CONTINUE;
+            }
+            if (aborted == null) {
+                final String detail = buffer.getStringWithoutLengthUtf8(offset + Wire.HEADER_LENGTH, detailLength);
+                final Request r = anyHead();
+                aborted = new PeerFailureException(rank, failed, r == null ? "no operation" : r.describe(),
+                    reasons[reasonCode], "rank " + failed + " failed first (" + reasons[reasonCode] + ", reported by rank "
+                    + from + ": " + detail + ")");
+            }
+            return FrameAction.CONTINUE;
         }
     }
 
@@ -185,17 +516,17 @@ final class Engine implements AutoCloseable {
             return;
         }
         final long deadline = System.nanoTime() + config.opTimeoutNs();
-        synchronized (queue) {
-            while (!queue.isEmpty() && failure == null && System.nanoTime() < deadline) {
+        synchronized (monitor) {
+            while (asyncPending > 0 && failure == null && System.nanoTime() < deadline) {
                 try {
-                    queue.wait(100);
+                    monitor.wait(100);
                 } catch (final InterruptedException e) {
                     Thread.currentThread().interrupt();
                     break;
                 }
             }
             stopping = true;
-            queue.notifyAll();
+            monitor.notifyAll();
         }
         final Thread t = progressThread;
         if (t != null) {
@@ -206,11 +537,14 @@ final class Engine implements AutoCloseable {
             }
         }
         closed = true;
-        executionLock.lock();
+        driveLock.lock();
         try {
+            if (failure == null) {
+                failAll(new TransportException("rank " + rank + ": the communicator was closed before the operation finished"));
+            }
             transport.close();
         } finally {
-            executionLock.unlock();
+            driveLock.unlock();
         }
     }
 }

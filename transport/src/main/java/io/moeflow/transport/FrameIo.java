@@ -12,8 +12,9 @@ import io.moeflow.transport.fp8.Fp8Format;
  * bytes. Values live in a float[]/int[] or in an Agrona buffer (off-heap, or over a byte[]); both
  * are addressed as Unsafe (base, address) pairs, so a send is one memory copy from either into the
  * frame, and a raw receive adds or copies straight out of the frame, with no staging copy of the
- * operation's data. FP8 goes through small scratch arrays that stay in cache. Single-threaded;
- * allocation-free after construction.
+ * operation's data. FP8 goes through small scratch arrays that stay in cache. Used by one thread at
+ * a time (the engine's driver), shared by the executors of all lanes; allocation-free after
+ * construction.
  */
 final class FrameIo {
     /** How a received slice is applied to the destination. */
@@ -75,6 +76,8 @@ final class FrameIo {
 
     /** The header fields that identify a step's frames: what a sender writes and a receiver expects. */
     static class StepHeader {
+        /** The lane the step's frames travel on (not in the header: each lane is its own stream). */
+        int lane;
         byte op;
         int group;
         int sequence;
@@ -110,11 +113,11 @@ final class FrameIo {
         final int n = Math.min(maxElements, fp8 ? maxFp8Elements : maxRawElements);
         final int payloadLength = fp8 ? Fp8Codec.encodedLength(n) : 4 * n;
         final int length = Wire.HEADER_LENGTH + payloadLength;
-        final int offset = transport.tryClaim(peer, length);
+        final int offset = transport.tryClaim(peer, out.lane, length);
         if (offset < 0) {
             return -1;
         }
-        final MutableDirectBuffer buffer = transport.claimBuffer(peer);
+        final MutableDirectBuffer buffer = transport.claimBuffer(peer, out.lane);
         Wire.putPreamble(buffer, offset, Wire.KIND_DATA, out.op);
         buffer.putInt(offset + Wire.OFFSET_GROUP, out.group);
         buffer.putInt(offset + Wire.OFFSET_SEQUENCE, out.sequence);
@@ -146,7 +149,7 @@ final class FrameIo {
         } else if (n > 0) {
             UnsafeApi.copyMemory(out.srcBase, out.srcAddress + 4L * cursor, buffer.byteArray(), target, payloadLength);
         }
-        transport.commit(peer);
+        transport.commit(peer, out.lane);
         counters.onFrameSent(length);
         return n;
     }
@@ -192,7 +195,7 @@ final class FrameIo {
 
     /** Receives frames from {@code peer} into {@code in}; returns frames consumed. */
     int poll(final int peer, final Incoming in, final int frameLimit) {
-        return transport.poll(peer, in, frameLimit);
+        return transport.poll(peer, in.lane, in, frameLimit);
     }
 
     Incoming newIncoming() {

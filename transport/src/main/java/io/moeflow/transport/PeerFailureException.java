@@ -1,10 +1,12 @@
 package io.moeflow.transport;
 
 /**
- * A peer stopped answering during an operation: it was silent for longer than the timeout, its
- * stream closed (the process exited or was killed), or it closed its communicator while this rank
- * still waited for it. Thrown once, by the operation that noticed; the communicator is then failed
- * and every later call throws a {@link TransportException} whose cause is this one.
+ * The job failed: a rank stopped answering (silent for longer than the operation timeout), its
+ * streams went away (killed, crashed), it closed its communicator while this rank still expected
+ * data from it, or it sent data this rank cannot accept. {@link #peer()} names the rank that failed
+ * first as this rank learned it: by detecting it itself or from the ABORT frame of the peer that
+ * detected it. Every operation pending when the communicator fails completes with this one
+ * exception; every later call throws a new one with the same peer and reason whose cause is it.
  */
 public final class PeerFailureException extends TransportException {
     private static final long serialVersionUID = 1L;
@@ -28,7 +30,12 @@ public final class PeerFailureException extends TransportException {
 
     public PeerFailureException(final int rank, final int peer, final String operation, final Reason reason,
                                 final String detail) {
-        super("rank " + rank + ": " + operation + " failed: " + detail);
+        this(rank, peer, operation, reason, detail, null);
+    }
+
+    public PeerFailureException(final int rank, final int peer, final String operation, final Reason reason,
+                                final String detail, final Throwable cause) {
+        super("rank " + rank + ": " + operation + " failed: " + detail, cause);
         this.rank = rank;
         this.peer = peer;
         this.operation = operation;
@@ -40,7 +47,7 @@ public final class PeerFailureException extends TransportException {
         return rank;
     }
 
-    /** The rank (in the job) that stopped answering, or -1 if unknown. */
+    /** The rank (in the job) that failed first, or -1 if unknown. */
     public int peer() {
         return peer;
     }

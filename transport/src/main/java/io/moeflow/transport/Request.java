@@ -4,7 +4,10 @@ import org.agrona.DirectBuffer;
 import org.agrona.MutableDirectBuffer;
 import org.agrona.UnsafeApi;
 
-/** Parameters of one operation (engine-internal). Blocking calls reuse one instance; async calls allocate one. */
+/**
+ * Parameters of one operation and its completion (engine-internal). Blocking calls reuse one
+ * instance; async calls allocate one.
+ */
 class Request {
     static final byte ALL_REDUCE = 1;
     static final byte REDUCE_SCATTER = 2;
@@ -44,8 +47,23 @@ class Request {
     int recvSequence;
     ReduceOp reduceOp;
     Fp8Compression compression;
+    /** The lane the operation runs on, set when it is queued. */
+    int lane;
+    /** The failure of the operation, written before {@link #done}. */
+    TransportException error;
+    /** Set last by the driver when the operation finished (successfully or not). */
+    volatile boolean done;
+
+    /** Marks the operation finished; the request may be reused as soon as this returns. */
+    void complete(final TransportException failure) {
+        error = failure;
+        done = true;
+    }
 
     void clear() {
+        done = false;
+        error = null;
+        lane = 0;
         op = 0;
         group = null;
         sendFloats = null;

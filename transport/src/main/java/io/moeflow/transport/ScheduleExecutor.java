@@ -28,7 +28,7 @@ package io.moeflow.transport;
 final class ScheduleExecutor {
     /** Frames moved each way per batch: 4 frames of 64 KiB stay in a core's L2 until forwarded. */
     private static final int FRAMES_PER_BATCH = 4;
-    private static final int MAX_ROUNDS_PER_PROGRESS = 64;
+    static final int MAX_ROUNDS_PER_PROGRESS = 64;
 
     private final int rank;
     private final CommunicatorConfig config;
@@ -58,11 +58,13 @@ final class ScheduleExecutor {
     private boolean sendFrameDone;
     private int recvStep;
 
-    ScheduleExecutor(final int rank, final int jobSize, final CommunicatorConfig config, final FrameIo io) {
+    ScheduleExecutor(final int rank, final int jobSize, final CommunicatorConfig config, final FrameIo io, final int lane) {
         this.rank = rank;
         this.config = config;
         this.io = io;
         this.in = io.newIncoming();
+        this.out.lane = lane;
+        this.in.lane = lane;
         capacity = 2 * jobSize + 64;
         stepId = new int[capacity];
         sendPeer = new int[capacity];
@@ -383,12 +385,13 @@ final class ScheduleExecutor {
      * first lets a peer that disagrees on the operation see this rank's frame and report the mismatch
      * itself.
      *
+     * @param maxRounds at most this many batches each way (fewer lets other lanes take their turn sooner)
      * @return frames moved; 0 means nothing could move now
-     * @throws TransportException if a peer sent something this rank cannot accept
+     * @throws PeerFailureException if a peer sent something this rank cannot accept
      */
-    int progress() {
+    int progress(final int maxRounds) {
         int work = 0;
-        for (int round = 0; round < MAX_ROUNDS_PER_PROGRESS; round++) {
+        for (int round = 0; round < Math.min(maxRounds, MAX_ROUNDS_PER_PROGRESS); round++) {
             final int moved = sendSome(FRAMES_PER_BATCH) + receiveSome(FRAMES_PER_BATCH);
             if (moved == 0) {
                 break;
@@ -417,13 +420,15 @@ final class ScheduleExecutor {
             final int polled = io.poll(recvPeer[recvStep], in, maxFrames - polledTotal);
             accepted += in.frames - before;
             if (in.mismatch != null) {
-                throw new TransportException("rank " + rank + ": " + request.describe() + " cannot accept data from rank "
-                    + recvPeer[recvStep] + ": " + in.mismatch);
+                throw new PeerFailureException(rank, recvPeer[recvStep], request.describe(),
+                    PeerFailureException.Reason.PROTOCOL_ERROR, "cannot accept data from rank " + recvPeer[recvStep] + ": "
+                    + in.mismatch);
             }
             if (in.blocked) {
-                // the stream is in order and the peer runs one operation at a time: it has moved on
-                throw new TransportException("rank " + rank + ": " + request.describe() + " cannot complete: rank "
-                    + recvPeer[recvStep] + " sent a frame of " + Request.opName(in.blockedByOp) + " #" + in.blockedBySequence
+                // the lane is in order and the peer runs its operations one at a time: it has moved on
+                throw new PeerFailureException(rank, recvPeer[recvStep], request.describe(),
+                    PeerFailureException.Reason.PROTOCOL_ERROR, "cannot complete: rank " + recvPeer[recvStep]
+                    + " sent a frame of " + Request.opName(in.blockedByOp) + " #" + in.blockedBySequence
                     + " step " + in.blockedByStep + " of group " + in.blockedByGroup + " while this rank still expects "
                     + (in.blockElements - in.cursor) + " values of step " + stepId[recvStep]
                     + " from it: do all ranks issue the same operations, in the same order, with the same counts?");

@@ -32,28 +32,32 @@ import io.moeflow.transport.FrameAction;
 import io.moeflow.transport.FrameAuthenticator;
 import io.moeflow.transport.FrameHandler;
 import io.moeflow.transport.JobToken;
+import io.moeflow.transport.PeerFailureException;
 import io.moeflow.transport.Transport;
 import io.moeflow.transport.TransportCounters;
 import io.moeflow.transport.TransportException;
 import io.moeflow.transport.Wire;
 
 /**
- * {@link Transport} over Aeron: one exclusive publication per ordered pair of ranks (stream id
- * {@code base + from * size + to}), IPC through a shared media driver or UDP unicast to each rank's
- * endpoint. Frames are at most one MTU, so every frame is one Aeron fragment, written in place with
+ * {@link Transport} over Aeron: one exclusive publication per ordered pair of ranks and lane (stream
+ * id {@code base + (lane * size + from) * size + to}; {@link #LANES} lanes: control, urgent and three
+ * bulk lanes), IPC through a shared media driver or UDP unicast to each rank's endpoint. Frames
+ * are at most one MTU, so every frame is one Aeron fragment, written in place with
  * {@code tryClaim} and read in place from the log buffer.
  *
  * <p><b>Authentication.</b> On connect every rank sends each peer a HELLO with a fresh random nonce,
  * answers every valid HELLO with a PROOF = HMAC-SHA256(job token, both ranks, job, both nonces,
  * the answering publication's session id), and accepts the stream of a peer only from the image whose
- * PROOF carries its own nonce and verifies. Only that image is read afterwards; frames of any other
+ * PROOF carries its own nonce and verifies. The handshake runs on the control lane; the PROOF also
+ * names (under the MAC) the session ids of the answering rank's publications on the other lanes,
+ * so each lane accepts exactly one image per peer too. Only those images are read afterwards; frames of any other
  * image on the stream (a process with a wrong or no token, another job, a stale worker) are drained,
  * dropped and counted ({@link TransportCounters#handshakesRejected()},
  * {@link TransportCounters#unauthenticatedFramesDropped()}), and the job goes on.
  *
  * <p><b>Frame authentication</b> ({@link AeronTransportConfig#frameAuthentication()}, on by default
- * for UDP). Once a peer is authenticated, both sides derive one key per direction from the token,
- * both nonces and the stream's session ({@link FrameAuthenticator#deriveKey}); every data and BYE
+ * for UDP). Once a peer is authenticated, both sides derive one key per direction and lane from the
+ * token, both nonces and the stream's session ({@link FrameAuthenticator#deriveKey}); every data and BYE
  * frame then carries a sequence number (also in Aeron's reserved value, which marks it as
  * authenticated) and a tag over its bytes, sequence number and stream position. Over UDP the
  * embedded driver checks tags before a frame enters the log ({@link FrameAuthenticationFilter}), so a
@@ -64,7 +68,11 @@ import io.moeflow.transport.Wire;
  */
 public final class AeronTransport implements Transport {
     private static final int HELLO_LENGTH = 40;
-    private static final int PROOF_LENGTH = 88;
+    /** Lanes per ordered pair of ranks: control, urgent, three bulk. */
+    public static final int LANES = 5;
+    /** The control lane carries handshake, BYE and ABORT frames only: small terms. */
+    private static final int CONTROL_TERM_LENGTH_BYTES = 64 * 1024;
+    private static final int PROOF_LENGTH = 88 + 4 * (LANES - 1);
     private static final int BYE_LENGTH = Wire.HEADER_LENGTH;
     private static final int FIELD_FROM = 4;
     private static final int FIELD_TO = 8;
@@ -73,6 +81,8 @@ public final class AeronTransport implements Transport {
     private static final int FIELD_NONCE = 24;
     private static final int FIELD_ECHO = 40;
     private static final int FIELD_MAC = 56;
+    /** PROOF: session ids of the answering rank's publications on lanes 1.. to the asking rank. */
+    private static final int FIELD_SESSIONS = 88;
     private static final int NONCE_BYTES = 16;
     private static final int MAC_BYTES = 32;
     private static final long HELLO_INTERVAL_NS = TimeUnit.MILLISECONDS.toNanos(50);
@@ -91,15 +101,23 @@ public final class AeronTransport implements Transport {
     private final IntArrayList[] answeredSessions;
     private final boolean[] byeReceived;
     private final BufferClaim[] claims;
+    /** Per lane and peer (lane 0 is the control lane: the same objects as the arrays above). */
+    private final ExclusivePublication[][] lanePublications;
+    private final Subscription[][] laneSubscriptions;
+    private final Image[][] laneImages;
+    private final BufferClaim[][] laneClaims;
+    /** Per lane and peer: the session id its PROOF named for the lane, 0 until the PROOF verified. */
+    private final int[][] expectedSessions;
+    private final boolean[] proofVerified;
     private final TransportCounters counters;
-    /** Frame authentication state, per peer; null arrays when it is off. */
+    /** Frame authentication state, per lane and peer; unused when it is off. */
     private final boolean authenticateFrames;
     private final FrameAuthenticationFilter filter;
-    private final FrameAuthenticator[] sendAuthenticators;
-    private final FrameAuthenticator[] receiveAuthenticators;
-    private final long[] nextSendSequence;
-    private final long[] nextReceiveSequence;
-    private final int[] claimedLength;
+    private final FrameAuthenticator[][] sendAuthenticators;
+    private final FrameAuthenticator[][] receiveAuthenticators;
+    private final long[][] nextSendSequence;
+    private final long[][] nextReceiveSequence;
+    private final int[][] claimedLength;
     /** Why a peer's authenticated stream cannot go on (frames missing), or null. */
     private final String[] streamBroken;
     /** The nonce of the last PROOF that verified (handshake only). */
@@ -110,6 +128,7 @@ public final class AeronTransport implements Transport {
     private final ControlHandler controlHandler = new ControlHandler();
     private final DataAdapter dataAdapter = new DataAdapter();
     private final ForeignImagePoller foreignPoller = new ForeignImagePoller();
+    private final ForeignDataHandler foreignDataHandler = new ForeignDataHandler();
     private final int maxFrameLength;
     private final String description;
     private volatile Throwable clientError;
@@ -134,17 +153,33 @@ public final class AeronTransport implements Transport {
         }
         this.byeReceived = new boolean[size];
         this.claims = new BufferClaim[size];
+        this.lanePublications = new ExclusivePublication[LANES][];
+        this.laneSubscriptions = new Subscription[LANES][];
+        this.laneImages = new Image[LANES][];
+        this.laneClaims = new BufferClaim[LANES][];
+        this.lanePublications[0] = publications;
+        this.laneSubscriptions[0] = subscriptions;
+        this.laneImages[0] = authenticated;
+        this.laneClaims[0] = claims;
+        for (int lane = 1; lane < LANES; lane++) {
+            lanePublications[lane] = new ExclusivePublication[size];
+            laneSubscriptions[lane] = new Subscription[size];
+            laneImages[lane] = new Image[size];
+            laneClaims[lane] = new BufferClaim[size];
+        }
+        this.expectedSessions = new int[LANES][size];
+        this.proofVerified = new boolean[size];
         this.jobHash = jobHash(config.jobId());
         new SecureRandom().nextBytes(nonce);
         this.authenticateFrames = config.frameAuthentication();
         // Aeron's data header takes 32 bytes of the MTU, the authentication trailer 24 more
         this.maxFrameLength = config.mtuBytes() - DataHeaderFlyweight.HEADER_LENGTH
             - (authenticateFrames ? FrameAuthenticator.TRAILER_LENGTH : 0);
-        this.sendAuthenticators = new FrameAuthenticator[size];
-        this.receiveAuthenticators = new FrameAuthenticator[size];
-        this.nextSendSequence = new long[size];
-        this.nextReceiveSequence = new long[size];
-        this.claimedLength = new int[size];
+        this.sendAuthenticators = new FrameAuthenticator[LANES][size];
+        this.receiveAuthenticators = new FrameAuthenticator[LANES][size];
+        this.nextSendSequence = new long[LANES][size];
+        this.nextReceiveSequence = new long[LANES][size];
+        this.claimedLength = new int[LANES][size];
         this.streamBroken = new String[size];
         this.description = "aeron-" + config.media().name().toLowerCase(java.util.Locale.ROOT) + ":" + config.aeronDirectory()
             + (config.media() == AeronMedia.UDP ? "@" + config.endpoints().get(rank) : "");
@@ -209,32 +244,52 @@ public final class AeronTransport implements Transport {
         }
     }
 
-    private int streamId(final int from, final int to) {
-        return config.streamIdBase() + from * size + to;
+    private int streamId(final int lane, final int from, final int to) {
+        return config.streamIdBase() + (lane * size + from) * size + to;
     }
 
     private void open() {
         final boolean udp = config.media() == AeronMedia.UDP;
-        for (int peer = 0; peer < size; peer++) {
-            if (peer == rank) {
-                continue;
+        for (int lane = 0; lane < LANES; lane++) {
+            for (int peer = 0; peer < size; peer++) {
+                if (peer == rank) {
+                    continue;
+                }
+                final String in = udp
+                    ? new ChannelUriStringBuilder().media("udp").endpoint(config.endpoints().get(rank)).build()
+                    : "aeron:ipc";
+                laneSubscriptions[lane][peer] = aeron.addSubscription(in, streamId(lane, peer, rank));
             }
-            final String in = udp
-                ? new ChannelUriStringBuilder().media("udp").endpoint(config.endpoints().get(rank)).build()
-                : "aeron:ipc";
-            subscriptions[peer] = aeron.addSubscription(in, streamId(peer, rank));
         }
+        for (int lane = 0; lane < LANES; lane++) {
+            final int term = lane == 0 ? Math.min(CONTROL_TERM_LENGTH_BYTES, config.termLengthBytes()) : config.termLengthBytes();
+            final int mtu = Math.min(config.mtuBytes(), term / 8);
+            for (int peer = 0; peer < size; peer++) {
+                if (peer == rank) {
+                    continue;
+                }
+                final ChannelUriStringBuilder out = new ChannelUriStringBuilder().media(udp ? "udp" : "ipc")
+                    .termLength(term).mtu(mtu);
+                if (udp) {
+                    out.endpoint(config.endpoints().get(peer));
+                }
+                lanePublications[lane][peer] = aeron.addExclusivePublication(out.build(), streamId(lane, rank, peer));
+                laneClaims[lane][peer] = new BufferClaim();
+            }
+        }
+    }
+
+    /** Binds the lanes of peers whose PROOF verified to the images it named, once those images exist. */
+    private void resolveLaneImages() {
         for (int peer = 0; peer < size; peer++) {
-            if (peer == rank) {
+            if (peer == rank || !proofVerified[peer]) {
                 continue;
             }
-            final ChannelUriStringBuilder out = new ChannelUriStringBuilder().media(udp ? "udp" : "ipc")
-                .termLength(config.termLengthBytes()).mtu(config.mtuBytes());
-            if (udp) {
-                out.endpoint(config.endpoints().get(peer));
+            for (int lane = 1; lane < LANES; lane++) {
+                if (laneImages[lane][peer] == null) {
+                    laneImages[lane][peer] = laneSubscriptions[lane][peer].imageBySessionId(expectedSessions[lane][peer]);
+                }
             }
-            publications[peer] = aeron.addExclusivePublication(out.build(), streamId(rank, peer));
-            claims[peer] = new BufferClaim();
         }
     }
 
@@ -243,6 +298,7 @@ public final class AeronTransport implements Transport {
         final long deadline = start + config.connectTimeoutNs();
         long nextHello = start;
         while (!handshakeComplete()) {
+            resolveLaneImages();
             final long now = System.nanoTime();
             if (now - deadline > 0) {
                 throw new TransportException("rank " + rank + ": no authenticated connection with rank(s) " + pendingPeers()
@@ -277,7 +333,16 @@ public final class AeronTransport implements Transport {
      */
     private boolean peerDone(final int peer) {
         final Image image = authenticated[peer];
-        return image != null && answeredSessions[peer].containsInt(image.sessionId());
+        if (image == null || !answeredSessions[peer].containsInt(image.sessionId())) {
+            return false;
+        }
+        for (int lane = 0; lane < LANES; lane++) {
+            // every lane both ways: an image of the peer's stream here, and this rank's stream connected there
+            if (laneImages[lane][peer] == null || !lanePublications[lane][peer].isConnected()) {
+                return false;
+            }
+        }
+        return true;
     }
 
     private boolean handshakeComplete() {
@@ -303,22 +368,47 @@ public final class AeronTransport implements Transport {
         foreignPoller.peer = peer;
         foreignPoller.includeAuthenticated = !handshakeDone;
         foreignPoller.work = 0;
+        foreignPoller.lane = 0;
         subscriptions[peer].forEachImage(foreignPoller);
+        if (proofVerified[peer]) {
+            // images of the data lanes other than the ones the PROOF named; before the PROOF verified,
+            // the peer's genuine data image cannot be told apart, so nothing is drained
+            for (int lane = 1; lane < LANES; lane++) {
+                foreignPoller.lane = lane;
+                laneSubscriptions[lane][peer].forEachImage(foreignPoller);
+            }
+        }
         return foreignPoller.work;
     }
 
     /** Polls the images of one peer's stream that the data path does not read (no allocation). */
     private final class ForeignImagePoller implements Consumer<Image> {
         int peer;
+        int lane;
         boolean includeAuthenticated;
         int work;
 
         @Override
         public void accept(final Image image) {
+            if (lane > 0) {
+                if (image.sessionId() != expectedSessions[lane][peer]) {
+                    work += image.controlledPoll(foreignDataHandler, 16);
+                }
+                return;
+            }
             if (includeAuthenticated || image != authenticated[peer]) {
                 controlHandler.peer = peer;
                 work += image.controlledPoll(controlHandler, 16);
             }
+        }
+    }
+
+    /** Frames on a data lane from an image its peer's PROOF did not name: dropped and counted. */
+    private final class ForeignDataHandler implements ControlledFragmentHandler {
+        @Override
+        public Action onFragment(final DirectBuffer buffer, final int offset, final int length, final Header header) {
+            counters.onUnauthenticatedFrame();
+            return Action.CONTINUE;
         }
     }
 
@@ -340,8 +430,9 @@ public final class AeronTransport implements Transport {
             }
             switch (Wire.kind(buffer, offset)) {
                 case Wire.KIND_DATA:
+                case Wire.KIND_ABORT:
                     if (fromTrusted) {
-                        return Action.ABORT; // the peer is done with its handshake: leave its data for the engine
+                        return Action.ABORT; // the peer is done with its handshake: leave its frames for the engine
                     }
                     counters.onUnauthenticatedFrame();
                     return Action.CONTINUE;
@@ -356,6 +447,10 @@ public final class AeronTransport implements Transport {
                     if (!fromTrusted) {
                         if (!handshakeDone && trusted == null && verifyProof(peer, buffer, offset, length, session)) {
                             authenticated[peer] = subscriptions[peer].imageBySessionId(session);
+                            for (int lane = 1; lane < LANES; lane++) {
+                                expectedSessions[lane][peer] = buffer.getInt(offset + FIELD_SESSIONS + 4 * (lane - 1));
+                            }
+                            proofVerified[peer] = true;
                             onAuthenticated(peer, session);
                         } else {
                             counters.onHandshakeRejected();
@@ -380,11 +475,12 @@ public final class AeronTransport implements Transport {
     private final class DataAdapter implements ControlledFragmentHandler {
         FrameHandler handler;
         int peer;
+        int lane;
 
         @Override
         public Action onFragment(final DirectBuffer buffer, final int offset, final int length, final Header header) {
             final boolean sealed = authenticateFrames && header.reservedValue() != 0;
-            if (!sealed && Wire.isWellFormed(buffer, offset, length)) {
+            if (!sealed && lane == 0 && Wire.isWellFormed(buffer, offset, length)) {
                 final byte kind = Wire.kind(buffer, offset);
                 if (kind == Wire.KIND_HELLO) {
                     onHello(peer, buffer, offset, length, header.sessionId());
@@ -400,13 +496,13 @@ public final class AeronTransport implements Transport {
                     counters.onForgedFrame(); // only handshake frames may come without a tag
                     return Action.CONTINUE;
                 }
-                if (filter == null && !receiveAuthenticators[peer].verify(buffer, offset, length,
+                if (filter == null && !receiveAuthenticators[lane][peer].verify(buffer, offset, length,
                     FrameAuthenticationFilter.position(header.termId(), header.termOffset()))) {
                     counters.onForgedFrame();
                     return Action.CONTINUE;
                 }
                 final long sequence = FrameAuthenticator.sequence(buffer, offset, length);
-                final long expected = nextReceiveSequence[peer];
+                final long expected = nextReceiveSequence[lane][peer];
                 if (sequence < expected) {
                     counters.onReplayedFrame();
                     return Action.CONTINUE;
@@ -414,14 +510,14 @@ public final class AeronTransport implements Transport {
                 if (sequence > expected) {
                     if (streamBroken[peer] == null) {
                         streamBroken[peer] = "authenticated frames #" + expected + ".." + (sequence - 1) + " from rank " + peer
-                            + " never arrived (a datagram forged on the wire took their place); the stream cannot go on";
+                            + " on lane " + lane + " never arrived (a datagram forged on the wire took their place); the stream cannot go on";
                     }
                     return Action.ABORT;
                 }
                 frameLength = length - FrameAuthenticator.TRAILER_LENGTH;
             }
-            if (Wire.isWellFormed(buffer, offset, frameLength) && Wire.kind(buffer, offset) == Wire.KIND_BYE) {
-                nextReceiveSequence[peer]++;
+            if (lane == 0 && Wire.isWellFormed(buffer, offset, frameLength) && Wire.kind(buffer, offset) == Wire.KIND_BYE) {
+                nextReceiveSequence[lane][peer]++;
                 byeReceived[peer] = true;
                 return Action.BREAK;
             }
@@ -429,7 +525,7 @@ public final class AeronTransport implements Transport {
             if (action == FrameAction.ABORT) {
                 return Action.ABORT; // left in the stream: its sequence number comes again
             }
-            nextReceiveSequence[peer]++;
+            nextReceiveSequence[lane][peer]++;
             return action == FrameAction.CONTINUE ? Action.CONTINUE : Action.BREAK;
         }
     }
@@ -442,10 +538,17 @@ public final class AeronTransport implements Transport {
         final byte[] theirNonce = new byte[NONCE_BYTES];
         buffer.getBytes(offset + FIELD_NONCE, theirNonce);
         final ExclusivePublication pub = publications[peer];
-        final byte[] mac = config.token().mac(macInput(rank, peer, nonce, theirNonce, pub.sessionId()));
+        final int[] sessions = new int[LANES - 1];
+        for (int lane = 1; lane < LANES; lane++) {
+            sessions[lane - 1] = lanePublications[lane][peer].sessionId();
+        }
+        final byte[] mac = config.token().mac(macInput(rank, peer, nonce, theirNonce, pub.sessionId(), sessions));
         putHandshake(Wire.KIND_PROOF, peer);
         control.putBytes(FIELD_ECHO, theirNonce);
         control.putBytes(FIELD_MAC, mac);
+        for (int i = 0; i < sessions.length; i++) {
+            control.putInt(FIELD_SESSIONS + 4 * i, sessions[i]);
+        }
         if (offerControl(pub, PROOF_LENGTH) && !handshakeDone && !answeredSessions[peer].containsInt(session)) {
             answeredSessions[peer].addInt(session);
         }
@@ -466,7 +569,11 @@ public final class AeronTransport implements Transport {
         final byte[] mac = new byte[MAC_BYTES];
         buffer.getBytes(offset + FIELD_MAC, mac);
         lastProofNonce = theirNonce;
-        return JobToken.macEquals(mac, config.token().mac(macInput(peer, rank, theirNonce, nonce, session)));
+        final int[] sessions = new int[LANES - 1];
+        for (int i = 0; i < sessions.length; i++) {
+            sessions[i] = buffer.getInt(offset + FIELD_SESSIONS + 4 * i);
+        }
+        return JobToken.macEquals(mac, config.token().mac(macInput(peer, rank, theirNonce, nonce, session, sessions)));
     }
 
     /**
@@ -478,16 +585,19 @@ public final class AeronTransport implements Transport {
             return;
         }
         final byte[] theirNonce = lastProofNonce;
-        final byte[] sendKey = FrameAuthenticator.deriveKey(config.token(), rank, peer, size, jobHash, nonce, theirNonce,
-            publications[peer].sessionId());
-        final byte[] receiveKey = FrameAuthenticator.deriveKey(config.token(), peer, rank, size, jobHash, theirNonce, nonce,
-            session);
-        sendAuthenticators[peer] = new FrameAuthenticator(sendKey, maxFrameLength);
-        receiveAuthenticators[peer] = new FrameAuthenticator(receiveKey, maxFrameLength);
-        nextSendSequence[peer] = 1;
-        nextReceiveSequence[peer] = 1;
-        if (filter != null) {
-            filter.install(streamId(peer, rank), session, receiveKey);
+        for (int lane = 0; lane < LANES; lane++) {
+            final int theirSession = lane == 0 ? session : expectedSessions[lane][peer];
+            final byte[] sendKey = FrameAuthenticator.deriveKey(config.token(), rank, peer, size, jobHash, nonce, theirNonce,
+                lanePublications[lane][peer].sessionId());
+            final byte[] receiveKey = FrameAuthenticator.deriveKey(config.token(), peer, rank, size, jobHash, theirNonce, nonce,
+                theirSession);
+            sendAuthenticators[lane][peer] = new FrameAuthenticator(sendKey, maxFrameLength);
+            receiveAuthenticators[lane][peer] = new FrameAuthenticator(receiveKey, maxFrameLength);
+            nextSendSequence[lane][peer] = 1;
+            nextReceiveSequence[lane][peer] = 1;
+            if (filter != null) {
+                filter.install(streamId(lane, peer, rank), theirSession, receiveKey);
+            }
         }
     }
 
@@ -499,9 +609,14 @@ public final class AeronTransport implements Transport {
             && buffer.getByte(offset + Wire.OFFSET_OP) == (authenticateFrames ? 1 : 0);
     }
 
-    private byte[] macInput(final int from, final int to, final byte[] fromNonce, final byte[] toNonce, final int session) {
-        final ByteBuffer b = ByteBuffer.allocate(MAC_LABEL.length + 4 * 4 + 8 + 2 * NONCE_BYTES).order(ByteOrder.LITTLE_ENDIAN);
+    private byte[] macInput(final int from, final int to, final byte[] fromNonce, final byte[] toNonce, final int session,
+                            final int[] laneSessions) {
+        final ByteBuffer b = ByteBuffer.allocate(MAC_LABEL.length + 4 * 4 + 8 + 2 * NONCE_BYTES + 4 * laneSessions.length)
+            .order(ByteOrder.LITTLE_ENDIAN);
         b.put(MAC_LABEL).putInt(from).putInt(to).putInt(size).putLong(jobHash).put(fromNonce).put(toNonce).putInt(session);
+        for (final int laneSession : laneSessions) {
+            b.putInt(laneSession);
+        }
         return b.array();
     }
 
@@ -559,12 +674,18 @@ public final class AeronTransport implements Transport {
     }
 
     @Override
-    public int tryClaim(final int peer, final int lengthBytes) {
+    public int lanes() {
+        return LANES;
+    }
+
+    @Override
+    public int tryClaim(final int peer, final int lane, final int lengthBytes) {
         final int trailer = authenticateFrames ? FrameAuthenticator.TRAILER_LENGTH : 0;
-        final long result = publications[peer].tryClaim(lengthBytes + trailer, claims[peer]);
+        final BufferClaim claim = laneClaims[lane][peer];
+        final long result = lanePublications[lane][peer].tryClaim(lengthBytes + trailer, claim);
         if (result > 0) {
-            claimedLength[peer] = lengthBytes;
-            return claims[peer].offset();
+            claimedLength[lane][peer] = lengthBytes;
+            return claim.offset();
         }
         if (result == Publication.BACK_PRESSURED || result == Publication.ADMIN_ACTION) {
             return BACK_PRESSURED;
@@ -573,29 +694,30 @@ public final class AeronTransport implements Transport {
     }
 
     @Override
-    public MutableDirectBuffer claimBuffer(final int peer) {
-        return claims[peer].buffer();
+    public MutableDirectBuffer claimBuffer(final int peer, final int lane) {
+        return laneClaims[lane][peer].buffer();
     }
 
     @Override
-    public void commit(final int peer) {
-        final BufferClaim claim = claims[peer];
+    public void commit(final int peer, final int lane) {
+        final BufferClaim claim = laneClaims[lane][peer];
         if (authenticateFrames) {
             final MutableDirectBuffer frame = claim.buffer(); // index 0: Aeron's data header, filled in by tryClaim
-            final long sequence = nextSendSequence[peer]++;
+            final long sequence = nextSendSequence[lane][peer]++;
             claim.reservedValue(sequence); // marks the frame as authenticated for the receiving driver
-            sendAuthenticators[peer].seal(frame, claim.offset(), claimedLength[peer], FrameAuthenticationFilter.position(
-                frame.getInt(DataHeaderFlyweight.TERM_ID_FIELD_OFFSET), frame.getInt(DataHeaderFlyweight.TERM_OFFSET_FIELD_OFFSET)),
-                sequence);
+            sendAuthenticators[lane][peer].seal(frame, claim.offset(), claimedLength[lane][peer],
+                FrameAuthenticationFilter.position(frame.getInt(DataHeaderFlyweight.TERM_ID_FIELD_OFFSET),
+                    frame.getInt(DataHeaderFlyweight.TERM_OFFSET_FIELD_OFFSET)), sequence);
         }
         claim.commit();
     }
 
     @Override
-    public int poll(final int peer, final FrameHandler handler, final int frameLimit) {
-        final Image image = authenticated[peer];
+    public int poll(final int peer, final int lane, final FrameHandler handler, final int frameLimit) {
+        final Image image = laneImages[lane][peer];
         dataAdapter.handler = handler;
         dataAdapter.peer = peer;
+        dataAdapter.lane = lane;
         return image.controlledPoll(dataAdapter, frameLimit);
     }
 
@@ -611,28 +733,59 @@ public final class AeronTransport implements Transport {
         if (byeReceived[peer]) {
             return "rank " + peer + " closed its communicator while this rank still expects data from it";
         }
-        final Image image = authenticated[peer];
-        if (image == null) {
-            return "rank " + peer + " never authenticated";
-        }
-        if (image.isClosed() || image.isEndOfStream()) {
-            return "the stream from rank " + peer + " closed (did its process exit or get killed?)";
-        }
-        if (!publications[peer].isConnected()) {
-            return "rank " + peer + " stopped receiving (did its process exit or get killed?)";
+        for (int lane = 0; lane < LANES; lane++) {
+            final Image image = laneImages[lane][peer];
+            if (image == null) {
+                return "rank " + peer + " never authenticated";
+            }
+            if (image.isClosed() || image.isEndOfStream()) {
+                return "the stream from rank " + peer + " closed (did its process exit or get killed?)";
+            }
+            if (!lanePublications[lane][peer].isConnected()) {
+                return "rank " + peer + " stopped receiving (did its process exit or get killed?)";
+            }
         }
         return null;
+    }
+
+    @Override
+    public String localFailure() {
+        if (aeron.isClosed() || clientError instanceof io.aeron.exceptions.DriverTimeoutException) {
+            return "this rank's Aeron client stopped (" + clientError + "); is the media driver in "
+                + config.aeronDirectory() + " still running?";
+        }
+        return null;
+    }
+
+    @Override
+    public PeerFailureException.Reason peerState(final int peer) {
+        if (streamBroken[peer] != null) {
+            return PeerFailureException.Reason.PROTOCOL_ERROR;
+        }
+        if (byeReceived[peer]) {
+            return PeerFailureException.Reason.EXITED;
+        }
+        return peerLost(peer) == null ? null : PeerFailureException.Reason.DISCONNECTED;
     }
 
     @Override
     public int doHousekeeping() {
         int work = 0;
         for (int peer = 0; peer < size; peer++) {
-            if (peer != rank && subscriptions[peer].imageCount() > 1) {
+            if (peer != rank && hasForeignImages(peer)) {
                 work += pollAllImages(peer);
             }
         }
         return work;
+    }
+
+    private boolean hasForeignImages(final int peer) {
+        for (int lane = 0; lane < LANES; lane++) {
+            if (laneSubscriptions[lane][peer].imageCount() > 1) {
+                return true;
+            }
+        }
+        return false;
     }
 
     @Override
@@ -679,20 +832,20 @@ public final class AeronTransport implements Transport {
                     continue;
                 }
                 if (!sent[peer]) {
-                    final int result = tryClaim(peer, BYE_LENGTH);
+                    final int result = tryClaim(peer, CONTROL_LANE, BYE_LENGTH);
                     if (result >= 0) {
-                        final MutableDirectBuffer buffer = claimBuffer(peer);
+                        final MutableDirectBuffer buffer = claimBuffer(peer, CONTROL_LANE);
                         buffer.setMemory(result, BYE_LENGTH, (byte) 0);
                         Wire.putPreamble(buffer, result, Wire.KIND_BYE, (byte) 0);
                         buffer.putInt(result + FIELD_FROM, rank);
-                        commit(peer);
+                        commit(peer, CONTROL_LANE);
                     }
                     sent[peer] = result >= 0 || result == NOT_CONNECTED || result == CLOSED;
                     waiting |= !sent[peer];
                 }
                 final Image image = authenticated[peer];
                 if (!byeReceived[peer] && !image.isClosed() && !image.isEndOfStream()) {
-                    poll(peer, leftover, 16);
+                    poll(peer, CONTROL_LANE, leftover, 16);
                     waiting |= !byeReceived[peer];
                 }
             }

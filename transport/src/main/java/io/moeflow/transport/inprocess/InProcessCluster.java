@@ -3,6 +3,7 @@ package io.moeflow.transport.inprocess;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicIntegerArray;
+import java.util.concurrent.atomic.AtomicReferenceArray;
 
 import org.agrona.BufferUtil;
 import org.agrona.DirectBuffer;
@@ -17,8 +18,9 @@ import io.moeflow.transport.Communicators;
 import io.moeflow.transport.Transport;
 
 /**
- * A job whose ranks are threads of this JVM: every ordered pair of ranks gets a ring buffer in
- * direct memory. Frames go through exactly the same engine and wire format as the Aeron back-ends,
+ * A job whose ranks are threads of this JVM: every ordered pair of ranks gets one ring buffer in
+ * direct memory per lane ({@link #LANES}: a small control lane and four data lanes, each made on
+ * first use). Frames go through exactly the same engine and wire format as the Aeron back-ends,
  * so unit tests of the collectives are fast and exercise the real code paths (simulations use it
  * too). The rings are many-to-one so that tests can {@link #inject} frames next to a real sender.
  */
@@ -30,12 +32,20 @@ public final class InProcessCluster implements AutoCloseable {
     public static final int DEFAULT_RING_CAPACITY_BYTES = 1 << 20;
     /** Largest frame: 64 KiB, the Aeron IPC maximum too, so both back-ends chunk alike. */
     public static final int DEFAULT_MAX_FRAME_LENGTH = 64 * 1024;
+    /** Lanes per ordered pair: the control lane, the urgent lane and three bulk lanes (as Aeron). */
+    public static final int LANES = 5;
+    /** The lane the job-wide communicator's (bulk) operations use: the first bulk lane. */
+    public static final int JOB_WIDE_LANE = 2;
+    /** The control lane carries only small ABORT frames. */
+    private static final int CONTROL_RING_CAPACITY_BYTES = 64 * 1024;
 
     private static final int MESSAGE_TYPE = 1;
 
     private final int size;
     private final int maxFrameLength;
-    private final RingBuffer[][] rings;
+    private final int ringCapacityBytes;
+    /** Ring of (lane, from, to) at {@code (lane * size + from) * size + to}, made on first use. */
+    private final AtomicReferenceArray<RingBuffer> rings;
     private final InProcessTransport[] transports;
     /** Per rank: {@link #ALIVE}, {@link #CLOSED} or {@link #KILLED}; read on every frame, so lock-free. */
     private final AtomicIntegerArray state;
@@ -56,16 +66,9 @@ public final class InProcessCluster implements AutoCloseable {
         }
         this.size = size;
         this.maxFrameLength = maxFrameLength;
-        this.rings = new RingBuffer[size][size];
+        this.ringCapacityBytes = ringCapacityBytes;
+        this.rings = new AtomicReferenceArray<>(LANES * size * size);
         this.state = new AtomicIntegerArray(size);
-        for (int from = 0; from < size; from++) {
-            for (int to = 0; to < size; to++) {
-                if (from != to) {
-                    final int length = ringCapacityBytes + RingBufferDescriptor.TRAILER_LENGTH;
-                    rings[from][to] = new ManyToOneRingBuffer(new UnsafeBuffer(BufferUtil.allocateDirectAligned(length, 64)));
-                }
-            }
-        }
         transports = new InProcessTransport[size];
         for (int r = 0; r < size; r++) {
             transports[r] = new InProcessTransport(this, r);
@@ -102,10 +105,17 @@ public final class InProcessCluster implements AutoCloseable {
 
     /**
      * Test hook: puts raw bytes into the stream from {@code from} to {@code to}, as a faulty or
-     * hostile writer would. Returns false if the ring is full.
+     * hostile writer would, on the lane of the job-wide communicator's operations. Returns false if
+     * the ring is full.
      */
     public boolean inject(final int from, final int to, final DirectBuffer frame, final int offset, final int length) {
-        return rings[from][to].write(MESSAGE_TYPE, frame, offset, length);
+        return inject(from, to, JOB_WIDE_LANE, frame, offset, length);
+    }
+
+    /** Test hook: as {@link #inject(int, int, DirectBuffer, int, int)}, on a given lane. */
+    public boolean inject(final int from, final int to, final int lane, final DirectBuffer frame, final int offset,
+                          final int length) {
+        return ring(lane, from, to).write(MESSAGE_TYPE, frame, offset, length);
     }
 
     /** Test hook: the rank dies now; its peers see its streams lost at once, frames in flight included. */
@@ -122,7 +132,7 @@ public final class InProcessCluster implements AutoCloseable {
         if (peerState == KILLED) {
             return "rank " + peer + " died";
         }
-        if (peerState == CLOSED && rings[peer][rank].size() == 0) {
+        if (peerState == CLOSED && drained(peer, rank)) {
             return "rank " + peer + " closed its transport";
         }
         if (state.get(rank) == KILLED) {
@@ -131,8 +141,35 @@ public final class InProcessCluster implements AutoCloseable {
         return null;
     }
 
-    RingBuffer ring(final int from, final int to) {
-        return rings[from][to];
+    /** Whether the peer was killed (true), closed (false); only meaningful once {@link #lost} is not null. */
+    boolean killed(final int peer) {
+        return state.get(peer) == KILLED;
+    }
+
+    private boolean drained(final int from, final int to) {
+        for (int lane = 0; lane < LANES; lane++) {
+            final RingBuffer ring = rings.get((lane * size + from) * size + to);
+            if (ring != null && ring.size() != 0) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    RingBuffer ring(final int lane, final int from, final int to) {
+        final int index = (lane * size + from) * size + to;
+        final RingBuffer ring = rings.get(index);
+        return ring != null ? ring : newRing(index, lane == 0 ? CONTROL_RING_CAPACITY_BYTES : ringCapacityBytes);
+    }
+
+    private synchronized RingBuffer newRing(final int index, final int capacityBytes) {
+        RingBuffer ring = rings.get(index);
+        if (ring == null) {
+            final int length = capacityBytes + RingBufferDescriptor.TRAILER_LENGTH;
+            ring = new ManyToOneRingBuffer(new UnsafeBuffer(BufferUtil.allocateDirectAligned(length, 64)));
+            rings.set(index, ring);
+        }
+        return ring;
     }
 
     int maxFrameLength() {

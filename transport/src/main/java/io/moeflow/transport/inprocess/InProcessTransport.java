@@ -6,6 +6,7 @@ import org.agrona.concurrent.ringbuffer.RingBuffer;
 
 import io.moeflow.transport.FrameAction;
 import io.moeflow.transport.FrameHandler;
+import io.moeflow.transport.PeerFailureException;
 import io.moeflow.transport.Transport;
 import io.moeflow.transport.TransportCounters;
 
@@ -20,7 +21,7 @@ final class InProcessTransport implements Transport {
     InProcessTransport(final InProcessCluster cluster, final int rank) {
         this.cluster = cluster;
         this.rank = rank;
-        this.claimIndex = new int[cluster.size()];
+        this.claimIndex = new int[InProcessCluster.LANES * cluster.size()];
     }
 
     /** Turns the ring's callback into a {@link FrameHandler} call without allocating. */
@@ -50,31 +51,36 @@ final class InProcessTransport implements Transport {
     }
 
     @Override
-    public int tryClaim(final int peer, final int lengthBytes) {
+    public int lanes() {
+        return InProcessCluster.LANES;
+    }
+
+    @Override
+    public int tryClaim(final int peer, final int lane, final int lengthBytes) {
         if (cluster.lost(peer, rank) != null) {
             return NOT_CONNECTED;
         }
-        final int index = cluster.ring(rank, peer).tryClaim(InProcessCluster.messageType(), lengthBytes);
+        final int index = cluster.ring(lane, rank, peer).tryClaim(InProcessCluster.messageType(), lengthBytes);
         if (index < 0) {
             return BACK_PRESSURED;
         }
-        claimIndex[peer] = index;
+        claimIndex[lane * cluster.size() + peer] = index;
         return index;
     }
 
     @Override
-    public MutableDirectBuffer claimBuffer(final int peer) {
-        return cluster.ring(rank, peer).buffer();
+    public MutableDirectBuffer claimBuffer(final int peer, final int lane) {
+        return cluster.ring(lane, rank, peer).buffer();
     }
 
     @Override
-    public void commit(final int peer) {
-        cluster.ring(rank, peer).commit(claimIndex[peer]);
+    public void commit(final int peer, final int lane) {
+        cluster.ring(lane, rank, peer).commit(claimIndex[lane * cluster.size() + peer]);
     }
 
     @Override
-    public int poll(final int peer, final FrameHandler handler, final int frameLimit) {
-        final RingBuffer ring = cluster.ring(peer, rank);
+    public int poll(final int peer, final int lane, final FrameHandler handler, final int frameLimit) {
+        final RingBuffer ring = cluster.ring(lane, peer, rank);
         adapter.handler = handler;
         return ring.controlledRead(adapter, frameLimit);
     }
@@ -82,6 +88,20 @@ final class InProcessTransport implements Transport {
     @Override
     public String peerLost(final int peer) {
         return cluster.lost(peer, rank);
+    }
+
+    @Override
+    public PeerFailureException.Reason peerState(final int peer) {
+        if (cluster.lost(peer, rank) == null) {
+            return null;
+        }
+        return cluster.killed(peer) || cluster.killed(rank) ? PeerFailureException.Reason.DISCONNECTED
+            : PeerFailureException.Reason.EXITED;
+    }
+
+    @Override
+    public String localFailure() {
+        return cluster.killed(rank) ? "this rank was killed" : null;
     }
 
     @Override

@@ -16,6 +16,7 @@ import org.junit.jupiter.api.Timeout;
 
 import io.moeflow.transport.Communicator;
 import io.moeflow.transport.CommunicatorConfig;
+import io.moeflow.transport.ConcurrentOperations;
 import io.moeflow.transport.Communicators;
 import io.moeflow.transport.Fp8Compression;
 import io.moeflow.transport.RankThreads;
@@ -134,6 +135,21 @@ class AeronCollectivesTest {
             for (int r = 0; r < p; r++) {
                 assertFalse(Files.exists(Paths.get(job.root.toString(), "aeron-udp-" + r)), "driver directory deleted");
             }
+        }
+    }
+
+    @Test
+    void shouldFinishAnUrgentAllToAllBeforeQueuedAllReducesOverIpcWithTheSequentialBits() throws Exception {
+        final int p = 3;
+        try (AeronTestJob job = new AeronTestJob(); JobMediaDriver driver = JobMediaDriver.launch(job.ipcDirectory(),
+            io.moeflow.transport.IdleMode.BACKOFF)) {
+            final float[][][] out = new float[p][][];
+            RankThreads.run(p, 100_000, rank -> {
+                try (Communicator c = Communicators.create(AeronTransport.connect(job.ipc(rank, p)), CONFIG)) {
+                    out[rank] = ConcurrentOperations.run(c);
+                }
+            });
+            ConcurrentOperations.assertSameBits(ConcurrentOperations.runSequentially(p, CONFIG), out);
         }
     }
 
