@@ -29,17 +29,24 @@ import io.moeflow.transport.bench.TransportBenchmark;
  * figures of the table.
  */
 public final class TransportBenchChart {
-    /** A table row: {@code size count redop algo iters time p50 algbw busbw wire}. */
+    /**
+     * A table row: {@code size count redop algo iters time p50 algbw busbw wire}, then (optionally)
+     * {@code off-time off-p50 off-busbw copy bound float[]% off%}.
+     */
     private static final Pattern ROW = Pattern.compile(
-        "^\\s*(\\d+)\\s+\\d+\\s+\\S+\\s+\\S+\\s+\\d+\\s+[\\d.]+\\s+([\\d.]+)\\s+[\\d.]+\\s+([\\d.]+)\\s+\\d+\\s*$");
+        "^\\s*(\\d+)\\s+\\d+\\s+\\S+\\s+\\S+\\s+\\d+\\s+[\\d.]+\\s+([\\d.]+)\\s+[\\d.]+\\s+([\\d.]+)\\s+\\d+"
+            + "(?:\\s+[\\d.]+\\s+[\\d.]+\\s+([\\d.]+)\\s+[\\d.]+\\s+([\\d.]+)\\s+[\\d.]+%\\s+[\\d.]+%)?\\s*$");
     /** A measurement after the table: {@code #   label : 12.345 GB/s ...}. */
     private static final Pattern BASELINE = Pattern.compile("^#\\s+([^:]+?)\\s*:\\s+([\\d.]+) GB/s.*$");
 
     private TransportBenchChart() {
     }
 
-    /** One size of the sweep. */
-    record Row(long bytes, double p50Us, double busbwGbPerS) {
+    /** One size of the sweep; the off-heap busbw and the memory bound are NaN in reports without them. */
+    record Row(long bytes, double p50Us, double busbwGbPerS, double offHeapBusbwGbPerS, double boundGbPerS) {
+        Row(final long bytes, final double p50Us, final double busbwGbPerS) {
+            this(bytes, p50Us, busbwGbPerS, Double.NaN, Double.NaN);
+        }
     }
 
     /** The parsed report: title, sweep rows, and the GB/s lines after the table by label. */
@@ -57,7 +64,9 @@ public final class TransportBenchChart {
             }
             final Matcher row = ROW.matcher(line);
             if (row.matches()) {
-                rows.add(new Row(Long.parseLong(row.group(1)), Double.parseDouble(row.group(2)), Double.parseDouble(row.group(3))));
+                rows.add(new Row(Long.parseLong(row.group(1)), Double.parseDouble(row.group(2)), Double.parseDouble(row.group(3)),
+                    row.group(4) == null ? Double.NaN : Double.parseDouble(row.group(4)),
+                    row.group(5) == null ? Double.NaN : Double.parseDouble(row.group(5))));
                 continue;
             }
             final Matcher baseline = BASELINE.matcher(line);
@@ -96,8 +105,16 @@ public final class TransportBenchChart {
         styleSizeAxis(chart);
         final double[] x = log2Sizes(report.rows());
         final double[] busbw = report.rows().stream().mapToDouble(Row::busbwGbPerS).toArray();
-        final XYSeries sweep = chart.addSeries("busbw (this run's sweep)", x, busbw);
+        final XYSeries sweep = chart.addSeries("busbw, float[] (this run's sweep)", x, busbw);
         sweep.setMarker(SeriesMarkers.CIRCLE);
+        if (report.rows().stream().noneMatch(r -> Double.isNaN(r.offHeapBusbwGbPerS()))) {
+            chart.addSeries("busbw, off-heap", x, report.rows().stream().mapToDouble(Row::offHeapBusbwGbPerS).toArray())
+                .setMarker(SeriesMarkers.DIAMOND);
+            final XYSeries bound = chart.addSeries("memory bound (passes x copy bandwidth)", x,
+                report.rows().stream().mapToDouble(Row::boundGbPerS).toArray());
+            bound.setMarker(SeriesMarkers.NONE);
+            bound.setLineStyle(SeriesLines.DOT_DOT);
+        }
         final long largest = report.rows().get(report.rows().size() - 1).bytes();
         for (final Map.Entry<String, Double> b : report.baselines().entrySet()) {
             final XYSeries line = chart.addSeries(String.format("%s at %s: %.2f GB/s", b.getKey(), bytesLabel(largest), b.getValue()),

@@ -46,6 +46,14 @@ class TransportBenchChartTest {
     }
 
     @Test
+    void shouldReadTheOffHeapAndBoundColumnsWhenARowHasThem() {
+        final TransportBenchChart.Report report = TransportBenchChart.parse(List.of(
+            "      67108864   16777216    sum ring         20    24232.80    22817.12       2.769       2.769    67141696"
+                + "    21000.00    20500.00       3.196      9.80      4.356    63.6%    73.4%"));
+        assertEquals(List.of(new TransportBenchChart.Row(67108864, 22817.12, 2.769, 3.196, 4.356)), report.rows());
+    }
+
+    @Test
     void shouldDrawBothPanelsIntoOnePng(@TempDir final Path dir) throws IOException {
         final Path file = dir.resolve("charts").resolve("sweep.png");
         assertTrue(TransportBenchChart.write(REPORT, file));
