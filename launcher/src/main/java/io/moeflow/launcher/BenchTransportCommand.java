@@ -1,5 +1,6 @@
 package io.moeflow.launcher;
 
+import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -31,8 +32,9 @@ import io.moeflow.transport.fp8.Fp8Format;
 @Command(
     name = "transport",
     mixinStandardHelpOptions = true,
-    description = "Time a collective across worker JVMs like nccl-tests (size, time, algbw, busbw), together with raw"
-        + " one-way Aeron, one-way send/recv and a TCP-socket ring all-reduce measured between the same processes.")
+    description = "Time a collective across worker JVMs like nccl-tests (size, time, algbw, busbw) on float[] and off-heap"
+        + " buffers against a measured memory bound, together with raw one-way Aeron, one-way send/recv and a TCP-socket ring"
+        + " all-reduce measured between the same processes, and (all-reduce) PyTorch's gloo when /usr/bin/python3 has torch.")
 public final class BenchTransportCommand implements Callable<Integer> {
     @Option(names = "--ranks", defaultValue = "2", description = "Worker JVMs (ranks), 2..16. Default: ${DEFAULT-VALUE}.")
     int ranks;
@@ -68,6 +70,13 @@ public final class BenchTransportCommand implements Callable<Integer> {
     @Option(names = "--timeout", defaultValue = "600", description = "Seconds before every worker is killed. Default: ${DEFAULT-VALUE}.")
     long timeoutSeconds;
 
+    @Option(names = "--python", paramLabel = "EXE", defaultValue = "/usr/bin/python3",
+        description = "Python with torch for the gloo peer (all-reduce without compression). Default: ${DEFAULT-VALUE}.")
+    Path python;
+
+    @Option(names = "--no-gloo", negatable = false, description = "Skip the PyTorch gloo peer.")
+    boolean noGloo;
+
     @Option(names = "--chart", paramLabel = "FILE",
         description = "Where to draw the sweep and baselines as a PNG. Default: runs/bench/transport-OP-BACKEND-Nranks.png.")
     Path chart;
@@ -101,6 +110,9 @@ public final class BenchTransportCommand implements Callable<Integer> {
         if (workerRank < 0) {
             final LineRecorder report = new LineRecorder(System.out);
             final int code = TransportBenchmark.run(config, BenchTransportCommand::workerCommand, report);
+            if (code == 0 && !noGloo && config.op() == BenchOp.ALLREDUCE && config.compression() == null) {
+                runGloo(config, report);
+            }
             final Path file = chart != null ? chart : Path.of(TrainDefaults.RUNS_DIR, "bench", String.format("transport-%s-%s-%dranks.png",
                 config.op().cliName(), config.backend().name().toLowerCase(Locale.ROOT), config.ranks()));
             if (code == 0 && TransportBenchChart.write(report.lines(), file)) {
@@ -114,6 +126,21 @@ public final class BenchTransportCommand implements Callable<Integer> {
         } catch (final PeerFailureException e) {
             System.err.println("moeflow bench transport: " + e.getMessage());
             return 3;
+        }
+    }
+
+    /** Runs PyTorch's gloo all-reduce over the same sizes and prints it beside the sweep, or says in one line why not. */
+    private void runGloo(final TransportBenchConfig config, final LineRecorder report) {
+        final Path script = Path.of(System.getProperty("moeflow.home", "."), "bench", "torch_gloo_allreduce.py");
+        final String why = GlooPeer.unavailable(python, script);
+        if (why != null) {
+            report.println("# gloo peer: skipped (" + why + ")");
+            return;
+        }
+        try {
+            GlooPeer.printComparison(GlooPeer.run(python, script, config), TransportBenchChart.parse(report.lines()), report);
+        } catch (final IOException | IllegalStateException e) {
+            report.println("# gloo peer: FAILED, no gloo column: " + e.getMessage());
         }
     }
 

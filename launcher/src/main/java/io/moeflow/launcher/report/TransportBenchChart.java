@@ -34,7 +34,7 @@ public final class TransportBenchChart {
      * {@code off-time off-p50 off-busbw copy bound float[]% off%}.
      */
     private static final Pattern ROW = Pattern.compile(
-        "^\\s*(\\d+)\\s+\\d+\\s+\\S+\\s+\\S+\\s+\\d+\\s+[\\d.]+\\s+([\\d.]+)\\s+[\\d.]+\\s+([\\d.]+)\\s+\\d+"
+        "^\\s*(\\d+)\\s+\\d+\\s+\\S+\\s+\\S+\\s+\\d+\\s+([\\d.]+)\\s+([\\d.]+)\\s+[\\d.]+\\s+([\\d.]+)\\s+\\d+"
             + "(?:\\s+[\\d.]+\\s+[\\d.]+\\s+([\\d.]+)\\s+[\\d.]+\\s+([\\d.]+)\\s+[\\d.]+%\\s+[\\d.]+%)?\\s*$");
     /** A measurement after the table: {@code #   label : 12.345 GB/s ...}. */
     private static final Pattern BASELINE = Pattern.compile("^#\\s+([^:]+?)\\s*:\\s+([\\d.]+) GB/s.*$");
@@ -42,18 +42,20 @@ public final class TransportBenchChart {
     private TransportBenchChart() {
     }
 
-    /** One size of the sweep; the off-heap busbw and the memory bound are NaN in reports without them. */
-    record Row(long bytes, double p50Us, double busbwGbPerS, double offHeapBusbwGbPerS, double boundGbPerS) {
-        Row(final long bytes, final double p50Us, final double busbwGbPerS) {
-            this(bytes, p50Us, busbwGbPerS, Double.NaN, Double.NaN);
-        }
+    /**
+     * One size of the sweep: mean (averaged over ranks) and rank 0's median time, float[] busbw; the
+     * off-heap busbw and the memory bound are NaN in reports without them.
+     */
+    public record Row(long bytes, double meanUs, double p50Us, double busbwGbPerS, double offHeapBusbwGbPerS,
+                      double boundGbPerS) {
     }
 
     /** The parsed report: title, sweep rows, and the GB/s lines after the table by label. */
-    record Report(String title, List<Row> rows, Map<String, Double> baselines) {
+    public record Report(String title, List<Row> rows, Map<String, Double> baselines) {
     }
 
-    static Report parse(final List<String> lines) {
+    /** Reads the lines of a {@code moeflow bench transport} report. */
+    public static Report parse(final List<String> lines) {
         String title = "moeflow bench transport";
         final List<Row> rows = new ArrayList<>();
         final Map<String, Double> baselines = new LinkedHashMap<>();
@@ -65,8 +67,8 @@ public final class TransportBenchChart {
             final Matcher row = ROW.matcher(line);
             if (row.matches()) {
                 rows.add(new Row(Long.parseLong(row.group(1)), Double.parseDouble(row.group(2)), Double.parseDouble(row.group(3)),
-                    row.group(4) == null ? Double.NaN : Double.parseDouble(row.group(4)),
-                    row.group(5) == null ? Double.NaN : Double.parseDouble(row.group(5))));
+                    Double.parseDouble(row.group(4)), row.group(5) == null ? Double.NaN : Double.parseDouble(row.group(5)),
+                    row.group(6) == null ? Double.NaN : Double.parseDouble(row.group(6))));
                 continue;
             }
             final Matcher baseline = BASELINE.matcher(line);
