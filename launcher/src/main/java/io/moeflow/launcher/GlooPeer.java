@@ -146,13 +146,14 @@ final class GlooPeer {
             glooLast = g;
             out.printf(Locale.ROOT, "  %12d %11.2f %11.2f %11.3f %11.2f %11.2f %11.3f %11.3f %8.2fx %8.1fx%n", g.bytes(), g.meanUs(),
                 g.p50Us(), g.busbwGbPerS(), o.meanUs(), o.p50Us(), o.busbwGbPerS(), o.offHeapBusbwGbPerS(),
-                o.busbwGbPerS() / g.busbwGbPerS(), g.p50Us() / o.p50Us());
+                g.meanUs() / o.meanUs(), g.p50Us() / o.p50Us());
         }
         if (oursLast == null) {
             out.println("# gloo peer: no size in common with the sweep (gloo printed " + gloo.size() + " rows)");
             return;
         }
-        out.println("# busbw-x: our float[] busbw / gloo's; p50-x: gloo's median time / ours (higher is better for us)");
+        out.println("# busbw-x: our float[] busbw / gloo's (= gloo's mean time / ours: the same bytes); p50-x: gloo's median"
+            + " time / ours; higher is better for us");
         out.println("# aims (issue 8, against gloo in the same command):");
         final double best = Double.isNaN(oursLast.offHeapBusbwGbPerS()) ? oursLast.busbwGbPerS()
             : Math.max(oursLast.busbwGbPerS(), oursLast.offHeapBusbwGbPerS());
