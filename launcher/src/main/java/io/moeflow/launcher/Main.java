@@ -22,7 +22,7 @@ import picocli.CommandLine.Command;
     mixinStandardHelpOptions = true,
     versionProvider = Main.Version.class,
     description = "Train Mixture-of-Experts language models on the JVM.",
-    subcommands = {TrainCommand.class, EvalCommand.class, GenerateCommand.class, InspectCommand.class,
+    subcommands = {TrainCommand.class, LaunchCommand.class, EvalCommand.class, GenerateCommand.class, InspectCommand.class,
         BenchCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Callable<Integer> {
 
@@ -56,6 +56,8 @@ public final class Main implements Callable<Integer> {
             cli.setDefaultValueProvider(new CommandLine.PropertiesDefaultProvider(config));
         }
         cli.setExecutionExceptionHandler(Main::report);
+        // launch ... train --steps 10: everything after "train" belongs to the workers' train command
+        cli.getSubcommands().get("launch").setStopAtPositional(true);
         // A repeated option takes its last value, as in most command lines (handy with shell aliases and scripts).
         cli.setOverwrittenOptionsAllowed(true);
         cli.setCaseInsensitiveEnumValuesAllowed(true); // --curriculum fixed_root as well as FIXED_ROOT

@@ -27,6 +27,7 @@ import io.moeflow.checkpoint.SaveResult;
 import io.moeflow.curriculum.CurriculumConfig;
 import io.moeflow.curriculum.Dataset;
 import io.moeflow.curriculum.Stage;
+import io.moeflow.launcher.launch.WorkerSession;
 import io.moeflow.launcher.report.MetricsLog;
 import io.moeflow.launcher.report.RunCharts;
 import io.moeflow.launcher.report.TrainingProgress;
@@ -143,8 +144,31 @@ public final class TrainCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
+    /** This process's part in a job started by {@code moeflow launch}; null in a one-process run. */
+    private WorkerSession session;
+
     @Override
-    public Integer call() {
+    public Integer call() throws InterruptedException {
+        // A worker of `moeflow launch` (its agent set MOEFLOW_RUN_ID and the torchrun variables): join the job first.
+        final Optional<WorkerSession.Environment> launched = WorkerSession.Environment.current();
+        if (launched.isEmpty()) {
+            return trainThisProcess();
+        }
+        try (WorkerSession joined = WorkerSession.join(launched.get())) {
+            session = joined;
+            return trainThisProcess();
+        } catch (final IOException e) {
+            System.err.println("moeflow train: rank " + launched.get().rank() + ": " + e.getMessage());
+            return 3;
+        }
+    }
+
+    /** Rank 0 of a job, or a one-process run: the process that writes the run directory's files. */
+    private boolean writesRunFiles() {
+        return session == null || session.rank() == 0;
+    }
+
+    private Integer trainThisProcess() {
         final PrintStream out = System.out;
 
         // The configuration, every record validated before anything starts.
@@ -171,10 +195,12 @@ public final class TrainCommand implements Callable<Integer> {
             final Path runDir = runDirectory();
             final Map<String, String> resolved = ResolvedOptions.of(spec);
             final String configText = ResolvedOptions.text(resolved, "moeflow train, resolved options");
-            out.println("moeflow train: run " + runDir);
+            out.println("moeflow train: run " + runDir + (session == null ? ""
+                : " (rank " + session.rank() + " of " + session.worldSize() + ", launched)"));
             out.print(ResolvedOptions.format(resolved));
             out.println(describe(modelConfig, trainerConfig, curriculumConfig, all, data.skipped, training, heldOut));
-            try (CheckpointWriter checkpoints = checkpointWriter(runDir, trainer, configText, faults)) {
+            // Data parallel: every rank holds the whole state, so rank 0's checkpoint is the job's.
+            try (CheckpointWriter checkpoints = writesRunFiles() ? checkpointWriter(runDir, trainer, configText, faults) : null) {
                 return train(trainer, checkpoints, runDir, configText, heldOut, startNs, out);
             }
         }
@@ -185,24 +211,33 @@ public final class TrainCommand implements Callable<Integer> {
                       final String configText, final Dataset heldOut, final long startNs, final PrintStream out) {
         resumeIfAsked(runDir, trainer, out);
         // Written once the options are known to work with the run's checkpoint: a refused resume changes nothing.
-        ResolvedOptions.write(configText, runDir.resolve("config.properties"));
-        trainer.saveCheckpointsTo(checkpoints, saveEvery);
+        if (writesRunFiles()) {
+            ResolvedOptions.write(configText, runDir.resolve("config.properties"));
+            trainer.saveCheckpointsTo(checkpoints, saveEvery);
+        }
         if (evalEvery > 0) {
             trainer.evaluateEvery(heldOut, evalEvery, TrainDefaults.EVAL_LOSS_SAMPLES);
         }
         final Path metricsFile = runDir.resolve("metrics.jsonl");
-        MetricsLog.truncateAfter(metricsFile, trainer.completedSteps());
+        if (writesRunFiles()) {
+            MetricsLog.truncateAfter(metricsFile, trainer.completedSteps());
+        }
 
         final boolean finished;
         final RunSummary summary = new RunSummary(trainer.completedSteps(), steps);
-        try (MetricsLog metrics = new MetricsLog(metricsFile);
+        try (MetricsLog metrics = writesRunFiles() ? new MetricsLog(metricsFile) : null;
              TrainingProgress progress = new TrainingProgress(trainer.completedSteps(), steps,
                  System.console() != null, out);
              StopOnSignal stop = new StopOnSignal(trainer, "continue with: " + resumeCommand(runDir))) {
             finished = trainer.train(m -> {
-                metrics.append(m);
+                if (metrics != null) {
+                    metrics.append(m);
+                }
                 progress.update(m);
                 summary.add(m);
+                if (session != null && session.rank() == 0) {
+                    session.reportStep(m, steps);
+                }
             });
         }
         out.println(summary.describe((System.nanoTime() - startNs) / 1e9));
@@ -217,15 +252,18 @@ public final class TrainCommand implements Callable<Integer> {
             return 130;
         }
 
-        final List<Path> charts = RunCharts.render(metricsFile, runDir,
-            trainer.model().config().vocabSize());
-        charts.forEach(c -> out.println("chart: " + c));
+        if (writesRunFiles()) {
+            final List<Path> charts = RunCharts.render(metricsFile, runDir, trainer.model().config().vocabSize());
+            charts.forEach(c -> out.println("chart: " + c));
+        }
 
         if (evalSamples > 0) {
             final List<Evaluator.DomainResult> results = new Evaluator(trainer.model()).evaluate(heldOut, evalSamples);
             out.println();
             out.print(EvalReport.table(results));
-            EvalReport.writeJson(results, runDir.resolve("eval.json"));
+            if (writesRunFiles()) {
+                EvalReport.writeJson(results, runDir.resolve("eval.json"));
+            }
         }
         if (samples > 0) {
             out.println();
@@ -241,6 +279,9 @@ public final class TrainCommand implements Callable<Integer> {
 
     /** A new run directory, or with --resume the existing one. */
     private Path runDirectory() {
+        if (session != null) {
+            return RunDirectory.createOrReuse(runsDir, runName); // the launcher created it (and checked the name)
+        }
         if (resume == null) {
             return RunDirectory.create(runsDir, runName != null ? runName
                 : "run-" + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));

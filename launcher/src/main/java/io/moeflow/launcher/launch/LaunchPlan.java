@@ -1,0 +1,55 @@
+package io.moeflow.launcher.launch;
+
+import java.nio.file.Path;
+import java.util.List;
+
+/**
+ * What the master of one job needs: the job's shape, its restart budget and timeouts, and the
+ * command arguments every worker runs (the agents add the JVM and the per-rank environment).
+ *
+ * @param runId          names the job (the run name); the transport's job id adds the generation
+ * @param nnodes         node agents expected (1 on one host)
+ * @param nprocPerNode   workers each agent starts
+ * @param maxRestarts    restarts of the whole group allowed for the job (one counter, not per agent)
+ * @param joinTimeoutNs  how long agents, then workers of each generation, have to join
+ * @param stopTimeoutNs  how long an agent has to stop its workers when told to
+ * @param workerArgs     the {@code moeflow} arguments of every worker, e.g. {@code train --run-name x ...}
+ * @param restartArgs    added to {@code workerArgs} from the first restart on, e.g. {@code --resume auto}
+ * @param runDir         where {@code rank-<k>.log} go
+ * @param totalSteps     steps of the run (the progress line's denominator)
+ */
+public record LaunchPlan(String runId, int nnodes, int nprocPerNode, int maxRestarts, long joinTimeoutNs, long stopTimeoutNs,
+                         List<String> workerArgs, List<String> restartArgs, Path runDir, long totalSteps) {
+
+    public LaunchPlan {
+        if (runId == null || !runId.matches("[A-Za-z0-9._-]+")) {
+            throw new IllegalArgumentException("runId=" + runId + ": use letters, digits, '.', '_' and '-'");
+        }
+        if (nnodes < 1 || nprocPerNode < 1) {
+            throw new IllegalArgumentException("nnodes=" + nnodes + " nprocPerNode=" + nprocPerNode + ": both must be >= 1");
+        }
+        if (maxRestarts < 0) {
+            throw new IllegalArgumentException("--max-restarts " + maxRestarts + ": must be >= 0");
+        }
+        if (joinTimeoutNs <= 0 || stopTimeoutNs <= 0) {
+            throw new IllegalArgumentException("joinTimeoutNs=" + joinTimeoutNs + " stopTimeoutNs=" + stopTimeoutNs + ": must be > 0");
+        }
+        workerArgs = List.copyOf(workerArgs);
+        restartArgs = List.copyOf(restartArgs);
+    }
+
+    /** Ranks in the job. */
+    public int worldSize() {
+        return nnodes * nprocPerNode;
+    }
+
+    /** The arguments of generation {@code generation}'s workers (restarts resume). */
+    public List<String> argsOf(final int generation) {
+        if (generation == 0) {
+            return workerArgs;
+        }
+        final java.util.ArrayList<String> all = new java.util.ArrayList<>(workerArgs);
+        all.addAll(restartArgs);
+        return all;
+    }
+}

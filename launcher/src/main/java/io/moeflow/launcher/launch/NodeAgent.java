@@ -1,0 +1,342 @@
+package io.moeflow.launcher.launch;
+
+import java.io.BufferedReader;
+import java.io.EOFException;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.io.PrintStream;
+import java.io.UncheckedIOException;
+import java.io.Writer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.UUID;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Pattern;
+
+import org.agrona.IoUtil;
+
+import io.moeflow.transport.IdleMode;
+import io.moeflow.transport.aeron.JobMediaDriver;
+import io.moeflow.transport.bench.JobDirectory;
+
+/**
+ * The node agent of one host: joins the rendezvous at the master, and for each generation the
+ * master starts, runs this host's workers (one JVM per local rank, with the torchrun environment),
+ * the host's Aeron IPC media driver and the host's job directory under /dev/shm. It reports each
+ * worker's exit, stops its workers when told, and cleans up when the job ends or the master is
+ * gone. On one host the launcher runs one agent in a thread; on a cluster (issue 10) each host runs
+ * one, started locally, over ssh, by srun, or inside a network namespace.
+ */
+public final class NodeAgent implements Runnable {
+    /** Directories of jobs live in shared memory: Aeron's log buffers are memory-mapped files. */
+    public static final Path SHARED_MEMORY = Path.of("/dev/shm");
+    /** Prefix of job directories ({@link JobDirectory#removeAbandoned} removes those of dead owners). */
+    public static final String JOB_DIR_PREFIX = "moeflow-";
+    private static final long POLL_NS = TimeUnit.MILLISECONDS.toNanos(100);
+    /** Progress lines of a worker are not echoed: the launcher shows its own for the whole job. */
+    private static final Pattern PROGRESS_LINE = Pattern.compile("^step \\d+/\\d+ \\(.*");
+
+    /**
+     * How this agent runs.
+     *
+     * @param masterAddr    where the rendezvous listens
+     * @param masterPort    its port
+     * @param node          this node's rank
+     * @param nproc         workers on this node
+     * @param joinKey       the job's join key
+     * @param java          the java executable for workers
+     * @param jvmFlags      JVM flags for workers
+     * @param classPath     the workers' class path
+     * @param mainClass     the workers' main class
+     * @param logDir        where {@code rank-<k>.log} go
+     * @param echoRanks     ranks whose output is echoed to {@code console}, prefixed {@code [rank k]}
+     * @param console       where echoed lines go
+     * @param connectTimeoutNs how long to try to reach the master
+     * @param stopTimeoutNs how long workers get to exit after SIGTERM before SIGKILL
+     * @param neverJoinRank test hook: this rank never joins (-1: none)
+     */
+    public record Config(String masterAddr, int masterPort, int node, int nproc, String joinKey, Path java, List<String> jvmFlags,
+                         String classPath, String mainClass, Path logDir, Set<Integer> echoRanks, PrintStream console,
+                         long connectTimeoutNs, long stopTimeoutNs, int neverJoinRank) {
+    }
+
+    private final Config config;
+    private final List<Process> workers = new ArrayList<>();
+    private final List<Thread> pumps = new ArrayList<>();
+    private final List<LogPump> logs = new ArrayList<>();
+    private boolean[] reported = new boolean[0];
+    private Path jobDir;
+    private JobMediaDriver driver;
+    private int generation = -1;
+    private int worldSize;
+    private volatile boolean finished;
+    private volatile String failure;
+
+    public NodeAgent(final Config config) {
+        this.config = config;
+    }
+
+    /** Why the agent stopped early (could not join, lost the master), or null. */
+    public String failure() {
+        return failure;
+    }
+
+    @Override
+    public void run() {
+        final Thread hook = new Thread(() -> cleanUp(true), "moeflow-agent-cleanup");
+        Runtime.getRuntime().addShutdownHook(hook);
+        try (Connection master = Connection.open(config.masterAddr(), config.masterPort(), config.connectTimeoutNs())) {
+            master.send(Message.of("AGENT", "node", config.node(), "nproc", config.nproc(), "key", config.joinKey(),
+                "pid", ProcessHandle.current().pid()));
+            final Message job = master.receive(config.connectTimeoutNs()).orElseThrow(
+                () -> new IOException("the master did not answer within " + JobMaster.seconds(config.connectTimeoutNs())));
+            if (!job.verb().equals("JOB")) {
+                throw new IOException("the master refused this agent: " + job.get("reason", job.toString()));
+            }
+            worldSize = job.getInt("world");
+            serve(master, job.get("run"));
+        } catch (final EOFException e) {
+            if (!finished) {
+                failure = "node agent " + config.node() + ": the master closed the connection";
+            }
+        } catch (final IOException e) {
+            failure = "node agent " + config.node() + ": " + e.getMessage();
+        } catch (final InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } finally {
+            cleanUp(false);
+            try {
+                Runtime.getRuntime().removeShutdownHook(hook);
+            } catch (final IllegalStateException shuttingDown) {
+                // the hook runs or ran
+            }
+        }
+    }
+
+    private void serve(final Connection master, final String runId) throws IOException, InterruptedException {
+        for (final Path abandoned : JobDirectory.removeAbandoned(SHARED_MEMORY, JOB_DIR_PREFIX)) {
+            config.console().println("moeflow launch: removed " + abandoned + ": its job was killed before it could clean up");
+        }
+        jobDir = SHARED_MEMORY.resolve(JOB_DIR_PREFIX + runId + "-node" + config.node() + "-" + UUID.randomUUID().toString().substring(0, 8));
+        Files.createDirectories(jobDir);
+        Files.writeString(jobDir.resolve(JobDirectory.OWNER_FILE), Long.toString(ProcessHandle.current().pid()), StandardCharsets.US_ASCII);
+        while (true) {
+            final Optional<Message> received = master.receive(POLL_NS);
+            if (received.isPresent()) {
+                final Message m = received.get();
+                switch (m.verb()) {
+                    case "START" -> start(m.getInt("gen"), JobMaster.splitArgs(m.get("args")), runId);
+                    case "STOP" -> {
+                        stopWorkers(false);
+                        master.send(Message.of("STOPPED", "gen", m.getInt("gen")));
+                    }
+                    case "END" -> {
+                        finished = true;
+                        return;
+                    }
+                    default -> config.console().println("moeflow launch: node agent " + config.node() + ": ignored " + m.verb());
+                }
+            }
+            reportExits(master);
+        }
+    }
+
+    private void start(final int gen, final List<String> args, final String runId) throws IOException {
+        stopWorkers(false);
+        generation = gen;
+        final Path aeronDir = jobDir.resolve("aeron-g" + gen);
+        driver = JobMediaDriver.launch(aeronDir.toString(), IdleMode.BACKOFF);
+        Files.createDirectories(config.logDir());
+        reported = new boolean[config.nproc()];
+        for (int local = 0; local < config.nproc(); local++) {
+            final int rank = config.node() * config.nproc() + local;
+            final List<String> command = new ArrayList<>();
+            command.add(config.java().toString());
+            command.addAll(config.jvmFlags());
+            command.add("-cp");
+            command.add(config.classPath());
+            command.add(config.mainClass());
+            command.addAll(args);
+            final ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true);
+            final Map<String, String> env = builder.environment();
+            env.put(WorkerEnv.RANK, Integer.toString(rank));
+            env.put(WorkerEnv.LOCAL_RANK, Integer.toString(local));
+            env.put(WorkerEnv.WORLD_SIZE, Integer.toString(worldSize));
+            env.put(WorkerEnv.LOCAL_WORLD_SIZE, Integer.toString(config.nproc()));
+            env.put(WorkerEnv.GROUP_RANK, Integer.toString(config.node()));
+            env.put(WorkerEnv.MASTER_ADDR, config.masterAddr());
+            env.put(WorkerEnv.MASTER_PORT, Integer.toString(config.masterPort()));
+            env.put(WorkerEnv.RUN_ID, runId);
+            env.put(WorkerEnv.GENERATION, Integer.toString(gen));
+            env.put(WorkerEnv.JOB_DIR, jobDir.toString());
+            env.put(WorkerEnv.AERON_DIR, driver.aeronDirectory());
+            env.put(WorkerEnv.AGENT_PID, Long.toString(ProcessHandle.current().pid()));
+            env.put(WorkerEnv.JOIN_TIMEOUT_S, Long.toString(TimeUnit.NANOSECONDS.toSeconds(config.connectTimeoutNs())));
+            env.put(JoinKey.ENV, config.joinKey());
+            env.remove(WorkerEnv.TEST_NEVER_JOIN);
+            if (rank == config.neverJoinRank()) {
+                env.put(WorkerEnv.TEST_NEVER_JOIN, "1");
+            }
+            final Process process;
+            try {
+                process = builder.start();
+            } catch (final IOException e) {
+                throw new IOException("cannot start the worker JVM of rank " + rank + " with " + config.java() + ": " + e.getMessage(), e);
+            }
+            workers.add(process);
+            final LogPump pump = new LogPump(rank, gen, process, config.logDir().resolve("rank-" + rank + ".log"),
+                config.echoRanks().contains(rank) ? config.console() : null);
+            logs.add(pump);
+            final Thread thread = new Thread(pump, "moeflow-rank-" + rank + "-output");
+            thread.setDaemon(true);
+            thread.start();
+            pumps.add(thread);
+        }
+    }
+
+    private void reportExits(final Connection master) throws IOException, InterruptedException {
+        for (int i = 0; i < workers.size(); i++) {
+            final Process p = workers.get(i);
+            if (!reported[i] && !p.isAlive()) {
+                reported[i] = true;
+                pumps.get(i).join(TimeUnit.SECONDS.toMillis(2)); // the last lines, for the reason
+                final int code = p.exitValue();
+                master.send(Message.of("EXIT", "gen", generation, "rank", logs.get(i).rank, "code", code,
+                    "reason", reason(code, logs.get(i).lastLine())));
+            }
+        }
+    }
+
+    /** "exit code 3: moeflow train: ..." or "killed by SIGKILL (exit code 137)". */
+    static String reason(final int code, final String lastLine) {
+        if (code > 128 && code < 160) {
+            return "killed by " + signalName(code - 128) + " (exit code " + code + ")"; // its last line says nothing about it
+        }
+        return lastLine == null || lastLine.isBlank() ? "exit code " + code : "exit code " + code + ": " + lastLine.strip();
+    }
+
+    private static String signalName(final int signal) {
+        return switch (signal) {
+            case 9 -> "SIGKILL";
+            case 15 -> "SIGTERM";
+            case 6 -> "SIGABRT";
+            case 11 -> "SIGSEGV";
+            case 2 -> "SIGINT";
+            default -> "signal " + signal;
+        };
+    }
+
+    /**
+     * Stops every worker: SIGTERM first when {@code gracefully} (a worker then finishes its step and
+     * saves), SIGKILL at once otherwise or after the stop timeout; then the generation's media driver.
+     */
+    private synchronized void stopWorkers(final boolean gracefully) {
+        if (gracefully) {
+            workers.forEach(Process::destroy);
+            final long deadline = System.nanoTime() + config.stopTimeoutNs();
+            for (final Process p : workers) {
+                try {
+                    p.waitFor(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+                } catch (final InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    break;
+                }
+            }
+        }
+        for (final Process p : workers) {
+            p.descendants().forEach(ProcessHandle::destroyForcibly);
+            p.destroyForcibly();
+        }
+        for (final Process p : workers) {
+            try {
+                p.waitFor(config.stopTimeoutNs(), TimeUnit.NANOSECONDS);
+            } catch (final InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+        }
+        for (final Thread pump : pumps) {
+            try {
+                pump.join(TimeUnit.SECONDS.toMillis(2));
+            } catch (final InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+        }
+        workers.clear();
+        pumps.clear();
+        logs.clear();
+        if (driver != null) {
+            driver.close();
+            driver = null;
+        }
+    }
+
+    private synchronized void cleanUp(final boolean gracefully) {
+        stopWorkers(gracefully);
+        if (jobDir != null) {
+            IoUtil.delete(jobDir.toFile(), true);
+            if (Files.exists(jobDir)) {
+                config.console().println("moeflow launch: could not delete all of " + jobDir);
+            }
+            jobDir = null;
+        }
+    }
+
+    /** Copies one worker's output to its log file and, if asked, to the console with a {@code [rank k]} prefix. */
+    private static final class LogPump implements Runnable {
+        private final int rank;
+        private final int generation;
+        private final Process process;
+        private final Path log;
+        private final PrintStream echo;
+        private volatile String lastLine;
+
+        LogPump(final int rank, final int generation, final Process process, final Path log, final PrintStream echo) {
+            this.rank = rank;
+            this.generation = generation;
+            this.process = process;
+            this.log = log;
+            this.echo = echo;
+        }
+
+        String lastLine() {
+            return lastLine;
+        }
+
+        @Override
+        public void run() {
+            try (BufferedReader in = new BufferedReader(new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8));
+                 Writer file = Files.newBufferedWriter(log, StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.APPEND)) {
+                if (generation > 0) {
+                    file.write("--- restart: generation " + generation + " ---\n");
+                }
+                String line;
+                while ((line = in.readLine()) != null) {
+                    file.write(line);
+                    file.write('\n');
+                    file.flush();
+                    if (!line.isBlank() && !line.startsWith("WARNING: Using incubator modules")) {
+                        lastLine = line;
+                    }
+                    if (echo != null && !PROGRESS_LINE.matcher(line).matches()) {
+                        echo.println("[rank " + rank + "] " + line);
+                    }
+                }
+            } catch (final IOException e) {
+                if (echo != null) {
+                    echo.println("moeflow launch: output of rank " + rank + ": " + e.getMessage());
+                }
+            } catch (final UncheckedIOException e) {
+                // the worker is gone
+            }
+        }
+    }
+}

@@ -1,0 +1,225 @@
+package io.moeflow.launcher.launch;
+
+import java.io.EOFException;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.HexFormat;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.TimeUnit;
+
+import org.agrona.IoUtil;
+
+import io.moeflow.trainer.StepMetrics;
+import io.moeflow.transport.Communicator;
+import io.moeflow.transport.CommunicatorConfig;
+import io.moeflow.transport.Communicators;
+import io.moeflow.transport.JobToken;
+import io.moeflow.transport.aeron.AeronTransport;
+import io.moeflow.transport.aeron.AeronTransportConfig;
+
+/**
+ * A worker's side of a launched job: reads the environment its node agent set, joins the
+ * rendezvous, receives the generation's job token, and connects the transport. From then on it
+ * watches both its agent (parent pid) and the master (the rendezvous connection): if either is
+ * gone, it removes the node's /dev/shm job directory and halts within about a second, so that a
+ * launcher killed with SIGKILL leaves no worker behind.
+ */
+public final class WorkerSession implements AutoCloseable {
+    /** Exit code of a worker whose launcher disappeared. */
+    public static final int EXIT_ORPHANED = 5;
+    private static final long WATCH_INTERVAL_MS = 250;
+    /** Rank 0 reports at most this often to the launcher's progress line (and always the last step). */
+    private static final long STEP_REPORT_INTERVAL_NS = TimeUnit.MILLISECONDS.toNanos(200);
+
+    /** What the agent put in the environment. */
+    public record Environment(int rank, int localRank, int worldSize, int localWorldSize, String masterAddr, int masterPort,
+                              String runId, int generation, String joinKey, Path jobDir, String aeronDir, long agentPid,
+                              long joinTimeoutNs, boolean neverJoin) {
+
+        /** The environment of a launched worker, or empty when this process was not started by {@code moeflow launch}. */
+        public static Optional<Environment> current() {
+            return of(System.getenv());
+        }
+
+        static Optional<Environment> of(final Map<String, String> env) {
+            if (!env.containsKey(WorkerEnv.RUN_ID)) {
+                return Optional.empty();
+            }
+            try {
+                return Optional.of(new Environment(integer(env, WorkerEnv.RANK), integer(env, WorkerEnv.LOCAL_RANK),
+                    integer(env, WorkerEnv.WORLD_SIZE), integer(env, WorkerEnv.LOCAL_WORLD_SIZE), text(env, WorkerEnv.MASTER_ADDR),
+                    integer(env, WorkerEnv.MASTER_PORT), text(env, WorkerEnv.RUN_ID), integer(env, WorkerEnv.GENERATION),
+                    text(env, JoinKey.ENV), Path.of(text(env, WorkerEnv.JOB_DIR)), text(env, WorkerEnv.AERON_DIR),
+                    Long.parseLong(text(env, WorkerEnv.AGENT_PID)),
+                    TimeUnit.SECONDS.toNanos(Long.parseLong(text(env, WorkerEnv.JOIN_TIMEOUT_S))),
+                    env.containsKey(WorkerEnv.TEST_NEVER_JOIN)));
+            } catch (final NumberFormatException e) {
+                throw new IllegalArgumentException("a launched worker's environment holds a bad number (" + e.getMessage()
+                    + "); start workers with moeflow launch");
+            }
+        }
+
+        private static String text(final Map<String, String> env, final String name) {
+            final String value = env.get(name);
+            if (value == null || value.isBlank()) {
+                throw new IllegalArgumentException(WorkerEnv.RUN_ID + " is set but " + name + " is not: this process looks like a "
+                    + "launched worker with an incomplete environment; start workers with moeflow launch, or unset " + WorkerEnv.RUN_ID);
+            }
+            return value;
+        }
+
+        private static int integer(final Map<String, String> env, final String name) {
+            return Integer.parseInt(text(env, name));
+        }
+    }
+
+    private final Environment env;
+    private final Connection master;
+    private final JobToken token;
+    private final String transportJobId;
+    private final StepMetricsLine stepLine = new StepMetricsLine();
+    private volatile boolean closing;
+    private Communicator communicator;
+    private long lastStepReportNs;
+
+    private WorkerSession(final Environment env, final Connection master, final JobToken token, final String transportJobId) {
+        this.env = env;
+        this.master = master;
+        this.token = token;
+        this.transportJobId = transportJobId;
+    }
+
+    /**
+     * Starts the watchdogs, joins the rendezvous and waits for every rank of the generation to join
+     * (at most the launcher's join timeout).
+     *
+     * @throws IOException when the master cannot be reached, refuses this worker, or does not answer in time
+     */
+    public static WorkerSession join(final Environment env) throws IOException, InterruptedException {
+        final long timeoutNs = env.joinTimeoutNs();
+        watchAgent(env);
+        if (env.neverJoin()) {
+            System.out.println("rank " + env.rank() + ": test hook " + WorkerEnv.TEST_NEVER_JOIN + ": not joining the rendezvous");
+            Thread.sleep(Long.MAX_VALUE); // the watchdog ends this process once the launcher has given up
+        }
+        final Connection master = Connection.open(env.masterAddr(), env.masterPort(), timeoutNs);
+        try {
+            master.send(Message.of("WORKER", "gen", env.generation(), "rank", env.rank(), "key", env.joinKey()));
+            final Message ready = master.receive(timeoutNs).orElseThrow(() -> new IOException("rank " + env.rank()
+                + ": the rendezvous at " + env.masterAddr() + ":" + env.masterPort() + " did not complete within "
+                + TimeUnit.NANOSECONDS.toSeconds(timeoutNs) + " s"));
+            if (!ready.verb().equals("READY")) {
+                throw new IOException("rank " + env.rank() + ": the rendezvous refused this worker: " + ready.get("reason", ready.verb()));
+            }
+            if (ready.getInt("world") != env.worldSize()) {
+                throw new IOException("rank " + env.rank() + ": the rendezvous says " + ready.getInt("world") + " ranks, the environment "
+                    + env.worldSize());
+            }
+            final WorkerSession session = new WorkerSession(env, master, JobToken.of(HexFormat.of().parseHex(ready.get("token"))),
+                ready.get("job"));
+            session.watchMaster();
+            return session;
+        } catch (final IOException | RuntimeException e) {
+            master.close();
+            throw e;
+        }
+    }
+
+    public Environment environment() {
+        return env;
+    }
+
+    public int rank() {
+        return env.rank();
+    }
+
+    public int worldSize() {
+        return env.worldSize();
+    }
+
+    /** The job-wide communicator over Aeron IPC through the node agent's media driver (created on first use). */
+    public synchronized Communicator communicator() {
+        if (communicator == null) {
+            final AeronTransportConfig config = AeronTransportConfig.ipc(env.rank(), env.worldSize(), env.aeronDir(), transportJobId, token);
+            communicator = Communicators.create(AeronTransport.connect(config), CommunicatorConfig.DEFAULT);
+        }
+        return communicator;
+    }
+
+    /** Rank 0: sends the step to the launcher's progress line (at most every 200 ms, and the run's last step). */
+    public void reportStep(final StepMetrics m, final long totalSteps) {
+        final long now = System.nanoTime();
+        if (m.step != totalSteps && now - lastStepReportNs < STEP_REPORT_INTERVAL_NS) {
+            return;
+        }
+        lastStepReportNs = now;
+        try {
+            master.send(stepLine.of(m));
+        } catch (final IOException e) {
+            // the master is gone: the watchdog ends this process
+        }
+    }
+
+    /** Watches the agent that started this worker: when it is gone, nobody will stop this worker. */
+    private static void watchAgent(final Environment env) {
+        final Optional<ProcessHandle> agent = ProcessHandle.of(env.agentPid());
+        final Thread watchdog = new Thread(() -> {
+            while (agent.map(ProcessHandle::isAlive).orElse(false)) {
+                try {
+                    Thread.sleep(WATCH_INTERVAL_MS);
+                } catch (final InterruptedException e) {
+                    return;
+                }
+            }
+            orphaned(env, "its node agent (pid " + env.agentPid() + ") is gone");
+        }, "moeflow-agent-watchdog");
+        watchdog.setDaemon(true);
+        watchdog.start();
+    }
+
+    /** Watches the master: the connection ends only when the launcher is gone (or this session closes it). */
+    private void watchMaster() {
+        final Thread watchdog = new Thread(() -> {
+            try {
+                while (!closing) {
+                    master.receive(TimeUnit.MILLISECONDS.toNanos(WATCH_INTERVAL_MS));
+                }
+            } catch (final EOFException e) {
+                if (!closing) {
+                    orphaned(env, "the launcher's rendezvous connection closed");
+                }
+            } catch (final IOException e) {
+                if (!closing) {
+                    orphaned(env, "the launcher's rendezvous connection failed: " + e.getMessage());
+                }
+            }
+        }, "moeflow-master-watchdog");
+        watchdog.setDaemon(true);
+        watchdog.start();
+    }
+
+    private static void orphaned(final Environment env, final String why) {
+        System.err.println("moeflow worker rank " + env.rank() + ": " + why + "; removing " + env.jobDir() + " and exiting");
+        IoUtil.delete(env.jobDir().toFile(), true);
+        Runtime.getRuntime().halt(EXIT_ORPHANED);
+    }
+
+    @Override
+    public synchronized void close() {
+        closing = true;
+        if (communicator != null) {
+            communicator.close();
+            communicator = null;
+        }
+        master.close();
+    }
+
+    /** Builds STEP lines (a few strings per report: at most five per second). */
+    private static final class StepMetricsLine {
+        Message of(final StepMetrics m) {
+            return Message.of("STEP", "step", m.step, "loss", m.loss, "ce", m.crossEntropy, "lr", m.lr, "stage", m.stageName,
+                "stageIndex", m.stageIndex, "tps", m.tokensPerSecond, "tokens", m.tokensConsumed, "samples", m.samplesConsumed);
+        }
+    }
+}

@@ -1,0 +1,166 @@
+package io.moeflow.launcher.launch;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * The master's decisions, driven over real TCP by a scripted agent and scripted workers in this JVM
+ * (no worker JVMs): join, token hand-out, failures, restarts, the generation fence, timeouts.
+ */
+@Timeout(60)
+class JobMasterTest {
+    private static final long SECOND_NS = TimeUnit.SECONDS.toNanos(1);
+    private final String key = JoinKey.generate();
+    private final ByteArrayOutputStream console = new ByteArrayOutputStream();
+    private final List<Message> steps = new CopyOnWriteArrayList<>();
+
+    private LaunchPlan plan(final int maxRestarts, final long joinTimeoutNs) {
+        return new LaunchPlan("job", 1, 2, maxRestarts, joinTimeoutNs, 5 * SECOND_NS, List.of("train", "--steps", "10"),
+            List.of("--resume", "auto"), Path.of("runs", "job"), 10);
+    }
+
+    private CompletableFuture<Integer> master(final RendezvousServer server, final LaunchPlan plan) {
+        final PrintStream out = new PrintStream(console, true, StandardCharsets.UTF_8);
+        return CompletableFuture.supplyAsync(() -> {
+            try {
+                return new JobMaster(plan, server, out, steps::add).run();
+            } catch (final InterruptedException e) {
+                throw new IllegalStateException(e);
+            }
+        });
+    }
+
+    private Connection agent(final RendezvousServer server) throws IOException {
+        final Connection agent = Connection.open("127.0.0.1", server.port(), 5 * SECOND_NS);
+        agent.send(Message.of("AGENT", "node", 0, "nproc", 2, "key", key));
+        assertEquals("JOB", receive(agent).verb());
+        return agent;
+    }
+
+    private Connection worker(final RendezvousServer server, final int gen, final int rank, final String joinKey) throws IOException {
+        final Connection worker = Connection.open("127.0.0.1", server.port(), 5 * SECOND_NS);
+        worker.send(Message.of("WORKER", "gen", gen, "rank", rank, "key", joinKey));
+        return worker;
+    }
+
+    private static Message receive(final Connection c) throws IOException {
+        return c.receive(10 * SECOND_NS).orElseThrow(() -> new AssertionError("no message within 10 s"));
+    }
+
+    @Test
+    void shouldHandTheSameTokenToEveryRankOnceAllHaveJoinedAndFinishWhenAllExitCleanly() throws Exception {
+        try (RendezvousServer server = RendezvousServer.bind("127.0.0.1", 0, key)) {
+            final CompletableFuture<Integer> result = master(server, plan(0, 10 * SECOND_NS));
+            final Connection agent = agent(server);
+            final Message start = receive(agent);
+            assertEquals("START", start.verb());
+            assertEquals(List.of("train", "--steps", "10"), JobMaster.splitArgs(start.get("args")));
+            final Connection w0 = worker(server, 0, 0, key);
+            final Connection w1 = worker(server, 0, 1, key);
+            final Message ready0 = receive(w0);
+            final Message ready1 = receive(w1);
+            assertEquals("READY", ready0.verb());
+            assertEquals(ready0.get("token"), ready1.get("token"));
+            assertEquals(64, ready0.get("token").length(), "a 32-byte token in hex");
+            w0.send(Message.of("STEP", "step", 1, "loss", 5.5, "ce", 5.4, "lr", 1e-4, "stage", "basic", "stageIndex", 0, "tps", 1000,
+                "tokens", 128, "samples", 4));
+            final long deadline = System.nanoTime() + 10 * SECOND_NS;
+            while (steps.isEmpty() && System.nanoTime() < deadline) {
+                Thread.sleep(10);
+            }
+            agent.send(Message.of("EXIT", "gen", 0, "rank", 0, "code", 0));
+            agent.send(Message.of("EXIT", "gen", 0, "rank", 1, "code", 0));
+            assertEquals(0, result.get(10, TimeUnit.SECONDS));
+            assertEquals("END", receive(agent).verb());
+            assertEquals(1, steps.size(), "rank 0's step reached the progress line");
+            assertEquals(128, steps.get(0).getLong("tokens"));
+        }
+    }
+
+    @Test
+    void shouldRestartTheGroupWithResumeAfterAWorkerFailsAndCountRestartsForTheWholeJob() throws Exception {
+        try (RendezvousServer server = RendezvousServer.bind("127.0.0.1", 0, key)) {
+            final CompletableFuture<Integer> result = master(server, plan(1, 10 * SECOND_NS));
+            final Connection agent = agent(server);
+            for (int gen = 0; gen < 2; gen++) {
+                final Message start = receive(agent);
+                assertEquals(gen, start.getInt("gen"));
+                final List<String> args = JobMaster.splitArgs(start.get("args"));
+                assertEquals(gen > 0, args.containsAll(List.of("--resume", "auto")), "restarts resume: " + args);
+                worker(server, gen, 0, key);
+                worker(server, gen, 1, key);
+                agent.send(Message.of("EXIT", "gen", gen, "rank", 1, "code", 137, "reason", "killed by SIGKILL (exit code 137)"));
+                final Message stop = receive(agent);
+                assertEquals("STOP", stop.verb());
+                assertEquals(gen, stop.getInt("gen"));
+                agent.send(Message.of("STOPPED", "gen", gen));
+            }
+            assertEquals(137, result.get(10, TimeUnit.SECONDS), "the first failing worker's exit code once no restart is left");
+            final String text = console.toString(StandardCharsets.UTF_8);
+            assertTrue(text.contains("rank 1 failed: killed by SIGKILL (exit code 137); restarting the group from the newest complete "
+                + "checkpoint (restart 1 of 1)"), text);
+            assertTrue(text.contains("no restarts left: 1 of --max-restarts 1 used"), text);
+        }
+    }
+
+    @Test
+    void shouldNameTheRankThatDidNotJoinWithinTheTimeoutAndNotRestartIt() throws Exception {
+        try (RendezvousServer server = RendezvousServer.bind("127.0.0.1", 0, key)) {
+            final long startNs = System.nanoTime();
+            final CompletableFuture<Integer> result = master(server, plan(3, 2 * SECOND_NS));
+            final Connection agent = agent(server);
+            receive(agent); // START
+            worker(server, 0, 0, key);
+            assertEquals("STOP", receive(agent).verb());
+            agent.send(Message.of("STOPPED", "gen", 0));
+            assertEquals(JobMaster.EXIT_NOT_STARTED, result.get(10, TimeUnit.SECONDS));
+            assertTrue(System.nanoTime() - startNs < 30 * SECOND_NS, "reported soon after the 2 s join timeout");
+            final String text = console.toString(StandardCharsets.UTF_8);
+            assertTrue(text.contains("rank(s) [1] did not join the rendezvous within 2 s"), text);
+            assertTrue(!text.contains("restarting"), "a worker that never joins is not worth a restart: " + text);
+        }
+    }
+
+    @Test
+    void shouldRejectAWrongJoinKeyAndAStaleGeneration() throws Exception {
+        try (RendezvousServer server = RendezvousServer.bind("127.0.0.1", 0, key)) {
+            final CompletableFuture<Integer> result = master(server, plan(0, 10 * SECOND_NS));
+            final Connection agent = agent(server);
+            receive(agent); // START gen 0
+            final Message wrongKey = receive(worker(server, 0, 0, JoinKey.generate()));
+            assertEquals("REJECT", wrongKey.verb());
+            assertTrue(wrongKey.get("reason").contains("wrong join key"), wrongKey.get("reason"));
+            final Message stale = receive(worker(server, 7, 0, key));
+            assertEquals("REJECT", stale.verb());
+            assertTrue(stale.get("reason").contains("stale"), stale.get("reason"));
+            worker(server, 0, 0, key);
+            worker(server, 0, 1, key);
+            agent.send(Message.of("EXIT", "gen", 0, "rank", 0, "code", 0));
+            agent.send(Message.of("EXIT", "gen", 0, "rank", 1, "code", 0));
+            assertEquals(0, result.get(10, TimeUnit.SECONDS));
+        }
+    }
+
+    @Test
+    void shouldSayWhatToDoWhenThePortIsBusy() throws Exception {
+        try (RendezvousServer first = RendezvousServer.bind("127.0.0.1", 0, key)) {
+            final IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> RendezvousServer.bind("127.0.0.1", first.port(), key));
+            assertTrue(e.getMessage().startsWith("--master-port " + first.port() + ": cannot listen on 127.0.0.1:" + first.port()), e.getMessage());
+            assertTrue(e.getMessage().contains("pick another with --master-port, or 0 for any free port"), e.getMessage());
+        }
+    }
+}
