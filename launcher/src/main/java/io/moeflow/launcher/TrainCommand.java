@@ -40,6 +40,7 @@ import io.moeflow.trainer.TrainerConfig;
 import io.moeflow.trainer.TrainingState;
 import io.moeflow.trainer.kernels.Kernels;
 import io.moeflow.trainer.model.ModelConfig;
+import io.moeflow.trainer.parallel.ParallelConfig;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
@@ -163,6 +164,11 @@ public final class TrainCommand implements Callable<Integer> {
         }
     }
 
+    /** This process's place in the job: one process, or a rank of a launched job (data parallel). */
+    private ParallelConfig parallelConfig() {
+        return session == null ? ParallelConfig.SINGLE : ParallelConfig.dataParallel(session.worldSize(), session.rank());
+    }
+
     /** Rank 0 of a job, or a one-process run: the process that writes the run directory's files. */
     private boolean writesRunFiles() {
         return session == null || session.rank() == 0;
@@ -191,12 +197,13 @@ public final class TrainCommand implements Callable<Integer> {
         final long startNs = System.nanoTime();
         // The trainer (model, optimizer, curriculum) is built before the run directory exists, so that a setting
         // it rejects leaves nothing behind and the same --run-name can be used again.
-        try (Trainer trainer = new Trainer(trainerConfig, modelConfig, adamWConfig, curriculumConfig, training)) {
+        try (Trainer trainer = new Trainer(trainerConfig, modelConfig, adamWConfig, curriculumConfig, training, parallelConfig(),
+            session == null ? null : session.communicator())) {
             final Path runDir = runDirectory();
             final Map<String, String> resolved = ResolvedOptions.of(spec);
             final String configText = ResolvedOptions.text(resolved, "moeflow train, resolved options");
             out.println("moeflow train: run " + runDir + (session == null ? ""
-                : " (rank " + session.rank() + " of " + session.worldSize() + ", launched)"));
+                : " (rank " + session.rank() + " of " + session.worldSize() + ", launched, pid " + ProcessHandle.current().pid() + ")"));
             out.print(ResolvedOptions.format(resolved));
             out.println(describe(modelConfig, trainerConfig, curriculumConfig, all, data.skipped, training, heldOut));
             // Data parallel: every rank holds the whole state, so rank 0's checkpoint is the job's.
