@@ -38,7 +38,6 @@ import picocli.CommandLine.Spec;
  */
 @Command(name = "launch", mixinStandardHelpOptions = true, sortOptions = false, usageHelpAutoWidth = true,
     description = {"Train one model with several worker JVMs on this host (data parallel), like torchrun.",
-        "Usage: moeflow launch --nproc-per-node 2 [--max-restarts K] train <the options of moeflow train>",
         "The train options mean what they mean for moeflow train; the global batch (--batch-size) is the same whatever N.",
         "Each worker's output goes to runs/<name>/rank-<k>.log; rank 0's is echoed, prefixed [rank 0]."})
 public final class LaunchCommand implements Callable<Integer> {

@@ -152,7 +152,7 @@ public final class JobMaster {
         while (finished < world) {
             if (joined < world && System.nanoTime() - joinDeadline > 0) {
                 final List<Integer> missing = IntStream.range(0, world).filter(r -> workers[r] == null && !exited[r]).boxed().toList();
-                return Optional.of(new Failure(missing.isEmpty() ? -1 : missing.get(0), EXIT_NOT_STARTED, "rank(s) " + missing
+                return Optional.of(new Failure(-1, EXIT_NOT_STARTED, "rank(s) " + missing
                     + " did not join the rendezvous within " + seconds(plan.joinTimeoutNs()) + " (see "
                     + missing.stream().map(r -> "rank-" + r + ".log").collect(Collectors.joining(", ")) + " in " + plan.runDir()
                     + "); on a busy host raise --join-timeout", false));

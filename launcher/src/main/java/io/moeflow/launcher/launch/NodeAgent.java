@@ -42,6 +42,8 @@ public final class NodeAgent implements Runnable {
     private static final long POLL_NS = TimeUnit.MILLISECONDS.toNanos(100);
     /** Progress lines of a worker are not echoed: the launcher shows its own for the whole job. */
     private static final Pattern PROGRESS_LINE = Pattern.compile("^step \\d+/\\d+ \\(.*");
+    /** Java 17 prints it at the start of every JVM with the Vector API: harmless, and N copies say nothing. */
+    private static final String INCUBATOR_WARNING = "WARNING: Using incubator modules";
 
     /**
      * How this agent runs.
@@ -178,7 +180,8 @@ public final class NodeAgent implements Runnable {
             env.put(WorkerEnv.JOB_DIR, jobDir.toString());
             env.put(WorkerEnv.AERON_DIR, driver.aeronDirectory());
             env.put(WorkerEnv.AGENT_PID, Long.toString(ProcessHandle.current().pid()));
-            env.put(WorkerEnv.JOIN_TIMEOUT_S, Long.toString(TimeUnit.NANOSECONDS.toSeconds(config.connectTimeoutNs())));
+            // longer than the master's own join timeout: when ranks are missing, the master reports it and stops this worker
+            env.put(WorkerEnv.JOIN_TIMEOUT_S, Long.toString(TimeUnit.NANOSECONDS.toSeconds(config.connectTimeoutNs()) + 60));
             env.put(JoinKey.ENV, config.joinKey());
             env.remove(WorkerEnv.TEST_NEVER_JOIN);
             if (rank == config.neverJoinRank()) {
@@ -323,10 +326,10 @@ public final class NodeAgent implements Runnable {
                     file.write(line);
                     file.write('\n');
                     file.flush();
-                    if (!line.isBlank() && !line.startsWith("WARNING: Using incubator modules")) {
+                    if (!line.isBlank() && !line.startsWith(INCUBATOR_WARNING)) {
                         lastLine = line;
                     }
-                    if (echo != null && !PROGRESS_LINE.matcher(line).matches()) {
+                    if (echo != null && !PROGRESS_LINE.matcher(line).matches() && !line.startsWith(INCUBATOR_WARNING)) {
                         echo.println("[rank " + rank + "] " + line);
                     }
                 }
