@@ -44,6 +44,7 @@ public final class MoeModel implements AutoCloseable {
     private final MoeSublayer moe;
     private final Workspace train;
     private final Workspace infer;
+    private boolean expertsGathered;
 
     private final Parallel.Task embedTask = this::embedStage;
     private final Parallel.Task lnfTask = this::lnfStage;
@@ -85,6 +86,13 @@ public final class MoeModel implements AutoCloseable {
      * A model that is one rank of a distributed job: {@code batchSize} is this rank's share of the global batch and
      * {@code groups} the communicators it exchanges tokens, loads and gradients over ({@link #groups()}). Every rank
      * initialises the whole slab from the same seed, so the replicas start equal without a broadcast.
+     * <p>
+     * Distributed, {@link #forward(int[])} and {@link #backward()} are collective over the job (every rank calls
+     * them, each with its own {@code batchSize} sequences, rank r holding sequences [r*B, (r+1)*B) of the global
+     * batch): the routing counts are all-gathered so capacity, dropping, the load and the aux loss are those of one
+     * process on the global batch, and with an expert-parallel degree K &gt; 1 the routed tokens travel to the rank
+     * owning their expert. Every rank holds the whole slab but only updates what {@link #paramSegments()} lists; the
+     * routed experts' gradients are reduced by the model ({@link #reducesExpertGradients()}).
      *
      * @param groups {@link ParallelGroups#single} for one process
      */
@@ -104,14 +112,20 @@ public final class MoeModel implements AutoCloseable {
         this.batchSize = batchSize;
         this.groups = groups;
         this.layout = new ParameterLayout(config);
+        if (config.experts() % groups.config().expertParallel() != 0) {
+            throw new IllegalArgumentException("expertParallel=" + groups.config().expertParallel() + " must divide " +
+                "the expert count " + config.experts() + ": choose --expert-parallel among the divisors of --experts");
+        }
+        this.expertsGathered = true; // every rank starts from the same init
         this.segments = layout.views.stream()
+            .filter(this::ownsTensor)
             .map(v -> new ParamSegment(v.name(), v.offset(), v.length(), v.decay()))
             .toList();
         this.params = new float[layout.size];
         this.grads = new float[layout.size];
         this.expertBias = new float[config.layers()][config.experts()];
         this.ops = kernels.ops();
-        this.train = new Workspace(config, batchSize, true);
+        this.train = new Workspace(config, batchSize, true, groups);
         this.infer = new Workspace(config, 1, false);
         this.parallel = new Parallel(threads, Parallel.DEFAULT_TIMEOUT_NS, "moeflow-model");
         this.ctx = new LayerContext(config, layout, ops, parallel, params, grads, LayerContext.scratchFloats(config),
@@ -192,10 +206,94 @@ public final class MoeModel implements AutoCloseable {
     }
 
     /**
-     * @return the tensors as AdamW segments (same names, offsets, lengths and decay flags), built once
+     * @return the tensors this rank updates as AdamW segments (same names, offsets, lengths and decay flags), built
+     *         once: every tensor in one process; with expert parallelism the replicated tensors and this rank's own
+     *         experts (the other experts' slices of the slab are left alone)
      */
     public List<ParamSegment> paramSegments() {
         return segments;
+    }
+
+    /**
+     * Whether the MoE layers reduce the routed experts' gradients across the job themselves: distributed, each
+     * layer's owned experts are summed over their replica group ({@link ParallelGroups#expertReplicas()}, async,
+     * overlapped with the rest of backward) and scaled by 1/W at the end of {@link #backward()}, so they equal the
+     * one-process gradient of the global batch. The caller averages only the replicated tensors
+     * ({@link #expertOf} &lt; 0) over the job.
+     *
+     * @return true when distributed
+     */
+    public boolean reducesExpertGradients() {
+        return groups.distributed();
+    }
+
+    /**
+     * @param v a tensor of {@link #tensors()}
+     * @return the routed expert a tensor belongs to ({@code blocks.{l}.moe.experts.{e}.*}), or -1 for a replicated
+     *         tensor (embeddings, attention, LayerNorms, router, shared experts, head), which every rank holds
+     */
+    public static int expertOf(final TensorView v) {
+        final String name = v.name();
+        final int at = name.indexOf(".moe.experts.");
+        if (at < 0) {
+            return -1;
+        }
+        final int from = at + ".moe.experts.".length();
+        return Integer.parseInt(name.substring(from, name.indexOf('.', from)));
+    }
+
+    /**
+     * @param v a tensor of {@link #tensors()}
+     * @return whether this rank owns (updates, and is the source of truth for) the tensor: every replicated tensor,
+     *         and the routed experts in [{@link #firstOwnedExpert()}, + {@link #ownedExpertCount()})
+     */
+    public boolean ownsTensor(final TensorView v) {
+        final int e = expertOf(v);
+        return e < 0 || groups.holdsExpert(e);
+    }
+
+    /** @return the first routed expert this rank owns (0 in one process) */
+    public int firstOwnedExpert() {
+        return groups.firstLocalExpert();
+    }
+
+    /** @return routed experts this rank owns per layer (E in one process, E/K with expert parallelism) */
+    public int ownedExpertCount() {
+        return groups.expertsPerRank();
+    }
+
+    /**
+     * @param expert a routed expert in [0, E)
+     * @return the world ranks owning it: with expert-parallel degree K, ranks r with {@code r % K == expert / (E/K)}
+     *         (one per expert-parallel group); every rank with K = 1
+     */
+    public int[] ownersOfExpert(final int expert) {
+        if (expert < 0 || expert >= config.experts()) {
+            throw new IllegalArgumentException("expert=" + expert + " must be in [0, " + config.experts() + ")");
+        }
+        final int k = groups.config().expertParallel();
+        final int[] owners = new int[groups.config().expertReplicas()];
+        for (int i = 0; i < owners.length; i++) {
+            owners[i] = i * k + groups.expertOwner(expert);
+        }
+        return owners;
+    }
+
+    /**
+     * Copies every routed expert's parameters from its owner to the other ranks of the expert-parallel group (one
+     * all-gather per layer; collective over the job), so that {@link #logits} can run on any rank. A no-op without
+     * expert parallelism. Call it after the optimizer step and before generating or evaluating with logits.
+     */
+    public void gatherExpertParameters() {
+        if (!groups.distributed() || groups.config().expertParallel() == 1) {
+            return;
+        }
+        for (int l = 0; l < config.layers(); l++) {
+            final ParameterLayout.Block b = layout.blocks[l];
+            final int per = (int) (groups.expertsPerRank() * config.expertParameterCount());
+            groups.experts().allGather(params, b.w1[0], per, null);
+        }
+        expertsGathered = true;
     }
 
     /**
@@ -334,19 +432,10 @@ public final class MoeModel implements AutoCloseable {
             throw new IllegalStateException("backwardEmbedding() needs backwardHead() and every backwardBlock first");
         }
         parallel.run(embedBackTask);
+        moe.finishExpertGradients();
         forwardDone = false;
+        expertsGathered = !groups.distributed() || groups.config().expertParallel() == 1;
         return 0;
-    }
-
-    /**
-     * Whether the MoE layers reduce the routed experts' gradients across the job themselves (within each expert's
-     * replica group, overlapped with their backward). While false, a distributed trainer all-reduces every gradient
-     * of the slab, experts included, over the whole job; expert parallelism (K &gt; 1) needs it true.
-     *
-     * @return false: this model leaves every gradient reduction to its caller
-     */
-    public boolean reducesExpertGradients() {
-        return false;
     }
 
     /**
@@ -371,14 +460,16 @@ public final class MoeModel implements AutoCloseable {
     }
 
     /**
-     * @return live [L*E] array: (token, expert) pairs routed to each expert in the last forward, before dropping
+     * @return live [L*E] array: (token, expert) pairs routed to each expert in the last forward, before dropping;
+     *         job-wide (the same on every rank) when distributed
      */
     public int[] expertLoad() {
         return train.load;
     }
 
     /**
-     * @return (token, expert) pairs dropped by the capacity limit in the last forward, summed over layers
+     * @return (token, expert) pairs dropped by the capacity limit in the last forward, summed over layers; this
+     *         rank's tokens only when distributed (sum over ranks for the job's figure)
      */
     public int droppedTokens() {
         return droppedTokens;
@@ -400,7 +491,9 @@ public final class MoeModel implements AutoCloseable {
             return;
         }
         final int E = config.experts();
-        final double meanLoad = (double) config.topK() * train.tokens / E;
+        // the load is job-wide when distributed (every rank computes the same bias, no reduction needed)
+        final long tokens = (long) train.tokens * groups.config().worldSize();
+        final double meanLoad = (double) config.topK() * tokens / E;
         for (int l = 0; l < config.layers(); l++) {
             for (int e = 0; e < E; e++) {
                 expertBias[l][e] += (float) (config.biasUpdateRate() * Math.signum(meanLoad - train.load[l * E + e]));
@@ -426,6 +519,10 @@ public final class MoeModel implements AutoCloseable {
         }
         if (out.length < V) {
             throw new IllegalArgumentException("out.length=" + out.length + " must be >= vocabSize=" + V);
+        }
+        if (!expertsGathered) {
+            throw new IllegalStateException("logits() on an expert-parallel rank needs every expert's current " +
+                "parameters: call gatherExpertParameters() on every rank after the optimizer step");
         }
         for (int t = 0; t < T; t++) {
             final int tok = t < length ? context[t] : 0;

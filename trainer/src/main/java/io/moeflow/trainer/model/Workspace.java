@@ -1,5 +1,7 @@
 package io.moeflow.trainer.model;
 
+import io.moeflow.trainer.parallel.ParallelGroups;
+
 /**
  * Every activation of one batch shape, allocated once. Per-layer tensors are stacked with a layer stride; the
  * backward buffers hold one layer at a time (they are only allocated for the training workspace).
@@ -66,7 +68,34 @@ final class Workspace {
     final float[] dgates;        // [N, K]
     final float[] dRouterLogits; // [N, E]
 
+    // Expert parallelism (empty without it). R = recvCapacity, the most rows an owner can receive for one layer.
+    final int[] routeCounts;     // [W, K, E] pairs of every rank per (choice rank, expert), all-gathered per layer
+    final int recvCapacity;      // R = K_ep * N * min(k, E/K_ep): every pair of the group's tokens to this rank's experts
+    final int[][] sendCounts;    // [L][K_ep] floats this rank sends to each group member (its experts' kept rows * C)
+    final int[][] recvCounts;    // [L][K_ep] floats this rank receives from each group member
+    final int[] recvRows;        // [L] rows received in total
+    final int[] localStart;      // [L, E+1] first row of each expert in the owner's buffers (only owned ones non-empty)
+    final int[] recvOfLocal;     // [L, R] received row behind each owner row
+    final int[] localOfRecv;     // [L, R] owner row of each received row
+    final float[] recvStage;     // [R, C] staging: tokens or output gradients arriving from the group
+    final float[] sendStage;     // [R, C] staging: outputs or input gradients going back to the group
+    final float[] xlocal;        // [L, R, C] the owner's tokens, expert-major
+    final float[] hlocal;        // [L, R, F]
+    final float[] alocal;        // [L, R, F]
+    final float[] ylocal;        // [R, C]
+    final float[] dylocal;       // [R, C]
+    final float[] dhlocal;       // [R, F]
+    final float[] dxlocal;       // [R, C]
+
     Workspace(final ModelConfig c, final int batch, final boolean training) {
+        this(c, batch, training, ParallelGroups.single(c.experts()));
+    }
+
+    /**
+     * @param groups the job's communicators: the exchange buffers are allocated only for a training workspace of a
+     *               distributed model
+     */
+    Workspace(final ModelConfig c, final int batch, final boolean training, final ParallelGroups groups) {
         this.batch = batch;
         this.training = training;
         final int L = c.layers();
@@ -132,6 +161,30 @@ final class Workspace {
         dyperm = new float[size(g, P, C)];
         dgates = new float[g * N * K];
         dRouterLogits = new float[g * N * E];
+
+        final boolean distributed = training && groups.distributed();
+        final int W = distributed ? groups.config().worldSize() : 0;
+        final int D = distributed ? groups.config().expertParallel() : 0;
+        final int dispatch = distributed && D > 1 ? 1 : 0;
+        routeCounts = new int[size(Math.max(W, 1), K, E)];
+        final long capacity = (long) D * N * Math.min(K, distributed ? groups.expertsPerRank() : 0);
+        recvCapacity = (int) size(dispatch, capacity, 1);
+        final int R = recvCapacity;
+        sendCounts = new int[L][D];
+        recvCounts = new int[L][D];
+        recvRows = new int[L];
+        localStart = new int[dispatch * L * (E + 1)];
+        recvOfLocal = new int[size(L, R, 1)];
+        localOfRecv = new int[size(L, R, 1)];
+        recvStage = new float[size(1, R, C)];
+        sendStage = new float[size(1, R, C)];
+        xlocal = new float[size(L, R, C)];
+        hlocal = new float[size(L, R, F)];
+        alocal = new float[size(L, R, F)];
+        ylocal = new float[size(1, R, C)];
+        dylocal = new float[size(1, R, C)];
+        dhlocal = new float[size(1, R, F)];
+        dxlocal = new float[size(1, R, C)];
     }
 
     private static int size(final long a, final long b, final long c) {
