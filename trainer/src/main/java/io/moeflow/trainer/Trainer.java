@@ -55,6 +55,8 @@ public final class Trainer implements AutoCloseable {
     private final GradientBuckets denseBuckets;
     private final JobMetrics jobMetrics;
     private final double[] normChunkSums;
+    /** Sum of squares of each expert-parallel member's own expert gradients (global norm with K &gt; 1). */
+    private final float[] expertSquares;
     private final Parallel.Task normTask = this::normStage;
     private final Parallel.Task updateTask = this::updateStage;
     private float clipFactor;
@@ -118,6 +120,7 @@ public final class Trainer implements AutoCloseable {
         this.denseBuckets = new GradientBuckets(groups.world(), model.grads(), denseRanges(model),
             parallel, Parallel.DEFAULT_TIMEOUT_NS);
         this.jobMetrics = new JobMetrics(groups.world(), localBatch * modelConfig.seqLen());
+        this.expertSquares = new float[parallel.expertParallel()];
     }
 
     /**
@@ -273,6 +276,22 @@ public final class Trainer implements AutoCloseable {
         double sum = 0;
         for (final double chunkSum : normChunkSums) {
             sum += chunkSum;
+        }
+        if (groups.distributed() && parallel.expertParallel() > 1) {
+            // the sum covers the replicated tensors (equal on every rank) and this rank's own experts: add the other
+            // members' experts (one tiny all-gather over the expert-parallel group, summed in member order)
+            double own = 0;
+            for (final TensorView t : model.tensors()) {
+                if (MoeModel.expertOf(t) >= 0 && model.ownsTensor(t)) {
+                    own += AdamW.sumOfSquares(model.grads(), t.offset(), t.offset() + t.length());
+                }
+            }
+            expertSquares[groups.experts().rank()] = (float) own;
+            groups.experts().allGather(expertSquares, 0, 1, null);
+            sum -= own;
+            for (final float share : expertSquares) {
+                sum += share;
+            }
         }
         return Math.sqrt(sum);
     }
