@@ -67,6 +67,8 @@ public final class Trainer implements AutoCloseable {
     private long saveEvery;
     private final List<SaveResult> saved = new ArrayList<>();
     private volatile boolean stopRequested;
+    /** The stop request as the whole job agreed on it at the last step (the request itself in one process). */
+    private volatile boolean stopAgreed;
     private Evaluator evaluator;
     private Dataset evalData;
     private long evalEvery;
@@ -179,7 +181,7 @@ public final class Trainer implements AutoCloseable {
      * @return true if all steps ran, false if stopped early
      */
     public boolean train(final StepMonitor monitor) {
-        while (completedSteps < config.steps() && !stopRequested) {
+        while (completedSteps < config.steps() && !stopAgreed) {
             final StepMetrics m = trainStep();
             if (evalEvery > 0 && completedSteps % evalEvery == 0) {
                 m.evalLoss = evaluator.loss(evalData, evalSamples);
@@ -231,8 +233,9 @@ public final class Trainer implements AutoCloseable {
         final long waitStartNs = System.nanoTime();
         denseBuckets.await();
         jobMetrics.reduce(model.tokenLosses(), model.crossEntropy(), model.auxLoss(), model.zLoss(),
-            model.droppedTokens());
+            model.droppedTokens(), stopRequested);
         final double loss = jobMetrics.loss();
+        stopAgreed = jobMetrics.stopRequested();
         metrics.gradientWaitNs = System.nanoTime() - waitStartNs;
 
         // 5. Clip the global gradient norm, then the AdamW update (both spread over the model's threads).
@@ -265,9 +268,16 @@ public final class Trainer implements AutoCloseable {
         return saved;
     }
 
-    /** Asks {@link #train} to stop after the current step and save a checkpoint; safe from any thread. */
+    /**
+     * Asks {@link #train} to stop after the current step and save a checkpoint; safe from any thread. In a
+     * job, the request travels with the step's loss, so every rank stops after the same step (the first
+     * step whose reduction saw it on any rank).
+     */
     public void requestStop() {
         stopRequested = true;
+        if (!groups.distributed()) {
+            stopAgreed = true; // read by the training thread; one process needs no agreement
+        }
     }
 
     /** The global L2 norm of the gradients, summed over AdamW's fixed chunks so any thread count gives the same bits. */
