@@ -226,11 +226,11 @@ final class Engine implements AutoCloseable {
      * @return work done; 0 if nothing could move
      */
     private int drive() {
-        int work = pollControl();
         if (failure != null) {
             failAll();
             return 1;
         }
+        int work = 0;
         final long nowNs = System.nanoTime();
         final Lane[] all = lanes;
         int busy = 0;
@@ -268,6 +268,13 @@ final class Engine implements AutoCloseable {
                 finishHead(lane);
                 work++;
             }
+        }
+        // after the data lanes: a peer's data sent before its ABORT has been seen, so a mismatch both
+        // ranks can detect is reported by each in its own words
+        work += pollControl();
+        if (failure != null) {
+            failAll();
+            return 1;
         }
         if (work == 0) {
             work += transport.doHousekeeping();
