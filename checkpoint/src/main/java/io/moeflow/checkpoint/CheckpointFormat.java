@@ -50,6 +50,21 @@ public final class CheckpointFormat {
     public static final String MANIFEST = "manifest.txt";
     /** First word of the manifest's first line. */
     public static final String MANIFEST_MAGIC = "moeflow-checkpoint-manifest";
+    /**
+     * The global metadata of a sharded checkpoint, written last by rank 0 once every rank has written and synced its
+     * part: world size, job properties (expert-parallel degree, expert owners), and which part holds each tensor.
+     */
+    public static final String SHARDED_METADATA = "metadata.txt";
+    /** First word of the sharded metadata's first line. */
+    public static final String SHARDED_MAGIC = "moeflow-sharded-checkpoint";
+    /** Version of the sharded metadata this code writes and reads. */
+    public static final long SHARDED_VERSION = 1;
+    /**
+     * Tensors under this prefix of state.h5 are one rank's own state ({@code ranks/<k>/...}); a reader of another
+     * world size ignores them, and {@link CheckpointReader#checkLayout} allows them beside the layout.
+     */
+    public static final String RANK_STATE_PREFIX = "ranks/";
+
     /** The pointer file in the checkpoints directory naming the newest committed checkpoint. */
     public static final String LATEST = "latest";
 
@@ -69,6 +84,19 @@ public final class CheckpointFormat {
             throw new IllegalArgumentException("step=" + step + " must be >= 0");
         }
         return String.format("step-%08d", step);
+    }
+
+    /** The directory of rank {@code rank}'s part inside a sharded checkpoint: {@code rank-00003}. */
+    public static String shardName(final int rank) {
+        if (rank < 0) {
+            throw new IllegalArgumentException("rank=" + rank + " must be >= 0");
+        }
+        return String.format("rank-%05d", rank);
+    }
+
+    /** The lock file of rank {@code rank}'s writer: {@link #WRITER_LOCK} for rank 0 (and one process). */
+    static String writerLock(final int rank) {
+        return rank == 0 ? WRITER_LOCK : WRITER_LOCK + ".rank-" + rank;
     }
 
     /** The step of a committed directory name, or empty when the name is not one. */

@@ -47,12 +47,19 @@ public final class CheckpointReader implements AutoCloseable {
     private final Map<CheckpointFile, Map<String, Object>> attributes = new EnumMap<>(CheckpointFile.class);
     private final Map<CheckpointFile, Map<String, Entry>> entries = new EnumMap<>(CheckpointFile.class);
     private final Map<CheckpointFile, FileChannel> channels = new EnumMap<>(CheckpointFile.class);
+    /** A sharded checkpoint's rank parts (each a plain checkpoint directory), whose entries this reader merges. */
+    private final List<CheckpointReader> parts = new ArrayList<>();
+    /** A sharded checkpoint's metadata, or null for a plain one. */
+    private ShardedMetadata sharded;
     private final ByteBuffer block = LittleEndian.allocate(BLOCK_BYTES);
     private final CRC32 crc = new CRC32();
     private long dataBytesRead;
 
-    /** A dataset: its spec, where its bytes start in the file, and its stored checksum. */
-    private record Entry(TensorSpec spec, long address, long crc32) {
+    /** A dataset: its spec, where its bytes start in its file, its stored checksum, and the file to read from. */
+    private record Entry(TensorSpec spec, long address, long crc32, FileChannel channel) {
+        Entry withChannel(final FileChannel fileChannel) {
+            return new Entry(spec, address, crc32, fileChannel);
+        }
     }
 
     private CheckpointReader(final Path directory, final Manifest manifest) {
@@ -70,6 +77,16 @@ public final class CheckpointReader implements AutoCloseable {
         if (!Files.isDirectory(directory)) {
             throw new CheckpointException(directory, null, null, "no such directory",
                 "give a checkpoint directory such as runs/<name>/checkpoints/step-00000400, or use --resume auto");
+        }
+        if (Files.exists(directory.resolve(CheckpointFormat.SHARDED_METADATA))) {
+            return openSharded(directory);
+        }
+        if (!Files.exists(directory.resolve(CheckpointFormat.MANIFEST))
+            && Files.isDirectory(directory.resolve(CheckpointFormat.shardName(0)))) {
+            throw new CheckpointException(directory, CheckpointFormat.SHARDED_METADATA, null,
+                "an incomplete sharded checkpoint: it has rank parts but no " + CheckpointFormat.SHARDED_METADATA
+                    + " (rank 0 writes it last, once every rank has written and synced its part)",
+                "resume from a complete checkpoint; --resume auto never picks an incomplete one");
         }
         final Manifest manifest = Manifest.read(directory);
         final CheckpointReader reader = new CheckpointReader(directory, manifest);
@@ -90,6 +107,68 @@ public final class CheckpointReader implements AutoCloseable {
             reader.close();
             throw e;
         }
+    }
+
+    /**
+     * A sharded checkpoint: the metadata, then every rank part (a plain checkpoint directory of the tensors that rank
+     * wrote), merged into one set of named tensors. Each tensor must be in the part the metadata names, and in no
+     * other, so a reader of any world size finds every tensor once, by name.
+     */
+    private static CheckpointReader openSharded(final Path directory) {
+        final ShardedMetadata metadata = ShardedMetadata.read(directory);
+        final CheckpointReader reader = new CheckpointReader(directory, new Manifest(metadata.version(),
+            metadata.step(), Map.of()));
+        reader.sharded = metadata;
+        try {
+            CheckpointFormat.parseStep(directory.getFileName().toString()).ifPresent(named -> {
+                if (named != metadata.step()) {
+                    throw new CheckpointException(directory, CheckpointFormat.SHARDED_METADATA, null,
+                        "the directory name says step " + named + " but the metadata says step " + metadata.step(),
+                        "the checkpoint was renamed or mixed up with another; resume from another checkpoint");
+                }
+            });
+            for (final CheckpointFile file : CheckpointFile.values()) {
+                reader.entries.put(file, new TreeMap<>());
+            }
+            for (int rank = 0; rank < metadata.worldSize(); rank++) {
+                final CheckpointReader part = open(directory.resolve(CheckpointFormat.shardName(rank)));
+                reader.parts.add(part);
+                if (part.step() != metadata.step()) {
+                    throw reader.corrupt(CheckpointFormat.shardName(rank), null, "this part holds step " + part.step()
+                        + " but the metadata says step " + metadata.step());
+                }
+                for (final CheckpointFile file : CheckpointFile.values()) {
+                    for (final Entry e : part.entries.get(file).values()) {
+                        final String name = e.spec().name();
+                        final Integer owner = metadata.tensors().get(file.fileName() + " " + name);
+                        if (owner == null || owner != rank) {
+                            throw reader.corrupt(CheckpointFormat.shardName(rank) + "/" + file.fileName(), name,
+                                "the metadata says this tensor is in " + (owner == null ? "no part"
+                                    : CheckpointFormat.shardName(owner)));
+                        }
+                        reader.entries.get(file).put(name, e);
+                    }
+                }
+            }
+            final int found = reader.entries.values().stream().mapToInt(Map::size).sum();
+            if (found != metadata.tensors().size()) {
+                throw reader.corrupt(CheckpointFormat.SHARDED_METADATA, null, "it lists " + metadata.tensors().size()
+                    + " tensors but the rank parts hold " + found);
+            }
+            for (final CheckpointFile file : CheckpointFile.values()) {
+                reader.attributes.put(file, reader.parts.get(0).attributes(file));
+                reader.entries.put(file, Collections.unmodifiableMap(reader.entries.get(file)));
+            }
+            return reader;
+        } catch (final RuntimeException e) {
+            reader.close();
+            throw e;
+        }
+    }
+
+    /** For a sharded checkpoint, its metadata (world size, job properties such as expert owners); else empty. */
+    public Optional<ShardedMetadata> shardedMetadata() {
+        return Optional.ofNullable(sharded);
     }
 
     private void openFile(final CheckpointFile file, final Manifest manifest) {
@@ -123,14 +202,17 @@ public final class CheckpointReader implements AutoCloseable {
         } catch (final RuntimeException e) {
             throw corrupt(name, null, "cannot parse its HDF5 structure (jHDF: " + e + ")", e);
         }
-        attributes.put(file, Collections.unmodifiableMap(attrs));
-        entries.put(file, Collections.unmodifiableMap(datasets));
+        final FileChannel channel;
         try {
-            channels.put(file, FileChannel.open(path, StandardOpenOption.READ));
+            channel = FileChannel.open(path, StandardOpenOption.READ);
         } catch (final IOException e) {
             throw new CheckpointException(directory, name, null, "cannot open the file: " + e,
                 "check the file's permissions", e);
         }
+        channels.put(file, channel);
+        datasets.replaceAll((k, e) -> e.withChannel(channel));
+        attributes.put(file, Collections.unmodifiableMap(attrs));
+        entries.put(file, Collections.unmodifiableMap(datasets));
     }
 
     private void checkRootAttributes(final CheckpointFile file, final Map<String, Object> attrs) {
@@ -197,7 +279,7 @@ public final class CheckpointReader implements AutoCloseable {
         if (crcAttribute == null || !(crcAttribute.getData() instanceof Long)) {
             throw corrupt(name, path, "it has no int64 '" + CheckpointFormat.ATTR_CRC32 + "' attribute");
         }
-        return new Entry(spec, address, (Long) crcAttribute.getData());
+        return new Entry(spec, address, (Long) crcAttribute.getData(), null);
     }
 
     private static DType dtypeOf(final DataType type) {
@@ -324,7 +406,8 @@ public final class CheckpointReader implements AutoCloseable {
         }
         for (final CheckpointFile file : CheckpointFile.values()) {
             for (final Entry e : entries.get(file).values()) {
-                if (layout.indexOf(file, e.spec().name()) < 0) {
+                if (layout.indexOf(file, e.spec().name()) < 0
+                    && !e.spec().name().startsWith(CheckpointFormat.RANK_STATE_PREFIX)) {
                     throw mismatch(file, e.spec().name(), "the checkpoint has " + e.spec().dtype()
                         + e.spec().shapeText() + " but the current run has no such tensor");
                 }
@@ -443,7 +526,7 @@ public final class CheckpointReader implements AutoCloseable {
         final boolean norm) {
         final DType dtype = e.spec().dtype();
         final int elementsPerBlock = BLOCK_BYTES / dtype.sizeBytes();
-        final FileChannel channel = channels.get(file);
+        final FileChannel channel = e.channel();
         crc.reset();
         double sumOfSquares = 0;
         final int total = e.spec().elements();
@@ -508,5 +591,9 @@ public final class CheckpointReader implements AutoCloseable {
             }
         }
         channels.clear();
+        for (final CheckpointReader part : parts) {
+            part.close();
+        }
+        parts.clear();
     }
 }

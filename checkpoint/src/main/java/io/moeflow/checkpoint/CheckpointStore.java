@@ -27,6 +27,14 @@ public final class CheckpointStore {
     /** The word that asks for the newest valid checkpoint. */
     public static final String AUTO = "auto";
 
+    /** {@link #loadAuto(Loader, ShardConfig)}: rank 0 found no committed checkpoint. */
+    private static final long NONE = -1;
+    /** {@link #loadAuto(Loader, ShardConfig)}: rank 0 found checkpoints, none of which loads. */
+    private static final long NOTHING_LOADS = -2;
+    private static final long LOADED = 0;
+    private static final long DAMAGED = 1;
+    private static final long FAILED = 2;
+
     private final Path directory;
     /** Names of the checkpoint directories this process wrote or fully verified (retention validates each once). */
     private final Set<String> verified = ConcurrentHashMap.newKeySet();
@@ -166,6 +174,88 @@ public final class CheckpointStore {
     }
 
     /**
+     * {@link #loadAuto(Loader)} for one rank of a job: rank 0 chooses the checkpoint (the newest committed one that
+     * opens and has not failed to load on some rank) and broadcasts its step through {@code shard}'s exchange, so the
+     * ranks never resume from different steps; every rank loads it (reading what it needs, by name: a checkpoint of
+     * any world size, sharded or not); then the ranks exchange whether their load succeeded. If some rank found
+     * damaged data, all of them move on to the next older checkpoint together; any other failure on any rank stops
+     * every rank. Every rank calls it at the same point.
+     *
+     * @return empty on every rank when rank 0 found no committed checkpoint (a fresh run)
+     * @throws CheckpointException on every rank when no checkpoint loads on all ranks, or some rank failed otherwise
+     */
+    public Optional<Resolution> loadAuto(final Loader loader, final ShardConfig shard) {
+        final List<String> warnings = new ArrayList<>();
+        final java.util.Set<Long> failed = new java.util.HashSet<>();
+        final boolean root = shard.rank() == 0;
+        while (true) {
+            long chosen = NONE;
+            if (root) {
+                for (final Map.Entry<Long, Path> c : committed().descendingMap().entrySet()) {
+                    if (failed.contains(c.getKey())) {
+                        continue;
+                    }
+                    try (CheckpointReader ignored = CheckpointReader.open(c.getValue())) {
+                        chosen = c.getKey();
+                        break;
+                    } catch (final CheckpointException e) {
+                        warnings.add("skipped " + e.getMessage());
+                        failed.add(c.getKey());
+                    }
+                }
+                if (chosen == NONE && !failed.isEmpty()) {
+                    chosen = NOTHING_LOADS;
+                }
+            }
+            chosen = shard.allGather(chosen)[0];
+            if (chosen == NONE) {
+                return Optional.empty();
+            }
+            if (chosen == NOTHING_LOADS) {
+                throw new CheckpointException(directory, null, null, "none of the committed checkpoints loads on "
+                    + "every rank" + (root ? ":\n  " + String.join("\n  ", warnings) : " (rank 0's log lists why)"),
+                    "start the run afresh, or repair a checkpoint and point --resume at it");
+            }
+            final Path checkpoint = committed().get(chosen);
+            long outcome = LOADED;
+            RuntimeException failure = null;
+            try (CheckpointReader reader = CheckpointReader.open(checkpoint)) {
+                loader.load(reader);
+            } catch (final CheckpointException e) {
+                failure = e;
+                outcome = e.dataDamaged() ? DAMAGED : FAILED;
+            } catch (final RuntimeException e) {
+                failure = e;
+                outcome = FAILED;
+            }
+            final long[] outcomes = shard.allGather(outcome);
+            int failedRank = -1;
+            int damagedRank = -1;
+            for (int r = 0; r < outcomes.length; r++) {
+                if (outcomes[r] == FAILED && failedRank < 0) {
+                    failedRank = r;
+                }
+                if (outcomes[r] == DAMAGED && damagedRank < 0) {
+                    damagedRank = r;
+                }
+            }
+            if (failedRank >= 0) {
+                if (failure != null && outcome == FAILED) {
+                    throw failure;
+                }
+                throw new CheckpointException(checkpoint, null, null, "rank " + failedRank + " could not load this "
+                    + "checkpoint (its log says why)", "fix the cause on that rank; the job cannot resume without it");
+            }
+            if (damagedRank < 0) {
+                return Optional.of(new Resolution(checkpoint, chosen, warnings));
+            }
+            warnings.add("skipped " + (failure != null ? failure.getMessage() : checkpoint + ": rank " + damagedRank
+                + " found damaged data in it"));
+            failed.add(chosen);
+        }
+    }
+
+    /**
      * Loads a specific checkpoint directory, strictly (no fallback): it must open and the loader must read it without
      * a checksum failure.
      *
@@ -190,6 +280,7 @@ public final class CheckpointStore {
 
     private static void rejectRunDirectory(final Path checkpoint) {
         if (Files.isDirectory(checkpoint) && !Files.exists(checkpoint.resolve(CheckpointFormat.MANIFEST))
+            && !Files.exists(checkpoint.resolve(CheckpointFormat.SHARDED_METADATA))
             && !new CheckpointStore(checkpoint).committedSteps().isEmpty()) {
             throw new CheckpointException(checkpoint, null, null,
                 "this is a run's checkpoints directory, not one checkpoint",

@@ -71,6 +71,13 @@ public final class CheckpointWriter implements AutoCloseable {
     private final ByteBuffer coalesceBuffer;
     private final ExecutorService executor;
     private final long pid = ProcessHandle.current().pid();
+    /** Sharded saves: this rank's place in the job; null for a one-process writer. */
+    private final ShardConfig shard;
+    /**
+     * The pid that names temporary directories: this process's, or for a sharded job rank 0's (so every rank writes
+     * into the same {@code step-N.tmp-<pid>}, and the next writer removes it once that process is gone).
+     */
+    private final long ownerPid;
     private final List<Path> removedAtStart;
     /** Held from construction to {@link #close}: a second writer on the directory fails at once. */
     private final WriterLock lock;
@@ -83,7 +90,7 @@ public final class CheckpointWriter implements AutoCloseable {
     private Snapshot current;
     private long beganNs;
     private long waitNs;
-    private Future<SaveResult> inFlight;
+    private Future<Part> inFlight;
     private long inFlightStep;
     private boolean closed;
 
@@ -102,6 +109,26 @@ public final class CheckpointWriter implements AutoCloseable {
      */
     public CheckpointWriter(final CheckpointConfig config, final CheckpointLayout layout, final RunMetadata metadata,
         final FaultInjector faults, final Clock clock) {
+        this(config, layout, metadata, faults, clock, null);
+    }
+
+    /**
+     * A writer for one rank of a job that saves sharded checkpoints ({@code shard} non-null): every rank writes the
+     * tensors of its own {@code layout} (replicated tensors in exactly one rank's layout) into its part
+     * {@code rank-NNNNN/} of a shared temporary directory; once every rank has written and synced its part (the
+     * barrier is {@link ShardConfig#exchange()}), rank 0 writes {@code metadata.txt}, then commits the directory as
+     * for one process. Every rank constructs its writer at the same point (the constructor exchanges rank 0's pid).
+     *
+     * <p>The exchange runs on the caller's thread only: with {@code asyncSave}, each rank writes its part in the
+     * background and the barrier and commit happen at the writer's next {@link #begin}, {@link #commitPending},
+     * {@link #awaitIdle} or {@link #close}, which every rank must reach at the same step; {@link #pollCompleted} never
+     * commits a sharded save. Without {@code asyncSave}, {@link #commit} commits.
+     *
+     * @param shard this rank's place in the job, or null for a one-process writer
+     */
+    public CheckpointWriter(final CheckpointConfig config, final CheckpointLayout layout, final RunMetadata metadata,
+        final FaultInjector faults, final Clock clock, final ShardConfig shard) {
+        this.shard = shard;
         this.config = config;
         this.layout = layout;
         this.metadata = metadata;
@@ -114,13 +141,22 @@ public final class CheckpointWriter implements AutoCloseable {
             throw new CheckpointException(config.directory(), null, null, "cannot prepare the directory: " + e,
                 "check that the path is writable", e);
         }
-        this.lock = WriterLock.acquire(config.directory(), CheckpointFormat.WRITER_LOCK);
+        this.lock = WriterLock.acquire(config.directory(), CheckpointFormat.writerLock(shard == null ? 0
+            : shard.rank()));
         try {
-            this.removedAtStart = List.copyOf(store.removeLeftovers());
+            // Only rank 0 cleans up; the exchange below makes every rank wait until it has.
+            this.removedAtStart = shard == null || shard.rank() == 0 ? List.copyOf(store.removeLeftovers()) : List.of();
         } catch (final IOException | RuntimeException e) {
             lock.close();
             throw new CheckpointException(config.directory(), null, null, "cannot prepare the directory: " + e,
                 "check that the path is writable", e);
+        }
+        try {
+            this.ownerPid = shard == null ? pid : shard.allGather(pid)[0];
+        } catch (final RuntimeException e) {
+            lock.close();
+            throw new CheckpointException(config.directory(), null, null, "rank " + shard.rank() + " could not meet "
+                + "the other ranks to start checkpointing: " + e, "check that every rank started", e);
         }
         this.staging = new Staging(layout);
         this.crc32 = new long[layout.size()];
@@ -184,10 +220,19 @@ public final class CheckpointWriter implements AutoCloseable {
         current = null;
         final long step = snapshot.step;
         if (executor != null) {
-            inFlight = executor.submit(() -> write(step));
+            // One process: the whole save in the background. Sharded: this rank's part; the commit needs the barrier,
+            // which runs on the caller's thread (finishInFlight).
+            inFlight = executor.submit(() -> shard == null ? committed(step, writePart(step)) : writePart(step));
             inFlightStep = step;
         } else {
-            report(write(step));
+            Part part = null;
+            RuntimeException failure = null;
+            try {
+                part = writePart(step);
+            } catch (final RuntimeException e) {
+                failure = e;
+            }
+            report(finish(step, part, failure));
         }
         return new SaveTicket(step, waitNs, System.nanoTime() - beganNs, executor != null);
     }
@@ -200,7 +245,7 @@ public final class CheckpointWriter implements AutoCloseable {
      */
     public List<SaveResult> pollCompleted() {
         ensureOpen();
-        if (inFlight != null && inFlight.isDone()) {
+        if (shard == null && inFlight != null && inFlight.isDone()) {
             report(finishInFlight());
         }
         if (unreported.isEmpty()) {
@@ -221,6 +266,15 @@ public final class CheckpointWriter implements AutoCloseable {
         ensureOpen();
         report(finishInFlight());
         return pollCompleted();
+    }
+
+    /**
+     * Finishes the save in flight now: waits (bounded) for this rank's part, then (sharded) meets the other ranks and
+     * lets rank 0 commit. A sharded job's trainer calls it on every rank at the same step, for example the step after
+     * a save, so that the checkpoint commits without waiting for the next save. Returns what {@link #awaitIdle} does.
+     */
+    public List<SaveResult> commitPending() {
+        return awaitIdle();
     }
 
     private void report(final SaveResult result) {
@@ -259,31 +313,148 @@ public final class CheckpointWriter implements AutoCloseable {
         }
     }
 
-    /** Waits for the save in flight; returns its result, or null when there was none. */
+    /** Waits for the save in flight and finishes it; returns its result, or null when there was none. */
     private SaveResult finishInFlight() {
         if (inFlight == null) {
             return null;
         }
-        final Future<SaveResult> future = inFlight;
+        final Future<Part> future = inFlight;
+        Part part = null;
+        RuntimeException failure = null;
         try {
-            final SaveResult result = future.get(config.saveTimeoutNs(), TimeUnit.NANOSECONDS);
+            part = future.get(config.saveTimeoutNs(), TimeUnit.NANOSECONDS);
             inFlight = null;
-            return result;
         } catch (final TimeoutException e) {
-            throw new CheckpointException(config.directory(), null, null, "the save of step " + inFlightStep
+            failure = new CheckpointException(config.directory(), null, null, "the save of step " + inFlightStep
                 + " is still running after " + TimeUnit.NANOSECONDS.toMillis(config.saveTimeoutNs()) + " ms",
                 "the disk or file system may be hung; check it (raise saveTimeoutNs if saves are this slow)", e);
+            if (shard == null) {
+                throw (CheckpointException) failure;
+            }
         } catch (final InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new CheckpointException(config.directory(), null, null, "interrupted while waiting for the save "
                 + "of step " + inFlightStep, "", e);
         } catch (final ExecutionException e) {
             inFlight = null;
-            if (e.getCause() instanceof CheckpointException ce) {
-                throw ce;
+            failure = e.getCause() instanceof CheckpointException ce ? ce : new CheckpointException(config.directory(),
+                null, null, "the save of step " + inFlightStep + " failed: " + e.getCause(),
+                "the previous checkpoint is intact", e.getCause());
+        }
+        return finish(inFlightStep, part, failure);
+    }
+
+    /**
+     * This rank's part of a save, written and synced (for one process: the whole temporary directory), and the result
+     * once committed.
+     */
+    private record Part(Path tmp, long bytes, long checksumNs, long writeNs, long syncNs, SaveResult result) {
+    }
+
+    private Part committed(final long step, final Part part) {
+        return new Part(part.tmp(), part.bytes(), part.checksumNs(), part.writeNs(), part.syncNs(),
+            commitDirectory(step, part, 0));
+    }
+
+    /**
+     * Completes a save whose part is written ({@code part}) or failed ({@code failure}): one process commits at once;
+     * a sharded job first meets at the barrier, then rank 0 writes the metadata and commits, and a second exchange
+     * tells every rank whether the commit happened.
+     */
+    private SaveResult finish(final long step, final Part part, final RuntimeException failure) {
+        if (shard == null) {
+            if (failure != null) {
+                throw failure;
             }
-            throw new CheckpointException(config.directory(), null, null, "the save of step " + inFlightStep
-                + " failed: " + e.getCause(), "the previous checkpoint is intact", e.getCause());
+            return part.result() != null ? part.result() : commitDirectory(step, part, 0);
+        }
+        final long[] written = exchange(step, "after writing the parts", part != null ? 1 : 0);
+        final int failedRank = firstZero(written);
+        if (failedRank >= 0) {
+            if (shard.rank() == 0) {
+                deleteQuietly(config.directory().resolve(CheckpointFormat.temporaryName(step, ownerPid)));
+            }
+            if (failure != null) {
+                throw failure;
+            }
+            throw new CheckpointException(config.directory(), null, null, "the save of step " + step + " failed on "
+                + "rank " + failedRank + " (its log says why), so rank 0 did not commit it",
+                "the previous checkpoint is intact");
+        }
+        SaveResult result = null;
+        RuntimeException commitFailure = null;
+        if (shard.rank() == 0) {
+            try {
+                final long metadataBytes = writeMetadata(step, part.tmp());
+                result = commitDirectory(step, part, metadataBytes);
+            } catch (final RuntimeException e) {
+                commitFailure = e;
+            }
+        }
+        final long committed = exchange(step, "after rank 0's commit", commitFailure == null ? 1 : 0)[0];
+        if (commitFailure != null) {
+            throw commitFailure;
+        }
+        if (committed == 0) {
+            throw new CheckpointException(config.directory(), null, null, "rank 0 could not commit the save of step "
+                + step + " (its log says why)", "the previous checkpoint is intact");
+        }
+        return result != null ? result : new SaveResult(step, store.directoryOf(step), part.bytes(),
+            part.checksumNs(), part.writeNs(), part.syncNs(), 0, List.of());
+    }
+
+    private long[] exchange(final long step, final String when, final long value) {
+        try {
+            return shard.allGather(value);
+        } catch (final RuntimeException e) {
+            throw new CheckpointException(config.directory(), null, null, "rank " + shard.rank() + " could not meet "
+                + "the other ranks " + when + " of step " + step + ": " + e, "the previous checkpoint is intact", e);
+        }
+    }
+
+    private static int firstZero(final long[] values) {
+        for (int i = 0; i < values.length; i++) {
+            if (values[i] == 0) {
+                return i;
+            }
+        }
+        return -1;
+    }
+
+    /**
+     * Rank 0, once every part is synced: indexes the tensors of every part (each must be written by exactly one rank)
+     * and writes {@code metadata.txt}, synced, into the temporary directory. Returns its size.
+     */
+    private long writeMetadata(final long step, final Path tmp) {
+        try {
+            faults.at(SaveStage.BEFORE_METADATA, step, tmp);
+            final Map<String, Integer> tensors = new java.util.TreeMap<>();
+            for (int rank = 0; rank < shard.worldSize(); rank++) {
+                try (CheckpointReader part = CheckpointReader.open(tmp.resolve(CheckpointFormat.shardName(rank)))) {
+                    for (final CheckpointFile file : CheckpointFile.values()) {
+                        for (final TensorSpec t : part.tensors(file)) {
+                            final Integer other = tensors.put(file.fileName() + " " + t.name(), rank);
+                            if (other != null) {
+                                throw new IllegalStateException("tensor '" + t.name() + "' of " + file.fileName()
+                                    + " was written by ranks " + other + " and " + rank + "; put every replicated "
+                                    + "tensor in one rank's layout only");
+                            }
+                        }
+                    }
+                }
+            }
+            final ShardedMetadata metadata = new ShardedMetadata(CheckpointFormat.SHARDED_VERSION, step,
+                shard.worldSize(), new java.util.TreeMap<>(shard.properties()), tensors);
+            final byte[] text = metadata.toText().getBytes(java.nio.charset.StandardCharsets.UTF_8);
+            final Path file = tmp.resolve(CheckpointFormat.SHARDED_METADATA);
+            Files.write(file, text);
+            DurableFiles.fsyncFile(file);
+            DurableFiles.fsyncDirectory(tmp);
+            return text.length;
+        } catch (final IOException | RuntimeException e) {
+            deleteQuietly(tmp);
+            throw new CheckpointException(config.directory(), null, null, "the save of step " + step + " failed while "
+                + "writing " + CheckpointFormat.SHARDED_METADATA + ": " + e, "the previous checkpoint is intact", e);
         }
     }
 
@@ -305,14 +476,15 @@ public final class CheckpointWriter implements AutoCloseable {
         return attrs;
     }
 
-    /** The whole save of the staged data, following the commit protocol in the class comment. */
-    private SaveResult write(final long step) {
+    /**
+     * Checksums and writes the staged data into this rank's part and syncs it: for one process the temporary directory
+     * {@code step-N.tmp-<pid>} itself, for a sharded job its {@code rank-NNNNN/} inside the shared one.
+     */
+    private Part writePart(final long step) {
         final Path directory = config.directory();
-        final Path tmp = directory.resolve(CheckpointFormat.temporaryName(step, pid));
+        final Path tmp = directory.resolve(CheckpointFormat.temporaryName(step, ownerPid));
+        final Path partDir = shard == null ? tmp : tmp.resolve(CheckpointFormat.shardName(shard.rank()));
         String stage = "computing checksums";
-        boolean committed = false;
-        Path target = null;
-        Path replaced = null;
         try {
             final long t0 = System.nanoTime();
             for (int i = 0; i < crc32.length; i++) {
@@ -320,41 +492,65 @@ public final class CheckpointWriter implements AutoCloseable {
             }
             final long t1 = System.nanoTime();
 
-            stage = "writing " + tmp;
-            DurableFiles.deleteRecursively(tmp);
-            Files.createDirectories(tmp);
+            stage = "writing " + partDir;
+            DurableFiles.deleteRecursively(partDir);
+            Files.createDirectories(partDir);
             final Map<String, Long> sizes = new LinkedHashMap<>();
             final List<Path> written = new ArrayList<>();
             for (final CheckpointFile file : CheckpointFile.values()) {
-                final Path path = tmp.resolve(file.fileName());
+                final Path path = partDir.resolve(file.fileName());
                 JhdfFileWriter.write(path, file, staging, crc32, rootAttributes(file, step), coalesceBuffer);
                 sizes.put(file.fileName(), Files.size(path));
                 written.add(path);
                 faults.at(SaveStage.FILE_WRITTEN, step, path);
             }
             final Manifest manifest = new Manifest(CheckpointFormat.VERSION, step, sizes);
-            final long manifestBytes = manifest.write(tmp);
-            final Path manifestPath = tmp.resolve(CheckpointFormat.MANIFEST);
+            final long manifestBytes = manifest.write(partDir);
+            final Path manifestPath = partDir.resolve(CheckpointFormat.MANIFEST);
             written.add(manifestPath);
             faults.at(SaveStage.FILE_WRITTEN, step, manifestPath);
             final long t2 = System.nanoTime();
 
-            stage = "syncing " + tmp;
-            faults.at(SaveStage.BEFORE_FSYNC, step, tmp);
+            stage = "syncing " + partDir;
+            faults.at(SaveStage.BEFORE_FSYNC, step, partDir);
             for (final Path path : written) {
                 DurableFiles.fsyncFile(path);
             }
-            DurableFiles.fsyncDirectory(tmp);
+            DurableFiles.fsyncDirectory(partDir);
+            if (partDir != tmp) {
+                DurableFiles.fsyncDirectory(tmp);
+            }
             final long t3 = System.nanoTime();
+            final long bytes = sizes.values().stream().mapToLong(Long::longValue).sum() + manifestBytes;
+            return new Part(tmp, bytes, t1 - t0, t2 - t1, t3 - t2, null);
+        } catch (final IOException | RuntimeException e) {
+            deleteQuietly(partDir);
+            throw new CheckpointException(directory, null, null,
+                "the save of step " + step + " failed while " + stage + ": " + e,
+                "the previous checkpoint is intact; check free disk space and permissions", e);
+        }
+    }
 
-            stage = "renaming " + tmp + " into place";
+    /**
+     * Renames the complete temporary directory to {@code step-N} (the commit), then updates {@code latest} and applies
+     * retention: one process, or rank 0 of a sharded job once the metadata is written.
+     */
+    private SaveResult commitDirectory(final long step, final Part part, final long metadataBytes) {
+        final Path directory = config.directory();
+        final Path tmp = part.tmp();
+        String stage = "renaming " + tmp + " into place";
+        boolean committed = false;
+        Path target = null;
+        Path replaced = null;
+        try {
+            final long t3 = System.nanoTime();
             faults.at(SaveStage.BEFORE_RENAME, step, tmp);
             target = store.directoryOf(step);
             if (Files.exists(target)) {
                 // A second save of the same step (a resumed run passing it again) replaces the first. A directory
                 // cannot be renamed over a non-empty one, so the old one is moved aside first; until the new one is in
                 // place the moved copy is step N's checkpoint (resolution reads it, the next writer moves it back).
-                replaced = directory.resolve(CheckpointFormat.replacedName(step, pid));
+                replaced = directory.resolve(CheckpointFormat.replacedName(step, ownerPid));
                 DurableFiles.deleteRecursively(replaced);
                 Files.move(target, replaced, StandardCopyOption.ATOMIC_MOVE);
                 faults.at(SaveStage.REPLACING, step, replaced);
@@ -369,14 +565,14 @@ public final class CheckpointWriter implements AutoCloseable {
 
             stage = "updating " + CheckpointFormat.LATEST;
             faults.at(SaveStage.BEFORE_LATEST, step, target);
-            store.writeLatest(step, pid);
+            store.writeLatest(step, ownerPid);
 
             stage = "removing checkpoints beyond keep-last " + config.keepLast();
             faults.at(SaveStage.BEFORE_RETENTION, step, directory);
-            final List<Path> removed = store.applyRetention(step, config.keepLast(), pid);
+            final List<Path> removed = store.applyRetention(step, config.keepLast(), ownerPid);
             final long t4 = System.nanoTime();
-            final long bytes = sizes.values().stream().mapToLong(Long::longValue).sum() + manifestBytes;
-            return new SaveResult(step, target, bytes, t1 - t0, t2 - t1, t3 - t2, t4 - t3, removed);
+            return new SaveResult(step, target, part.bytes() + metadataBytes, part.checksumNs(), part.writeNs(),
+                part.syncNs(), t4 - t3, removed);
         } catch (final IOException | RuntimeException e) {
             if (!committed) {
                 deleteQuietly(tmp);
@@ -424,6 +620,14 @@ public final class CheckpointWriter implements AutoCloseable {
         /** The step being saved. */
         public long step() {
             return step;
+        }
+
+        /**
+         * Whether the writer's layout has this tensor: a rank of a sharded job puts only the tensors of its own
+         * layout.
+         */
+        public boolean holds(final CheckpointFile file, final String name) {
+            return layout.indexOf(file, name) >= 0;
         }
 
         /** Copies a float32 tensor from {@code src[offset, offset + elements)} (row-major). */

@@ -9,6 +9,11 @@ public enum SaveStage {
     FILE_WRITTEN,
     /** All files are written; next they and the temporary directory are fsynced ({@code path}: the directory). */
     BEFORE_FSYNC,
+    /**
+     * Sharded saves only, on rank 0: every rank has written and synced its part; next rank 0 writes the global
+     * {@code metadata.txt} ({@code path}: the temporary directory).
+     */
+    BEFORE_METADATA,
     /** Everything is durable; next the temporary directory is renamed to {@code step-N} ({@code path}: the temp dir). */
     BEFORE_RENAME,
     /**

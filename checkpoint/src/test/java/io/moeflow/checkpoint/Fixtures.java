@@ -62,19 +62,52 @@ final class Fixtures {
             }
         }
         int offset = 0;
+        final String[] prefixes = {"", "optimizer/exp_avg/", "optimizer/exp_avg_sq/"};
         for (int i = 0; i < PARAM_NAMES.length; i++) {
-            s.float32(MODEL, PARAM_NAMES[i], slabs[0], offset);
-            s.float32(STATE, "optimizer/exp_avg/" + PARAM_NAMES[i], slabs[1], offset);
-            s.float32(STATE, "optimizer/exp_avg_sq/" + PARAM_NAMES[i], slabs[2], offset);
+            for (int k = 0; k < 3; k++) {
+                if (s.holds(k == 0 ? MODEL : STATE, prefixes[k] + PARAM_NAMES[i])) {
+                    s.float32(k == 0 ? MODEL : STATE, prefixes[k] + PARAM_NAMES[i], slabs[k], offset);
+                }
+            }
             offset += (int) java.util.Arrays.stream(PARAM_SHAPES[i]).reduce(1, (a, c) -> a * c);
         }
-        s.int64(STATE, "step", step)
-            .float64(STATE, "schedule/lr", 1e-3 / (step + 1))
-            .int32(STATE, "curriculum/stage", (int) (step % 7))
-            .float32(STATE, "loss_scale", 0.5f)
-            .int64(STATE, "rng/data", new long[] {step, Long.MIN_VALUE, Long.MAX_VALUE, -step}, 0)
-            .float64(STATE, "moe/bias", new double[] {0, -0.0, Double.MIN_VALUE, step, Double.NaN, 1e300}, 0)
-            .int32(STATE, "counters", new int[] {1, 2, 3, 4, 5, 6, 7, (int) step}, 0);
+        // A rank of a sharded save puts only what its layout holds (all of it for one process).
+        if (s.holds(STATE, "step")) {
+            s.int64(STATE, "step", step);
+        }
+        if (s.holds(STATE, "schedule/lr")) {
+            s.float64(STATE, "schedule/lr", 1e-3 / (step + 1));
+        }
+        if (s.holds(STATE, "curriculum/stage")) {
+            s.int32(STATE, "curriculum/stage", (int) (step % 7));
+        }
+        if (s.holds(STATE, "loss_scale")) {
+            s.float32(STATE, "loss_scale", 0.5f);
+        }
+        if (s.holds(STATE, "rng/data")) {
+            s.int64(STATE, "rng/data", new long[] {step, Long.MIN_VALUE, Long.MAX_VALUE, -step}, 0);
+        }
+        if (s.holds(STATE, "moe/bias")) {
+            s.float64(STATE, "moe/bias", new double[] {0, -0.0, Double.MIN_VALUE, step, Double.NaN, 1e300}, 0);
+        }
+        if (s.holds(STATE, "counters")) {
+            s.int32(STATE, "counters", new int[] {1, 2, 3, 4, 5, 6, 7, (int) step}, 0);
+        }
+    }
+
+    /**
+     * Rank {@code rank}'s share of the fixture layout in a job of {@code worldSize}: every tensor written by exactly
+     * one rank (round robin), plus a per-rank tensor under {@code ranks/<k>/}.
+     */
+    static CheckpointLayout partLayout(final int rank, final int worldSize) {
+        final CheckpointLayout.Builder b = CheckpointLayout.builder();
+        final java.util.List<TensorSpec> all = layout().tensors();
+        for (int i = 0; i < all.size(); i++) {
+            if (i % worldSize == rank) {
+                b.add(all.get(i));
+            }
+        }
+        return b.int64(STATE, CheckpointFormat.RANK_STATE_PREFIX + rank + "/pid").build();
     }
 
     /** Saves the fixture at {@code step} with {@code writer} and returns the ticket. */

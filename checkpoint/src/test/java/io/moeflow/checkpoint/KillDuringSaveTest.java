@@ -107,7 +107,8 @@ class KillDuringSaveTest {
     }
 
     @ParameterizedTest
-    @EnumSource(value = SaveStage.class, mode = EnumSource.Mode.EXCLUDE, names = "REPLACING")
+    @EnumSource(value = SaveStage.class, mode = EnumSource.Mode.EXCLUDE,
+        names = {"REPLACING", "BEFORE_METADATA"})
     void shouldResumeFromTheLastCommittedCheckpointAfterAKillAtEachStage(final SaveStage stage) throws Exception {
         final long childPid;
         try (Child child = new Child(dir.toString(), stage.name())) {
