@@ -167,6 +167,22 @@ class ShardedCheckpointResumeTest {
     }
 
     @Test
+    void shouldMoveExpertsAndTheirMomentsToTheirNewOwnersFromFourRanksWithEp4ToTwoWithEp2ToOneProcess()
+        throws Exception {
+        reshardThrough(new int[][] {{4, 4}, {2, 2}});
+        try (CheckpointReader ep4 = CheckpointReader.open(dir.resolve("w4-ep4/step-00000006"));
+             CheckpointReader ep2 = CheckpointReader.open(dir.resolve("w2-ep2/step-00000006"))) {
+            assertEquals("0:0 1:1 2:2 3:3", ep4.shardedMetadata().orElseThrow().properties().get("expert_owners"));
+            assertEquals("0:0 1:0 2:1 3:1", ep2.shardedMetadata().orElseThrow().properties().get("expert_owners"));
+            // Expert 2's moments were written by rank 2 of EP=4; rank 1 of EP=2, its owner now, read and rewrote them.
+            assertEquals(2, ep4.shardedMetadata().orElseThrow().tensors()
+                .get("state.h5 optimizer/exp_avg_sq/blocks.0.moe.experts.2.w2.bias"));
+            assertEquals(1, ep2.shardedMetadata().orElseThrow().tensors()
+                .get("state.h5 optimizer/exp_avg_sq/blocks.0.moe.experts.2.w2.bias"));
+        }
+    }
+
+    @Test
     void shouldContinueADataParallelJobInOneProcessFromItsShardedCheckpoint() throws Exception {
         // Two data-parallel ranks train 6 steps and save; the reference job trains 12 without stopping.
         final List<State> atSix = RankThreads.run(2, 120, (rank, world) -> {
