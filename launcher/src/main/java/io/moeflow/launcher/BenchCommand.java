@@ -10,7 +10,7 @@ import picocli.CommandLine.Command;
     name = "bench",
     mixinStandardHelpOptions = true,
     description = "Run a benchmark (figures are printed next to a baseline measured in the same run).",
-    subcommands = {BenchTrainCommand.class, BenchCheckpointCommand.class, BenchTransportCommand.class})
+    subcommands = {BenchTrainCommand.class, BenchCheckpointCommand.class, BenchTransportCommand.class, BenchScalingCommand.class})
 public final class BenchCommand implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;

@@ -143,6 +143,11 @@ public final class LaunchCommand implements Callable<Integer> {
             return fail("--batch-size " + train.batchSize + " with --nproc-per-node " + nprocPerNode + ": the global batch must split "
                 + "evenly over the ranks; give a multiple of " + nprocPerNode);
         }
+        try {
+            train.parallel.toConfig(nprocPerNode, 0).checkFits(train.model.toConfig().experts(), train.batchSize);
+        } catch (final IllegalArgumentException e) {
+            return fail("train options: " + e.getMessage());
+        }
 
         final String runName = train.runName != null ? train.runName
             : "run-" + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss"));

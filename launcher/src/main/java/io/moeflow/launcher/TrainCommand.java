@@ -41,6 +41,7 @@ import io.moeflow.trainer.TrainingState;
 import io.moeflow.trainer.kernels.Kernels;
 import io.moeflow.trainer.model.ModelConfig;
 import io.moeflow.trainer.parallel.ParallelConfig;
+import io.moeflow.transport.TransportCounters;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
@@ -142,6 +143,9 @@ public final class TrainCommand implements Callable<Integer> {
     @Mixin
     DataOptions data;
 
+    @Mixin
+    ParallelOptions parallel;
+
     @Spec
     CommandSpec spec;
 
@@ -166,7 +170,16 @@ public final class TrainCommand implements Callable<Integer> {
 
     /** This process's place in the job: one process, or a rank of a launched job (data parallel). */
     private ParallelConfig parallelConfig() {
-        return session == null ? ParallelConfig.SINGLE : ParallelConfig.dataParallel(session.worldSize(), session.rank());
+        if (session == null) {
+            parallel.checkSingleProcess();
+            return ParallelConfig.SINGLE;
+        }
+        return parallel.toConfig(session.worldSize(), session.rank());
+    }
+
+    /** True unless experts are spread over ranks: then no single rank holds the whole state. */
+    private boolean stateReplicated() {
+        return session == null || parallel.expertParallel == 1;
     }
 
     /** Rank 0 of a job, or a one-process run: the process that writes the run directory's files. */
@@ -207,7 +220,8 @@ public final class TrainCommand implements Callable<Integer> {
             out.print(ResolvedOptions.format(resolved));
             out.println(describe(modelConfig, trainerConfig, curriculumConfig, all, data.skipped, training, heldOut));
             // Data parallel: every rank holds the whole state, so rank 0's checkpoint is the job's.
-            try (CheckpointWriter checkpoints = writesRunFiles() ? checkpointWriter(runDir, trainer, configText, faults) : null) {
+            try (CheckpointWriter checkpoints = writesRunFiles() && stateReplicated()
+                ? checkpointWriter(runDir, trainer, configText, faults) : null) {
                 return train(trainer, checkpoints, runDir, configText, heldOut, startNs, out);
             }
         }
@@ -220,7 +234,12 @@ public final class TrainCommand implements Callable<Integer> {
         // Written once the options are known to work with the run's checkpoint: a refused resume changes nothing.
         if (writesRunFiles()) {
             ResolvedOptions.write(configText, runDir.resolve("config.properties"));
+        }
+        if (checkpoints != null) {
             trainer.saveCheckpointsTo(checkpoints, saveEvery);
+        } else if (writesRunFiles()) {
+            out.println("warning: --expert-parallel " + parallel.expertParallel + ": each rank holds only its experts, and "
+                + "rank 0's checkpoint alone would lose the others'; until checkpoints are sharded this run saves none");
         }
         if (evalEvery > 0) {
             trainer.evaluateEvery(heldOut, evalEvery, TrainDefaults.EVAL_LOSS_SAMPLES);
@@ -248,6 +267,12 @@ public final class TrainCommand implements Callable<Integer> {
             });
         }
         out.println(summary.describe((System.nanoTime() - startNs) / 1e9));
+        if (session != null) {
+            final TransportCounters c = session.communicator().counters();
+            final long stepsRun = Math.max(1, trainer.completedSteps() - summary.firstStep);
+            out.printf("transport: rank %d sent %,d bytes in %,d frames and received %,d bytes; %,d bytes sent per step%n",
+                session.rank(), c.bytesSent(), c.framesSent(), c.bytesReceived(), c.bytesSent() / stepsRun);
+        }
         final List<SaveResult> saved = trainer.savedCheckpoints();
         if (!saved.isEmpty()) {
             final SaveResult last = saved.get(saved.size() - 1);
@@ -344,6 +369,10 @@ public final class TrainCommand implements Callable<Integer> {
     private void resumeIfAsked(final Path runDir, final Trainer trainer, final PrintStream out) {
         if (resume == null) {
             return;
+        }
+        if (!stateReplicated()) {
+            throw new IllegalArgumentException("--resume with --expert-parallel " + parallel.expertParallel + ": runs that spread "
+                + "experts over ranks save no checkpoints yet (sharded checkpoints are not built); use --expert-parallel 1");
         }
         final CheckpointStore store = new CheckpointStore(runDir.resolve("checkpoints"));
         // One read of every tensor, checksums checked as it goes; auto falls back past a damaged checkpoint.
