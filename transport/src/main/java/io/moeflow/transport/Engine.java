@@ -54,6 +54,8 @@ final class Engine implements AutoCloseable {
     private volatile boolean closed;
     private volatile PeerFailureException failure;
     private int rotation;
+    /** The frame reader and writer all lanes share. */
+    private final FrameIo io;
     private long nextSweepNs;
 
     /** One ordered lane: its queue and the executor of its head operation. */
@@ -83,7 +85,7 @@ final class Engine implements AutoCloseable {
             throw new IllegalArgumentException(transport.describe() + " has " + laneCount
                 + " lanes: the engine needs a control lane and at least one data lane");
         }
-        final FrameIo io = new FrameIo(transport);
+        io = new FrameIo(transport);
         lanes = new Lane[laneCount];
         for (int lane = 1; lane < laneCount; lane++) {
             lanes[lane] = new Lane(lane, new ScheduleExecutor(rank, size, config, io, lane));
@@ -109,6 +111,11 @@ final class Engine implements AutoCloseable {
 
     CommunicatorConfig config() {
         return config;
+    }
+
+    /** Registers a group of this process, before any member can send in it (see {@link FrameIo#registerGroup}). */
+    void registerGroup(final int groupId) {
+        io.registerGroup(groupId);
     }
 
     /** The request object that blocking calls fill (no allocation per call). */

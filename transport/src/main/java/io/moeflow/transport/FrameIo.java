@@ -3,6 +3,7 @@ package io.moeflow.transport;
 import org.agrona.DirectBuffer;
 import org.agrona.MutableDirectBuffer;
 import org.agrona.UnsafeApi;
+import org.agrona.collections.IntHashSet;
 
 import io.moeflow.transport.fp8.Fp8Codec;
 import io.moeflow.transport.fp8.Fp8Format;
@@ -48,9 +49,25 @@ final class FrameIo {
     private final float[] sumAccumulator = new float[SUM_CHUNK];
     private final float[] sumAddend = new float[SUM_CHUNK];
 
+    /**
+     * A frame of the current group more than this many operations ahead of this rank is garbage: a
+     * peer's streams are in order, so the first frame of a peer that moved on is of its next
+     * operation with this rank, never one a thousand operations later.
+     */
+    static final int MAX_OPERATIONS_AHEAD = 1024;
+    /** Largest reduce op byte ({@code values()} copies its array: not on the hot path). */
+    private static final int MAX_REDUCE_OP_CODE = ReduceOp.values().length;
+
+    /** Groups this process belongs to (registered before their first frame can arrive); others' frames are garbage. */
+    private final IntHashSet knownGroups = new IntHashSet();
+    /** Steps of the longest schedule: a frame of a later step is garbage. */
+    private final int maxSteps;
+
     FrameIo(final Transport transport) {
         this.transport = transport;
         this.counters = transport.counters();
+        this.maxSteps = ScheduleExecutor.maxSteps(transport.size());
+        registerGroup(0); // the job-wide group
         final int payload = transport.maxFrameLength() - Wire.HEADER_LENGTH;
         if (payload < 4 * Fp8Codec.BLOCK_LENGTH) {
             throw new IllegalArgumentException("maxFrameLength=" + transport.maxFrameLength() + " of " + transport.describe()
@@ -213,6 +230,24 @@ final class FrameIo {
         return transport.poll(peer, in.lane, in, frameLimit);
     }
 
+    /**
+     * Registers a group of this process, so its frames are kept when they arrive early rather than
+     * dropped as garbage. Call before any member can send in it (a split registers the child before
+     * its all-gather: a peer can only use the child after that all-gather).
+     */
+    void registerGroup(final int groupId) {
+        synchronized (knownGroups) {
+            knownGroups.add(groupId);
+            knownGroups.add(Group.childId(groupId, -1, 0)); // its urgent view, which any member may open at any time
+        }
+    }
+
+    private boolean isKnownGroup(final int groupId) {
+        synchronized (knownGroups) {
+            return knownGroups.contains(groupId);
+        }
+    }
+
     Incoming newIncoming() {
         return new Incoming();
     }
@@ -225,6 +260,9 @@ final class FrameIo {
      *       already received: dropped, counted as unexpected (stale);</li>
      *   <li>of this operation but disagreeing on the op, reduce op, count or codec: the operation
      *       fails with a {@link #mismatch} that names the field;</li>
+     *   <li>impossible for any operation (unknown op, codec or reduce op byte, a step past the
+     *       longest schedule), more than {@link #MAX_OPERATIONS_AHEAD} operations ahead, or of a group
+     *       this process is not in: dropped, counted as malformed or unexpected (garbage);</li>
      *   <li>of a later operation or step, or of another group or sequence space: kept in the stream
      *       (it may be a fast peer's next operation) and reported in {@link #blocked}. Streams are in
      *       order and each process runs one operation at a time, so a peer whose frames of a later
@@ -278,11 +316,29 @@ final class FrameIo {
             final int frameGroup = buffer.getInt(offset + Wire.OFFSET_GROUP);
             final int frameSequence = buffer.getInt(offset + Wire.OFFSET_SEQUENCE);
             final int frameStep = buffer.getInt(offset + Wire.OFFSET_STEP);
+            final int frameCodecByte = buffer.getByte(offset + Wire.OFFSET_CODEC) & 0xFF;
+            final int frameReduceOpByte = buffer.getByte(offset + Wire.OFFSET_REDUCE_OP) & 0xFF;
+            final int elementOffset = buffer.getInt(offset + Wire.OFFSET_ELEMENT_OFFSET);
+            final int frameBlockElements = buffer.getInt(offset + Wire.OFFSET_BLOCK_ELEMENTS);
+            final int n = buffer.getInt(offset + Wire.OFFSET_FRAME_ELEMENTS);
+            final int payloadLength = length - Wire.HEADER_LENGTH;
+            final boolean frameFp8 = frameCodecByte != Wire.CODEC_RAW32;
+            if (frameOp < Request.ALL_REDUCE || frameOp > Request.P2P || frameStep < 0 || frameStep >= maxSteps
+                || frameCodecByte > Wire.CODEC_FP8_E5M2 || frameReduceOpByte > MAX_REDUCE_OP_CODE
+                || n < 0 || elementOffset < 0 || frameBlockElements < 0 || n > frameBlockElements - elementOffset
+                || payloadLength != (frameFp8 ? Fp8Codec.encodedLength(n) : 4 * n)) {
+                counters.onMalformedFrame(); // inconsistent in itself, or no operation of any rank has such a frame
+                return FrameAction.CONTINUE;
+            }
             // sequence numbers compare only within one sequence space: a group's collectives, or its
             // point-to-point messages from this peer
             final boolean sameSpace = frameGroup == group && (frameOp == Request.P2P) == (op == Request.P2P);
             if (sameSpace && (frameSequence - sequence < 0 || frameSequence == sequence && frameOp == op && frameStep < step)) {
                 counters.onUnexpectedFrame(); // from an earlier operation or step: stale
+                return FrameAction.CONTINUE;
+            }
+            if (sameSpace && frameSequence - sequence > MAX_OPERATIONS_AHEAD || frameGroup != group && !isKnownGroup(frameGroup)) {
+                counters.onUnexpectedFrame(); // too far ahead, or of a group this process is not in: garbage
                 return FrameAction.CONTINUE;
             }
             if (sameSpace && frameSequence == sequence && frameOp != op) {
@@ -298,11 +354,8 @@ final class FrameIo {
                 blockedByOp = frameOp;
                 return FrameAction.ABORT;
             }
-            final int elementOffset = buffer.getInt(offset + Wire.OFFSET_ELEMENT_OFFSET);
-            final int frameBlockElements = buffer.getInt(offset + Wire.OFFSET_BLOCK_ELEMENTS);
-            final int frameCodec = buffer.getByte(offset + Wire.OFFSET_CODEC) & 0xFF;
-            final int frameReduceOp = buffer.getByte(offset + Wire.OFFSET_REDUCE_OP) & 0xFF;
-            final int n = buffer.getInt(offset + Wire.OFFSET_FRAME_ELEMENTS);
+            final int frameCodec = frameCodecByte;
+            final int frameReduceOp = frameReduceOpByte;
             if (frameBlockElements != blockElements) {
                 mismatch = "the peer sends " + frameBlockElements + " values where this rank expects " + blockElements
                     + ": do all ranks pass the same count (and matching send/receive counts)?";
@@ -318,13 +371,7 @@ final class FrameIo {
                     + ": do all ranks pass the same compression?";
                 return FrameAction.ABORT;
             }
-            final int payloadLength = length - Wire.HEADER_LENGTH;
-            final boolean fp8 = codec != Wire.CODEC_RAW32;
-            if (n < 0 || elementOffset < 0 || n > blockElements - elementOffset
-                || payloadLength != (fp8 ? Fp8Codec.encodedLength(n) : 4 * n)) {
-                counters.onMalformedFrame();
-                return FrameAction.CONTINUE;
-            }
+            final boolean fp8 = frameFp8; // the same codec and count as this rank's: lengths checked above
             if (elementOffset != cursor) {
                 counters.onUnexpectedFrame(); // a duplicate or a gap: a legitimate stream has neither
                 return FrameAction.CONTINUE;

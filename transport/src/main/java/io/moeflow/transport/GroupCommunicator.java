@@ -42,6 +42,8 @@ final class GroupCommunicator implements Communicator {
         final int[] pairs = new int[2 * p];
         pairs[2 * group.me] = color;
         pairs[2 * group.me + 1] = key;
+        // the child's id depends only on this rank's color: register it before a faster member can use it
+        engine.registerGroup(Group.childId(group.id, group.splits, color));
         allGather(pairs, 0, 2);
         final List<int[]> members = new ArrayList<>();
         for (int r = 0; r < p; r++) {

@@ -65,7 +65,7 @@ final class ScheduleExecutor {
         this.in = io.newIncoming();
         this.out.lane = lane;
         this.in.lane = lane;
-        capacity = 2 * jobSize + 64;
+        capacity = maxSteps(jobSize);
         stepId = new int[capacity];
         sendPeer = new int[capacity];
         sendStart = new int[capacity];
@@ -77,6 +77,11 @@ final class ScheduleExecutor {
         recvLength = new int[capacity];
         recvMode = new int[capacity];
         sameRegion = new boolean[capacity];
+    }
+
+    /** Steps of the longest schedule of a job of {@code jobSize} ranks (frames of later steps are garbage). */
+    static int maxSteps(final int jobSize) {
+        return 2 * jobSize + 64;
     }
 
     /** Plans the schedule of {@code r} and resets progress. */
