@@ -201,7 +201,8 @@ public final class AeronTransport implements Transport {
             ? new FrameAuthenticationFilter(counters, config.mtuBytes() - DataHeaderFlyweight.HEADER_LENGTH) : null;
         try {
             if (config.launchDriver()) {
-                driver = JobMediaDriver.launch(config.aeronDirectory(), config.driverIdleMode(), filter);
+                driver = JobMediaDriver.launch(config.aeronDirectory(), config.driverIdleMode(), config.failureBoundNs(),
+                    filter);
             }
             final Throwable[] firstError = new Throwable[1];
             final AeronTransport[] holder = new AeronTransport[1];
@@ -209,6 +210,7 @@ public final class AeronTransport implements Transport {
                 aeron = Aeron.connect(new Aeron.Context()
                     .aeronDirectoryName(config.aeronDirectory())
                     .driverTimeoutMs(Math.max(1000, TimeUnit.NANOSECONDS.toMillis(config.connectTimeoutNs())))
+                    .keepAliveIntervalNs(JobMediaDriver.livenessIntervalNs(config.failureBoundNs()))
                     .errorHandler(e -> {
                         if (holder[0] != null) {
                             holder[0].onClientError(e);

@@ -33,11 +33,16 @@ import io.moeflow.transport.JobToken;
  *                         for UDP, where the wire is shared, off for IPC, whose log buffers only this
  *                         user's processes can open (the 0700 driver directory): anyone who could
  *                         forge an IPC frame could also read the token file
+ * @param failureBoundNs   when a rank dies, every other rank's current and next operation fails within
+ *                         about this long (2 s by default): the embedded driver's (UDP) liveness
+ *                         timeouts are half of it and this client heart-beats every twentieth of it.
+ *                         Over IPC the shared driver's bound counts ({@link JobMediaDriver#launch(String,
+ *                         io.moeflow.transport.IdleMode, long)}); give both the same value
  */
 public record AeronTransportConfig(int rank, int size, AeronMedia media, String aeronDirectory, boolean launchDriver,
                                    List<String> endpoints, String jobId, JobToken token, int termLengthBytes,
                                    int mtuBytes, int streamIdBase, long connectTimeoutNs, long closeTimeoutNs,
-                                   IdleMode driverIdleMode, boolean frameAuthentication) {
+                                   IdleMode driverIdleMode, boolean frameAuthentication, long failureBoundNs) {
 
     /**
      * 8 MiB terms: a 4 MiB window in flight per stream, several milliseconds of transfer even at
@@ -98,6 +103,7 @@ public record AeronTransportConfig(int rank, int size, AeronMedia media, String 
             throw new IllegalArgumentException("connectTimeoutNs=" + connectTimeoutNs + " closeTimeoutNs=" + closeTimeoutNs
                 + ": must be > 0 and >= 0");
         }
+        JobMediaDriver.checkFailureBound(failureBoundNs);
         if (driverIdleMode == null) {
             throw new IllegalArgumentException("driverIdleMode=null: give BACKOFF or SPIN");
         }
@@ -108,7 +114,8 @@ public record AeronTransportConfig(int rank, int size, AeronMedia media, String 
                                            final JobToken token) {
         return new AeronTransportConfig(rank, size, AeronMedia.IPC, aeronDirectory, false, List.of(), jobId, token,
             DEFAULT_TERM_LENGTH_BYTES, DEFAULT_IPC_MTU_BYTES, DEFAULT_STREAM_ID_BASE, DEFAULT_CONNECT_TIMEOUT_NS,
-            DEFAULT_CLOSE_TIMEOUT_NS, IdleMode.BACKOFF, false);
+            DEFAULT_CLOSE_TIMEOUT_NS, IdleMode.BACKOFF, false,
+            JobMediaDriver.DEFAULT_FAILURE_BOUND_NS);
     }
 
     /** UDP with this rank's own embedded driver in {@code aeronDirectory}. */
@@ -116,33 +123,45 @@ public record AeronTransportConfig(int rank, int size, AeronMedia media, String 
                                            final List<String> endpoints, final String jobId, final JobToken token) {
         return new AeronTransportConfig(rank, size, AeronMedia.UDP, aeronDirectory, true, endpoints, jobId, token,
             DEFAULT_TERM_LENGTH_BYTES, DEFAULT_UDP_MTU_BYTES, DEFAULT_STREAM_ID_BASE, DEFAULT_CONNECT_TIMEOUT_NS,
-            DEFAULT_CLOSE_TIMEOUT_NS, IdleMode.BACKOFF, true);
+            DEFAULT_CLOSE_TIMEOUT_NS, IdleMode.BACKOFF, true,
+            JobMediaDriver.DEFAULT_FAILURE_BOUND_NS);
     }
 
     public AeronTransportConfig withLaunchDriver(final boolean launch) {
         return new AeronTransportConfig(rank, size, media, aeronDirectory, launch, endpoints, jobId, token, termLengthBytes,
-            mtuBytes, streamIdBase, connectTimeoutNs, closeTimeoutNs, driverIdleMode, frameAuthentication);
+            mtuBytes, streamIdBase, connectTimeoutNs, closeTimeoutNs, driverIdleMode, frameAuthentication,
+            failureBoundNs);
     }
 
     public AeronTransportConfig withTermAndMtu(final int termBytes, final int mtu) {
         return new AeronTransportConfig(rank, size, media, aeronDirectory, launchDriver, endpoints, jobId, token, termBytes,
-            mtu, streamIdBase, connectTimeoutNs, closeTimeoutNs, driverIdleMode, frameAuthentication);
+            mtu, streamIdBase, connectTimeoutNs, closeTimeoutNs, driverIdleMode, frameAuthentication,
+            failureBoundNs);
     }
 
     public AeronTransportConfig withTimeouts(final long connectNs, final long closeNs) {
         return new AeronTransportConfig(rank, size, media, aeronDirectory, launchDriver, endpoints, jobId, token,
-            termLengthBytes, mtuBytes, streamIdBase, connectNs, closeNs, driverIdleMode, frameAuthentication);
+            termLengthBytes, mtuBytes, streamIdBase, connectNs, closeNs, driverIdleMode, frameAuthentication,
+            failureBoundNs);
     }
 
     public AeronTransportConfig withDriverIdleMode(final IdleMode mode) {
         return new AeronTransportConfig(rank, size, media, aeronDirectory, launchDriver, endpoints, jobId, token,
-            termLengthBytes, mtuBytes, streamIdBase, connectTimeoutNs, closeTimeoutNs, mode, frameAuthentication);
+            termLengthBytes, mtuBytes, streamIdBase, connectTimeoutNs, closeTimeoutNs, mode, frameAuthentication, failureBoundNs);
     }
 
     /** A copy with frame authentication on or off (measure its cost: {@code moeflow bench transport}). */
     public AeronTransportConfig withFrameAuthentication(final boolean on) {
         return new AeronTransportConfig(rank, size, media, aeronDirectory, launchDriver, endpoints, jobId, token,
-            termLengthBytes, mtuBytes, streamIdBase, connectTimeoutNs, closeTimeoutNs, driverIdleMode, on);
+            termLengthBytes, mtuBytes, streamIdBase, connectTimeoutNs, closeTimeoutNs, driverIdleMode, on,
+            failureBoundNs);
+    }
+
+    /** A copy with another failure bound (see the record's {@code failureBoundNs}). */
+    public AeronTransportConfig withFailureBoundNs(final long boundNs) {
+        return new AeronTransportConfig(rank, size, media, aeronDirectory, launchDriver, endpoints, jobId, token,
+            termLengthBytes, mtuBytes, streamIdBase, connectTimeoutNs, closeTimeoutNs, driverIdleMode, frameAuthentication,
+            boundNs);
     }
 
     @Override
@@ -150,6 +169,7 @@ public record AeronTransportConfig(int rank, int size, AeronMedia media, String 
         return "AeronTransportConfig[rank=" + rank + " size=" + size + " media=" + media + " aeronDirectory=" + aeronDirectory
             + " launchDriver=" + launchDriver + " endpoints=" + endpoints + " jobId=" + jobId + " termLengthBytes="
             + termLengthBytes + " mtuBytes=" + mtuBytes + " connectTimeoutNs=" + connectTimeoutNs + " closeTimeoutNs="
-            + closeTimeoutNs + " driverIdleMode=" + driverIdleMode + " frameAuthentication=" + frameAuthentication + "]";
+            + closeTimeoutNs + " driverIdleMode=" + driverIdleMode + " frameAuthentication=" + frameAuthentication
+            + " failureBoundNs=" + failureBoundNs + "]";
     }
 }

@@ -29,8 +29,11 @@ import io.moeflow.transport.IdleMode;
  * driver directory itself is then set to 0700 too.
  */
 public final class JobMediaDriver implements AutoCloseable {
-    /** 5 s: a killed peer's streams close this long after its last heartbeat (Aeron's default is 10 s). */
-    static final long CLIENT_LIVENESS_TIMEOUT_NS = TimeUnit.SECONDS.toNanos(5);
+    /**
+     * 2 s: by default every rank learns within this bound that a rank of the job died (see
+     * {@link #launch(String, IdleMode, long)}).
+     */
+    public static final long DEFAULT_FAILURE_BOUND_NS = TimeUnit.SECONDS.toNanos(2);
     /** 2 MiB socket buffers and receiver window: enough for loopback and LAN rates, under the 4 MiB OS caps seen here. */
     static final int SOCKET_BUFFER_BYTES = 2 << 20;
 
@@ -42,13 +45,43 @@ public final class JobMediaDriver implements AutoCloseable {
         this.driver = driver;
     }
 
-    /** Launches a driver in {@code aeronDirectory} (which must not be in use by a live driver). */
+    /** Launches a driver in {@code aeronDirectory} (which must not be in use by a live driver), failure bound 2 s. */
     public static JobMediaDriver launch(final String aeronDirectory, final IdleMode idleMode) {
-        return launch(aeronDirectory, idleMode, null);
+        return launch(aeronDirectory, idleMode, DEFAULT_FAILURE_BOUND_NS, null);
+    }
+
+    /**
+     * Launches a driver whose liveness timeouts are tuned to {@code failureBoundNs}: a client (worker)
+     * that stops heart-beating, a UDP image that stops receiving and a UDP publication that stops
+     * getting status messages are declared gone after half the bound (checked every twentieth), so
+     * its peers see its streams closed within about half the bound and tell the rest of the job by
+     * ABORT frames well within it. A shorter bound makes a stalled but healthy process (a long GC
+     * pause, a starved core) more likely to be declared dead.
+     */
+    public static JobMediaDriver launch(final String aeronDirectory, final IdleMode idleMode, final long failureBoundNs) {
+        return launch(aeronDirectory, idleMode, failureBoundNs, null);
+    }
+
+    /** The liveness timeout of clients, images and publications for a failure bound: half of it. */
+    static long livenessTimeoutNs(final long failureBoundNs) {
+        return failureBoundNs / 2;
+    }
+
+    /** How often drivers check liveness, and clients heart-beat, for a failure bound: a twentieth of it. */
+    static long livenessIntervalNs(final long failureBoundNs) {
+        return failureBoundNs / 20;
+    }
+
+    static void checkFailureBound(final long failureBoundNs) {
+        if (failureBoundNs < TimeUnit.MILLISECONDS.toNanos(200) || failureBoundNs > TimeUnit.MINUTES.toNanos(10)) {
+            throw new IllegalArgumentException("failureBoundNs=" + failureBoundNs + ": must be in [200 ms, 10 min]");
+        }
     }
 
     /** Launches a driver whose UDP receivers let only authenticated frames into the logs ({@code filter} may be null). */
-    static JobMediaDriver launch(final String aeronDirectory, final IdleMode idleMode, final FrameAuthenticationFilter filter) {
+    static JobMediaDriver launch(final String aeronDirectory, final IdleMode idleMode, final long failureBoundNs,
+                                 final FrameAuthenticationFilter filter) {
+        checkFailureBound(failureBoundNs);
         // SPIN: spin, then yield the core, never park (as the engine's SPIN mode); BACKOFF parks up to 0.5 ms
         makeParentPrivate(Paths.get(aeronDirectory).toAbsolutePath());
         final IdleStrategy idle = idleMode.newIdleStrategy(TimeUnit.MICROSECONDS.toNanos(500));
@@ -63,7 +96,11 @@ public final class JobMediaDriver implements AutoCloseable {
             .socketSndbufLength(SOCKET_BUFFER_BYTES)
             .socketRcvbufLength(SOCKET_BUFFER_BYTES)
             .initialWindowLength(SOCKET_BUFFER_BYTES)
-            .clientLivenessTimeoutNs(CLIENT_LIVENESS_TIMEOUT_NS)
+            .clientLivenessTimeoutNs(livenessTimeoutNs(failureBoundNs))
+            .imageLivenessTimeoutNs(livenessTimeoutNs(failureBoundNs))
+            .publicationConnectionTimeoutNs(livenessTimeoutNs(failureBoundNs))
+            .timerIntervalNs(livenessIntervalNs(failureBoundNs))
+            .publicationUnblockTimeoutNs(Math.max(TimeUnit.SECONDS.toNanos(15), 3 * livenessTimeoutNs(failureBoundNs)))
             .warnIfDirectoryExists(false)
             .errorHandler(e -> {
                 if (errors.incrementAndGet() <= 3) {

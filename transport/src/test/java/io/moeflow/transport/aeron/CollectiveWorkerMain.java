@@ -24,7 +24,8 @@ import io.moeflow.transport.TransportException;
 
 /**
  * A worker JVM for the multi-process tests (test sources only; the launcher is the production main).
- * Arguments are {@code key=value}: mode, rank, size, dir, endpoints, job, token, role, result, stop.
+ * Arguments are {@code key=value}: mode, rank, size, dir, endpoints, job, token, role, result, stop,
+ * opTimeoutS (operation timeout, default 3).
  * Exit codes: 0 done, 3 a peer failed, 4 could not connect, 1 anything else.
  */
 public final class CollectiveWorkerMain {
@@ -47,7 +48,8 @@ public final class CollectiveWorkerMain {
             : AeronTransportConfig.ipc(rank, size, a.get("dir"), a.get("job"), token);
         config = config.withTermAndMtu(1 << 20, config.mtuBytes())
             .withTimeouts(TimeUnit.SECONDS.toNanos("impostor".equals(a.get("role")) ? 3 : 30), TimeUnit.SECONDS.toNanos(3));
-        final CommunicatorConfig commConfig = CommunicatorConfig.DEFAULT.withOpTimeoutNs(TimeUnit.SECONDS.toNanos(3));
+        final CommunicatorConfig commConfig = CommunicatorConfig.DEFAULT.withOpTimeoutNs(
+            TimeUnit.SECONDS.toNanos(Long.parseLong(a.getOrDefault("opTimeoutS", "3"))));
         final Communicator c;
         try {
             c = Communicators.create(AeronTransport.connect(config), commConfig);
@@ -73,17 +75,40 @@ public final class CollectiveWorkerMain {
             }
             c.close();
         } catch (final PeerFailureException e) {
-            Files.writeString(result, "FAILED peer=" + e.peer() + " reason=" + e.reason() + " " + e.getMessage());
+            final long failedAtMs = System.currentTimeMillis();
+            // the next operation must fail at once with the same rank and reason
+            String next = "NEXT none";
+            try {
+                c.barrier();
+            } catch (final PeerFailureException later) {
+                next = "NEXT peer=" + later.peer() + " reason=" + later.reason();
+            }
+            Files.writeString(result, "FAILED peer=" + e.peer() + " reason=" + e.reason() + " atMs=" + failedAtMs + "\n" + next
+                + "\n" + e.getMessage());
             System.exit(3);
         }
         System.exit(0);
     }
 
+    /**
+     * A training-like loop until a peer fails: a bulk all-reduce in flight (async, as a gradient
+     * bucket) while a small urgent all-reduce runs, then a blocking ring all-reduce.
+     */
     private static void loopUntilFailure(final Communicator c, final Path result) throws Exception {
+        final float[] bucket = new float[100_000];
+        final float[] small = new float[4];
         final float[] buf = new float[100_000];
         for (int i = 0; ; i++) {
+            Arrays.fill(bucket, 1f);
+            final io.moeflow.transport.CollectiveHandle h = c.allReduceAsync(bucket, 0, bucket.length, ReduceOp.SUM, null);
+            Arrays.fill(small, 1f);
+            c.urgent().allReduce(small, 0, small.length, ReduceOp.SUM);
+            h.await(TimeUnit.SECONDS.toNanos(120));
             Arrays.fill(buf, 1f);
             c.allReduce(buf, 0, buf.length, ReduceOp.SUM);
+            if (buf[0] != c.size() || bucket[0] != c.size() || small[0] != c.size()) {
+                throw new IllegalStateException("iteration " + i + ": wrong sums " + buf[0] + " " + bucket[0] + " " + small[0]);
+            }
             if (i == 0) {
                 Files.writeString(result, "RUNNING");
             }
