@@ -194,6 +194,9 @@ public final class Trainer implements AutoCloseable {
             }
             monitor.onStep(m);
         }
+        // expert parallel: every rank gets every expert's parameters, so evaluation and generation (logits) work on
+        // any rank after training (collective: every rank leaves the loop after the same step)
+        model.gatherExpertParameters();
         if (checkpoints != null) {
             if (saveEvery == 0 || completedSteps % saveEvery != 0) {
                 saveCheckpoint();
