@@ -13,7 +13,6 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 import org.agrona.concurrent.UnsafeBuffer;
-import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -28,12 +27,11 @@ import io.moeflow.transport.inprocess.InProcessCluster;
  * result. (A mutation into another valid header of the same operation cannot be told from data
  * without a tag: that is what frame authentication is for; see AeronFrameAuthenticationTest.)
  */
-@Tag("slow") // about a minute on a busy 2-core machine
 @Timeout(value = 300, unit = TimeUnit.SECONDS)
 class BadFrameFuzzTest {
     static final CommunicatorConfig CONFIG = CommunicatorConfig.DEFAULT.withOpTimeoutNs(TimeUnit.MILLISECONDS.toNanos(400));
-    static final int RUNS = 120;
-    static final int FRAMES_PER_RUN = 20;
+    static final int RUNS = 150;
+    static final int FRAMES_PER_RUN = 24;
     static final int SMALL = 37;
     static final int LARGE = 6000;
     static final int BLOCK = 500;
