@@ -459,7 +459,7 @@ public final class CheckpointWriter implements AutoCloseable {
     }
 
     /** Root attributes of one file for a save. */
-    private Map<String, Object> rootAttributes(final CheckpointFile file, final long step) {
+    private Map<String, Object> rootAttributes(final CheckpointFile file, final long step, final String createdUtc) {
         final Map<String, Object> attrs = new LinkedHashMap<>();
         attrs.put(CheckpointFormat.ATTR_FORMAT, CheckpointFormat.MAGIC);
         attrs.put(CheckpointFormat.ATTR_VERSION, CheckpointFormat.VERSION);
@@ -469,7 +469,7 @@ public final class CheckpointWriter implements AutoCloseable {
         attrs.put(CheckpointFormat.ATTR_PROJECT_VERSION, metadata.projectVersion());
         attrs.put(CheckpointFormat.ATTR_GIT_COMMIT, metadata.gitCommit());
         attrs.put(CheckpointFormat.ATTR_JAVA_VERSION, metadata.javaVersion());
-        attrs.put(CheckpointFormat.ATTR_CREATED_UTC, DateTimeFormatter.ISO_INSTANT.format(clock.instant()));
+        attrs.put(CheckpointFormat.ATTR_CREATED_UTC, createdUtc);
         attrs.put(CheckpointFormat.ATTR_WORLD_SIZE, (long) metadata.worldSize());
         attrs.putAll(new java.util.TreeMap<>(metadata.extra()));
         attrs.putAll(saveAttributes);
@@ -497,9 +497,11 @@ public final class CheckpointWriter implements AutoCloseable {
             Files.createDirectories(partDir);
             final Map<String, Long> sizes = new LinkedHashMap<>();
             final List<Path> written = new ArrayList<>();
+            // one instant per save: model.h5 and state.h5 carry the same created_utc, as their other root attributes
+            final String createdUtc = DateTimeFormatter.ISO_INSTANT.format(clock.instant());
             for (final CheckpointFile file : CheckpointFile.values()) {
                 final Path path = partDir.resolve(file.fileName());
-                JhdfFileWriter.write(path, file, staging, crc32, rootAttributes(file, step), coalesceBuffer);
+                JhdfFileWriter.write(path, file, staging, crc32, rootAttributes(file, step, createdUtc), coalesceBuffer);
                 sizes.put(file.fileName(), Files.size(path));
                 written.add(path);
                 faults.at(SaveStage.FILE_WRITTEN, step, path);

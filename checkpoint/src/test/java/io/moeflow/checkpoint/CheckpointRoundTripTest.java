@@ -9,6 +9,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Clock;
+import java.time.Instant;
+import java.time.ZoneId;
+import java.time.ZoneOffset;
 import java.util.List;
 import java.util.Map;
 
@@ -108,6 +112,37 @@ class CheckpointRoundTripTest {
             assertEquals(Fixtures.METADATA, r.metadata());
             assertEquals("2025-01-02T03:04:05Z", r.createdUtc());
             assertEquals(1, r.formatVersion());
+        }
+    }
+
+    @Test
+    void shouldGiveBothFilesTheSameCreatedUtcEvenWhenTheClockTicksBetweenThem() {
+        // a clock that moves one second at every reading: two readings per save would differ
+        final Clock ticking = new Clock() {
+            private Instant now = Instant.parse("2025-01-02T03:04:05Z");
+
+            @Override
+            public ZoneId getZone() {
+                return ZoneOffset.UTC;
+            }
+
+            @Override
+            public Clock withZone(final ZoneId zone) {
+                return this;
+            }
+
+            @Override
+            public synchronized Instant instant() {
+                now = now.plusSeconds(1);
+                return now;
+            }
+        };
+        try (CheckpointWriter w = new CheckpointWriter(CheckpointConfig.defaults(dir).withAsyncSave(false),
+            Fixtures.layout(), Fixtures.METADATA, FaultInjector.NONE, ticking)) {
+            Fixtures.save(w, 5);
+        }
+        try (CheckpointReader r = CheckpointReader.open(dir.resolve("step-00000005"))) {
+            assertEquals(r.attributes(MODEL).get("created_utc"), r.attributes(STATE).get("created_utc"));
         }
     }
 

@@ -222,6 +222,10 @@ public final class TrainCommand implements Callable<Integer> {
             // Data parallel: every rank holds the whole state, so rank 0's checkpoint is the job's.
             try (CheckpointWriter checkpoints = writesRunFiles() && stateReplicated()
                 ? checkpointWriter(runDir, trainer, configText, faults) : null) {
+                if (checkpoints != null) {
+                    checkpoints.removedAtStart().forEach(p -> out.println("checkpoint: removed " + p
+                        + " (left behind by an interrupted save of a process that is gone)"));
+                }
                 return train(trainer, checkpoints, runDir, configText, heldOut, startNs, out);
             }
         }
@@ -401,13 +405,20 @@ public final class TrainCommand implements Callable<Integer> {
             heldOut.size(), String.join(", ", all.domains()),
             skipped == 0 ? "" : String.format("; %,d malformed samples skipped (--skip-bad-samples)", skipped)));
         s.append(String.format("curriculum: %s", c.kind().name().toLowerCase()));
+        final boolean stageRates = t.lrSchedule() == TrainerConfig.LrScheduleKind.CURRICULUM;
         if (c.kind() == CurriculumConfig.Kind.STAGED) {
             for (final Stage st : c.stages()) {
-                s.append(String.format("%n  stage %-13s difficulty [%.2f, %.2f)  %s  lr %s", st.name(), st.minDifficulty(),
+                // a stage's rate is shown only when it is used: other schedules ignore it
+                s.append(String.format("%n  stage %-13s difficulty [%.2f, %.2f)  %s%s", st.name(), st.minDifficulty(),
                     st.maxDifficulty(), st.lengthSteps() > 0 ? st.lengthSteps() + " steps" : st.lengthTokens() + " tokens",
-                    Double.isNaN(st.lr()) ? "from --lr-schedule" : String.valueOf(st.lr())));
+                    stageRates && !Double.isNaN(st.lr()) ? "  lr " + st.lr() : ""));
             }
         }
+        s.append(String.format("%nlearning rate: %s%s", switch (t.lrSchedule()) {
+            case CURRICULUM -> "each stage's own rate";
+            case CONSTANT -> "constant " + t.lr();
+            case COSINE -> "cosine from " + t.lr() + " to " + t.minLr();
+        }, t.warmupSteps() > 0 ? ", linear warmup over the first " + t.warmupSteps() + " steps" : ""));
         s.append(String.format("%ntraining: %,d steps of %d x %d tokens on %d threads", t.steps(), t.batchSize(),
             m.seqLen(), t.threads()));
         return s.toString();

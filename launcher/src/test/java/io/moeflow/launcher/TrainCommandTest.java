@@ -59,6 +59,32 @@ class TrainCommandTest {
     }
 
     @Test
+    void shouldListStageRatesInTheHeaderOnlyWhenTheScheduleUsesThem() {
+        final CliRun staged = train("staged", "--steps", "2", "--eval-samples", "0", "--samples", "0");
+        assertEquals(0, staged.exitCode(), staged.err());
+        assertTrue(staged.out().contains("learning rate: each stage's own rate"), staged.out());
+        assertTrue(staged.out().lines().anyMatch(l -> l.startsWith("  stage basic") && l.contains(" lr ")), staged.out());
+
+        final CliRun constant = train("constant", "--steps", "2", "--eval-samples", "0", "--samples", "0",
+            "--lr-schedule", "constant", "--lr", "0.002");
+        assertEquals(0, constant.exitCode(), constant.err());
+        assertTrue(constant.out().contains("learning rate: constant 0.002"), constant.out());
+        assertTrue(constant.out().lines().filter(l -> l.startsWith("  stage basic")).noneMatch(l -> l.contains(" lr ")),
+            "stage rates are not used under --lr-schedule constant: " + constant.out());
+    }
+
+    @Test
+    void shouldLogTheLeftoversOfAnInterruptedSaveItRemoves() throws IOException {
+        // a half-written checkpoint of a process that is gone (no pid is this large on Linux)
+        final Path leftover = runs.resolve("left/checkpoints/step-00000005.tmp-2147483646");
+        Files.createDirectories(leftover);
+        final CliRun run = train("left", "--steps", "2", "--eval-samples", "0", "--samples", "0", "--resume", "auto");
+        assertEquals(0, run.exitCode(), run.err());
+        assertTrue(Files.notExists(leftover), "the leftover should be removed");
+        assertTrue(run.out().contains("checkpoint: removed " + leftover), run.out());
+    }
+
+    @Test
     void shouldRunTheSameTrainingAgainFromTheSavedConfig() throws IOException {
         assertEquals(0, train("original", "--steps", "6", "--seed", "11").exitCode());
         final Path saved = runs.resolve("original/config.properties");
