@@ -37,12 +37,21 @@ import org.junit.jupiter.api.Timeout;
 @Timeout(180)
 class DataParallelEquivalenceTest {
     private final Dataset data = TinyRuns.builtin().training();
-    /** The tiny model with z-loss, without the aux loss (its job-wide load comes with the MoE layer's counts). */
-    private final ModelConfig model = new ModelConfig(256, 32, 32, 1, 2, 4, 2, 64, 0, RouterScore.SOFTMAX, 0.0, 0.001,
-        false, 1e-3, 0.0, 0.02);
+    /** The tiny model with z-loss, without the aux loss, dropless, no balancing bias. */
+    private static final ModelConfig DENSE_ONLY = new ModelConfig(256, 32, 32, 1, 2, 4, 2, 64, 0, RouterScore.SOFTMAX,
+        0.0, 0.001, false, 1e-3, 0.0, 0.02);
+    /**
+     * Everything that depends on the whole batch's routing: the aux loss (job-wide load fractions), the
+     * balancing bias (job-wide load) and a capacity of 1.0 that drops pairs (job-wide priority order).
+     */
+    private static final ModelConfig JOB_WIDE_ROUTING = new ModelConfig(256, 32, 32, 2, 2, 4, 2, 64, 0,
+        RouterScore.SOFTMAX, 0.01, 0.001, true, 1e-3, 1.0, 0.02);
+
+    private ModelConfig model = DENSE_ONLY;
 
     /** What a run leaves behind: the loss of every step, the last step's (reduced, clipped) gradient and the parameters. */
-    record Run(double[] losses, double[] crossEntropy, float[] grads, float[] params, float[] residual) {
+    record Run(double[] losses, double[] crossEntropy, float[] grads, float[] params, float[] residual, float[] bias,
+               int[] load, int[] dropped) {
     }
 
     private Run run(final int steps, final ParallelConfig parallel, final Communicator world) {
@@ -51,14 +60,23 @@ class DataParallelEquivalenceTest {
             CurriculumConfig.defaults(CurriculumConfig.Kind.NONE, steps), data, parallel, world)) {
             final double[] losses = new double[steps];
             final double[] ce = new double[steps];
+            final int[] dropped = new int[steps];
             for (int s = 0; s < steps; s++) {
                 final StepMetrics m = t.trainStep();
                 losses[s] = m.loss;
                 ce[s] = m.crossEntropy;
+                dropped[s] = m.droppedTokens;
             }
             final float[] residual = new float[t.model().grads().length];
             t.denseGradientBuckets().copyResidualTo(residual);
-            return new Run(losses, ce, t.model().grads().clone(), t.model().params().clone(), residual);
+            final int layers = t.model().config().layers();
+            final int experts = t.model().config().experts();
+            final float[] bias = new float[layers * experts];
+            for (int l = 0; l < layers; l++) {
+                System.arraycopy(t.model().expertBias(l), 0, bias, l * experts, experts);
+            }
+            return new Run(losses, ce, t.model().grads().clone(), t.model().params().clone(), residual, bias,
+                t.model().expertLoad().clone(), dropped);
         }
     }
 
@@ -129,6 +147,33 @@ class DataParallelEquivalenceTest {
             residual += Math.abs(v);
         }
         assertTrue(residual > 0, "the error-feedback residual is rank state that a checkpoint must carry");
+    }
+
+    @Test
+    void shouldMatchTheOneProcessRunWithJobWideRoutingStatistics() throws Exception {
+        model = JOB_WIDE_ROUTING;
+        final Run single1 = run(1, ParallelConfig.SINGLE, null);
+        final List<Run> ranks1 = twoRanks(1, ParallelConfig.DEFAULT_BUCKET_BYTES, GradCompression.NONE);
+        assertTrue(single1.dropped[0] > 0, "capacity 1.0 drops pairs in the first step: " + single1.dropped[0]);
+        for (final Run r : ranks1) {
+            assertArrayEquals(single1.load, r.load, "the expert load is the job's, counted as in one process");
+            assertEquals(single1.dropped[0], r.dropped[0], "the same pairs are dropped");
+            assertEquals(single1.crossEntropy[0], r.crossEntropy[0], 0.0, "cross-entropy of step 1 (bitwise)");
+            assertEquals(single1.losses[0], r.losses[0], 1e-12, "loss of step 1 (aux and z are sums in another order)");
+            assertClose(single1.grads, r.grads, 2e-6, "gradient of step 1");
+            assertArrayEquals(single1.bias, r.bias, "balancing biases after step 1 (integer loads: bitwise)");
+        }
+        final Run single = run(20, ParallelConfig.SINGLE, null);
+        final List<Run> ranks = twoRanks(20, ParallelConfig.DEFAULT_BUCKET_BYTES, GradCompression.NONE);
+        for (final Run r : ranks) {
+            for (int s = 0; s < 20; s++) {
+                assertEquals(single.losses[s], r.losses[s], 1e-5, "loss of step " + (s + 1));
+            }
+            assertClose(single.params, r.params, 1e-4, "parameters after 20 steps");
+            assertClose(single.bias, r.bias, 1e-3, "balancing biases after 20 steps");
+        }
+        assertArrayEquals(ranks.get(0).bias, ranks.get(1).bias, "every rank holds the same biases");
+        assertArrayEquals(ranks.get(0).params, ranks.get(1).params, "both ranks hold the same parameters");
     }
 
     /** max |expected - actual| over the slab, relative to max |expected|, within {@code tolerance}. */
