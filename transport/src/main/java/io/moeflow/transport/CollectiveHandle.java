@@ -1,6 +1,9 @@
 package io.moeflow.transport;
 
-/** A non-blocking operation in flight. Operations of one process run one after another, in issue order. */
+/**
+ * A non-blocking operation in flight. It runs on its group's lane after the operations issued
+ * before it on that lane; operations of other lanes (other groups, urgent views) run alongside.
+ */
 public interface CollectiveHandle {
     /** True once the operation finished, successfully or not. */
     boolean isDone();

@@ -8,20 +8,36 @@ import org.agrona.MutableDirectBuffer;
  * sub-group made with {@link #split}. Ranks and sizes here are positions in this group.
  *
  * <p><b>Rules.</b> Every member calls the same collectives of a group in the same order with the same
- * counts (the frame headers check it and a mismatch fails with a message that says so). All
- * communicators of one process share one engine and run one operation at a time, in issue order;
- * issue operations of different groups in the same order on every rank, as with any collective
- * library. Use a communicator (and its sub-groups) from one application thread.
+ * counts, op, {@code ReduceOp} and compression (the frame headers check it and a mismatch fails with
+ * a message that says so). Use a communicator (and its sub-groups) from one application thread.
+ *
+ * <p><b>Operations in flight together.</b> Each group's operations run on one lane of the process:
+ * the urgent views ({@link #urgent()}) of all groups share the urgent lane, and the other groups
+ * spread over three bulk lanes: the job-wide group on bulk lane 0, the sub-groups of a group's k-th
+ * split (k = 1, 2, ...) on the parent's bulk lane + k, modulo 3 (so the world's first two splits,
+ * e.g. expert- and data-parallel groups, each get a lane of their own). A lane runs its operations one at a time in issue order, over
+ * its own stream per pair of ranks; lanes progress together, round robin, driven by whichever thread
+ * waits (a blocking call) or by the progress thread (while async operations are pending). So a
+ * blocking call waits only for the operations issued before it on its own lane: an urgent token
+ * all-to-all does not queue behind gradient buckets, and groups on different lanes may issue their
+ * operations in any relative order. Groups that share a lane and a pair of ranks must issue their
+ * operations on that lane in the same order on every rank. Results do not depend on the
+ * interleaving: each operation adds in the fixed order of its schedule.
  *
  * <p><b>Results.</b> Reductions add in a fixed order, so every rank and every run gets the same bits
  * for the same inputs, group size and count. Buffers are {@code float[]}/{@code int[]} ranges
- * {@code [off, off+count)}, or value ranges of an Agrona buffer (off-heap memory, see the methods
- * that take a {@link MutableDirectBuffer}); nothing is allocated per call by the blocking methods. Async methods
- * allocate one small handle; the caller must not touch the buffer until the handle is done.
+ * {@code [off, off+count)} (or Agrona buffers, off-heap); nothing is allocated per call by the
+ * blocking methods. Async methods allocate one small handle; the caller must not touch the buffer
+ * until the handle is done.
  *
- * <p><b>Failures.</b> Every operation fails with a {@link PeerFailureException} naming this rank, the
- * operation and the peer if no data moved for {@link CommunicatorConfig#opTimeoutNs()} or a peer's
- * stream went away. The communicator is then failed: later calls throw at once.
+ * <p><b>Failures.</b> The job fails as a whole: when any rank dies, closes its communicator while
+ * others still expect data from it, or fails an operation (silent for
+ * {@link CommunicatorConfig#opTimeoutNs()}, or sent data this rank cannot accept), the rank that
+ * notices tells every other rank (an ABORT frame on the control lane), and every rank's current
+ * and next operations fail with one {@link PeerFailureException} naming the rank that failed first
+ * and why ({@link PeerFailureException.Reason}). A killed process is noticed by the transport's
+ * liveness checks (Aeron: within half of {@code AeronTransportConfig.failureBoundNs}, 2 s by
+ * default). The communicator is then failed: later calls throw at once.
  */
 public interface Communicator extends AutoCloseable {
     /** This rank's position in the group, in [0, size). */
@@ -46,9 +62,9 @@ public interface Communicator extends AutoCloseable {
      * urgent lane, so they never wait behind queued bulk operations (gradient buckets) of any group.
      * Use it for latency-critical operations: the token all-to-all, small control all-reduces
      * (global norm, loss). The view is made once and cached; calling {@code urgent()} per operation
-     * costs nothing. Its operations have their own order: every member issues the urgent
-     * operations of a group in the same order, independently of the group's other operations.
-     * {@code urgent().split(...)} makes ordinary (bulk) sub-groups.
+     * costs nothing. Urgent operations have their own order, independent of bulk ones: the urgent
+     * views of all groups share one lane, so every rank issues its urgent operations (of any group)
+     * in the same order. {@code urgent().split(...)} makes ordinary (bulk) sub-groups.
      */
     Communicator urgent();
 

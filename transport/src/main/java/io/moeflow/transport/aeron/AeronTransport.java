@@ -762,7 +762,7 @@ public final class AeronTransport implements Transport {
     @Override
     public PeerFailureException.Reason peerState(final int peer) {
         if (streamBroken[peer] != null) {
-            return PeerFailureException.Reason.PROTOCOL_ERROR;
+            return PeerFailureException.Reason.DISCONNECTED; // frames missing from the stream: it cannot go on
         }
         if (byeReceived[peer]) {
             return PeerFailureException.Reason.EXITED;
