@@ -174,6 +174,11 @@ public final class CheckpointWriter implements AutoCloseable {
         return removedAtStart;
     }
 
+    /** Whether this writer is one rank's of a sharded job (its saves commit at {@link #commitPending} and the like). */
+    public boolean sharded() {
+        return shard != null;
+    }
+
     /** The checkpoints directory this writer commits into. */
     public CheckpointStore store() {
         return store;

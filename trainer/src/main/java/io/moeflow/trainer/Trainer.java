@@ -189,6 +189,9 @@ public final class Trainer implements AutoCloseable {
             if (checkpoints != null) {
                 if (saveEvery > 0 && completedSteps % saveEvery == 0) {
                     m.checkpointStallNs = saveCheckpoint().stallNs();
+                } else if (checkpoints.sharded() && saveEvery > 0 && completedSteps % saveEvery == 1) {
+                    // A sharded save commits after a barrier on this thread: every rank, one step after the save.
+                    saved.addAll(checkpoints.commitPending());
                 }
                 saved.addAll(checkpoints.pollCompleted()); // surfaces a failed background save at once
             }
