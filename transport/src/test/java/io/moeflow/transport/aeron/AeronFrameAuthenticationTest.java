@@ -21,6 +21,8 @@ import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
+import io.aeron.protocol.DataHeaderFlyweight;
+
 import io.moeflow.transport.Communicator;
 import io.moeflow.transport.CommunicatorConfig;
 import io.moeflow.transport.Communicators;
@@ -69,6 +71,53 @@ class AeronFrameAuthenticationTest {
         }
         assertTrue(changed, "a forged datagram changed rank 1's result");
         assertEquals(0, outcome.counters[1].forgedFramesDropped());
+    }
+
+    @Test
+    void shouldKeepEveryResultWhateverAnOnPathFuzzerSendsOrReplaces() throws Exception {
+        final int rounds = 60;
+        final int n = 10_000;
+        final int large = 200_000;
+        final float[][] inputs = {RankThreads.values(41, 0, n), RankThreads.values(41, 1, n)};
+        final float[] expected = ReferenceCollectives.recursiveDoublingAllReduce(inputs, ReduceOp.SUM);
+        final float[][] bigInputs = {RankThreads.values(42, 0, large), RankThreads.values(42, 1, large)};
+        final float[] bigExpected = ReferenceCollectives.ringAllReduce(bigInputs, ReduceOp.AVERAGE);
+        final TransportCounters[] counters = new TransportCounters[2];
+        try (AeronTestJob job = new AeronTestJob(); Relay relay = new Relay(false)) {
+            relay.fuzz = new java.util.SplittableRandom(8);
+            final List<String> real = LoopbackPorts.udpEndpoints(2);
+            final String[] hostPort = real.get(1).split(":");
+            relay.target = new InetSocketAddress(hostPort[0], Integer.parseInt(hostPort[1]));
+            final List<String> viaRelay = List.of(real.get(0), "127.0.0.1:" + relay.socket.getLocalPort());
+            relay.start();
+            RankThreads.run(2, 100_000, rank -> {
+                try (Communicator c = Communicators.create(AeronTransport.connect(job.udp(rank, rank == 0 ? viaRelay : real)),
+                    CONFIG)) {
+                    c.barrier();
+                    if (rank == 1) {
+                        relay.armed = true;
+                    }
+                    for (int round = 0; round < rounds; round++) {
+                        final float[] buf = inputs[rank].clone();
+                        c.allReduce(buf, 0, n, ReduceOp.SUM);
+                        assertArrayEquals(expected, buf, "rank " + rank + " round " + round);
+                        if (round % 20 == 0) {
+                            final float[] big = bigInputs[rank].clone();
+                            c.allReduce(big, 0, large, ReduceOp.AVERAGE);
+                            assertArrayEquals(bigExpected, big, "rank " + rank + " large round " + round);
+                        }
+                    }
+                    c.barrier();
+                    counters[rank] = c.counters();
+                }
+            });
+            final int mutated = relay.mutatedExtra.get() + relay.mutatedReplacing.get();
+            System.out.println("on-path fuzz over UDP: " + relay.mutatedExtra.get() + " mutated datagrams sent before the genuine"
+                + " one, " + relay.mutatedReplacing.get() + " instead of it; rank 1: " + counters[1]);
+            assertTrue(mutated >= 500, "mutated datagrams: " + mutated);
+            assertTrue(relay.mutatedReplacing.get() >= 100, "replacements: " + relay.mutatedReplacing.get());
+            assertTrue(counters[1].forgedFramesDropped() >= mutated / 2, counters[1].toString());
+        }
     }
 
     static final class Outcome {
@@ -166,7 +215,13 @@ class AeronFrameAuthenticationTest {
                     }
                     sender = packet.getSocketAddress();
                     if (armed && carriesDataFrame(bytes, length)) {
-                        attack(bytes, length);
+                        if (fuzz != null) {
+                            if (fuzz(bytes, length)) {
+                                continue; // replaced: the genuine datagram is lost, Aeron sends it again
+                            }
+                        } else {
+                            attack(bytes, length);
+                        }
                     }
                     socket.send(new DatagramPacket(bytes, length, target));
                 } catch (final java.net.SocketTimeoutException e) {
@@ -184,6 +239,56 @@ class AeronFrameAuthenticationTest {
             final ByteBuffer b = ByteBuffer.wrap(bytes, 0, length).order(ByteOrder.LITTLE_ENDIAN);
             return length > 64 && b.getInt(0) > 64 && b.getShort(6) == 1 && bytes[32] == Wire.MAGIC
                 && bytes[32 + Wire.OFFSET_KIND] == Wire.KIND_DATA;
+        }
+
+        /** Set for the fuzz: mutates data datagrams at random instead of the fixed attack. */
+        java.util.SplittableRandom fuzz;
+        final AtomicInteger mutatedExtra = new AtomicInteger();
+        final AtomicInteger mutatedReplacing = new AtomicInteger();
+
+        /**
+         * Sends a mutated copy of a data datagram, before the genuine one (half the time) or instead
+         * of it (a quarter of the time: then returns true and the genuine one is not forwarded).
+         */
+        private boolean fuzz(final byte[] bytes, final int length) throws java.io.IOException {
+            final int choice = fuzz.nextInt(4);
+            if (choice == 0) {
+                return false;
+            }
+            int fakeLength = length;
+            final byte[] fake = Arrays.copyOf(bytes, length);
+            final int frameStart = DataHeaderFlyweight.HEADER_LENGTH;
+            switch (fuzz.nextInt(6)) {
+                case 0: // a header field of the MoEFlow frame
+                    fake[frameStart + fuzz.nextInt(Wire.HEADER_LENGTH)] ^= (byte) (1 + fuzz.nextInt(255));
+                    break;
+                case 1: // a payload or trailer byte
+                    fake[frameStart + Wire.HEADER_LENGTH + fuzz.nextInt(length - frameStart - Wire.HEADER_LENGTH)] ^= 0x40;
+                    break;
+                case 2: // a shorter datagram, its frame length rewritten to match
+                    fakeLength = frameStart + Wire.HEADER_LENGTH + 4 * fuzz.nextInt((length - frameStart - Wire.HEADER_LENGTH) / 4);
+                    ByteBuffer.wrap(fake).order(ByteOrder.LITTLE_ENDIAN).putInt(0, fakeLength);
+                    break;
+                case 3: // the same frame at another stream position
+                    final ByteBuffer b = ByteBuffer.wrap(fake).order(ByteOrder.LITTLE_ENDIAN);
+                    b.putInt(DataHeaderFlyweight.TERM_OFFSET_FIELD_OFFSET,
+                        Math.max(0, b.getInt(DataHeaderFlyweight.TERM_OFFSET_FIELD_OFFSET) + 32 * (fuzz.nextInt(64) - 32)));
+                    break;
+                case 4: // another sequence number in Aeron's reserved value
+                    ByteBuffer.wrap(fake).order(ByteOrder.LITTLE_ENDIAN).putLong(DataHeaderFlyweight.RESERVED_VALUE_OFFSET,
+                        fuzz.nextInt(1000));
+                    break;
+                default: // a plausible data frame with no tag at all: the trailer replaced by payload bytes
+                    ByteBuffer.wrap(fake).order(ByteOrder.LITTLE_ENDIAN).putLong(DataHeaderFlyweight.RESERVED_VALUE_OFFSET, 0);
+                    break;
+            }
+            socket.send(new DatagramPacket(fake, fakeLength, target));
+            if (choice == 1) {
+                mutatedReplacing.incrementAndGet();
+                return true;
+            }
+            mutatedExtra.incrementAndGet();
+            return false;
         }
 
         private void attack(final byte[] bytes, final int length) throws java.io.IOException {
