@@ -28,7 +28,8 @@ import picocli.CommandLine.Option;
     description = {"Train the bench model (V=256, T=128, C=128, L=2, H=4, E=16 top-2, F=256, B=16, AdamW) and print "
         + "tokens/s and the share of the machine's peak (a large GEMM of ours, measured in the same run).",
         "If /usr/bin/python3 has torch (apt-get install python3-torch), the same model in PyTorch runs in the same "
-            + "command, alternating with ours, and the ratio is printed."})
+            + "command, alternating with ours, and the ratio is printed, unless PyTorch ran on OpenBLAS's generic "
+            + "kernels or the reference BLAS (then it says so instead)."})
 public final class BenchTrainCommand implements Callable<Integer> {
     private static final Pattern TORCH_LINE = Pattern.compile("tokens/s=(\\d+)");
 
@@ -78,12 +79,15 @@ public final class BenchTrainCommand implements Callable<Integer> {
 
         final double[] ours = new double[rounds];
         final double[] theirs = new double[rounds];
+        BaselineBlas blas = null;
         double peak = 0;
         for (int r = 0; r < rounds; r++) {
             if (torch) {
-                theirs[r] = runTorch(script);
-                System.out.printf("round %d: PyTorch %s threads=%d  %,.0f tokens/s%n", r + 1, "cpu", torchThreads,
-                    theirs[r]);
+                final List<String> output = runTorch(script);
+                theirs[r] = tokensPerSecond(output);
+                blas = BaselineBlas.parse(output);
+                System.out.printf("round %d: PyTorch %s threads=%d  %,.0f tokens/s  BLAS: %s%n", r + 1, "cpu",
+                    torchThreads, theirs[r], blas.describe());
             }
             final TrainBenchmark.Result result = TrainBenchmark.run(new TrainBenchmark.Config(ourThreads, warmup, steps, 0));
             ours[r] = result.tokensPerSecond();
@@ -97,9 +101,14 @@ public final class BenchTrainCommand implements Callable<Integer> {
             model.flopsPerToken() * oursMedian / 1e9, 100 * model.flopsPerToken() * oursMedian / 1e9 / peak, peak);
         if (torch) {
             final double theirsMedian = median(theirs);
-            System.out.printf("PyTorch  %,10.0f tokens/s (median of %d rounds, %d thread%s)%n", theirsMedian, rounds,
-                torchThreads, torchThreads == 1 ? "" : "s");
-            System.out.printf("ratio    %.2fx PyTorch%n", oursMedian / theirsMedian);
+            System.out.printf("PyTorch  %,10.0f tokens/s (median of %d rounds, %d thread%s, %s)%n", theirsMedian, rounds,
+                torchThreads, torchThreads == 1 ? "" : "s", blas.describe());
+            final java.util.Optional<String> refusal = blas.refusal();
+            if (refusal.isPresent()) {
+                System.out.println("ratio    " + refusal.get());
+            } else {
+                System.out.printf("ratio    %.2fx PyTorch%n", oursMedian / theirsMedian);
+            }
         }
         return 0;
     }
@@ -120,8 +129,8 @@ public final class BenchTrainCommand implements Callable<Integer> {
         }
     }
 
-    /** Runs the PyTorch reference for the same number of timed steps and returns its tokens/s. */
-    private double runTorch(final Path script) throws IOException, InterruptedException {
+    /** Runs the PyTorch reference for the same number of timed steps and returns what it printed. */
+    private List<String> runTorch(final Path script) throws IOException, InterruptedException {
         final ProcessBuilder pb = new ProcessBuilder(python.toString(), script.toString(), String.valueOf(steps),
             String.valueOf(torchThreads)).redirectErrorStream(true);
         // PyTorch at its best: no OpenMP spinning threads beyond the ones asked for.
@@ -138,13 +147,18 @@ public final class BenchTrainCommand implements Callable<Integer> {
             p.destroyForcibly();
             throw new IllegalStateException("the PyTorch baseline did not finish within 600 s");
         }
+        return lines;
+    }
+
+    /** The baseline's tokens/s from its output. */
+    static double tokensPerSecond(final List<String> lines) {
         for (final String line : lines) {
             final Matcher m = TORCH_LINE.matcher(line);
             if (m.find()) {
                 return Double.parseDouble(m.group(1));
             }
         }
-        throw new IllegalStateException("the PyTorch baseline printed no tokens/s (exit " + p.exitValue() + "): " + lines);
+        throw new IllegalStateException("the PyTorch baseline printed no tokens/s: " + lines);
     }
 
     private static double median(final double[] values) {
