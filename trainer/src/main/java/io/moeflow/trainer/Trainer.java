@@ -234,8 +234,9 @@ public final class Trainer implements AutoCloseable {
         }
         denseBuckets.allReduceCompleted(model.backwardEmbedding());
 
-        // 4. Reduce: wait for the buckets (every rank then holds the job's mean gradient); the job's loss
-        //    from every rank's per-token losses (one small all-gather).
+        // 4. Reduce: wait for the buckets (every rank then holds the job's mean gradient of the replicated
+        //    tensors; the MoE layers reduced their experts' within each replica group during backward);
+        //    the job's loss from every rank's per-token losses (one small all-gather).
         final long waitStartNs = System.nanoTime();
         denseBuckets.await();
         jobMetrics.reduce(model.tokenLosses(), model.crossEntropy(), model.auxLoss(), model.zLoss(),
@@ -244,7 +245,8 @@ public final class Trainer implements AutoCloseable {
         stopAgreed = jobMetrics.stopRequested();
         metrics.gradientWaitNs = System.nanoTime() - waitStartNs;
 
-        // 5. Clip the global gradient norm, then the AdamW update (both spread over the model's threads).
+        // 5. Clip the global gradient norm (with K > 1, one tiny all-gather adds the other members' experts),
+        //    then the AdamW update (both spread over the model's threads).
         final double gradNorm = globalGradNorm();
         if (!Double.isFinite(gradNorm) || !Double.isFinite(loss)) {
             throw new TrainingDivergedException(plan.step() + 1, loss, gradNorm, lr);

@@ -124,6 +124,22 @@ class DataParallelEquivalenceTest {
     }
 
     @Test
+    void shouldMatchTheOneProcessRunOnFourRanks() throws Exception {
+        // 2 rows per rank; the 4-rank all-reduce adds in its own fixed order, the same on every rank
+        final Run single = run(5, ParallelConfig.SINGLE, null);
+        final List<Run> ranks = RankThreads.run(4, 120, (rank, world) ->
+            run(5, ParallelConfig.dataParallel(4, rank), world));
+        for (final Run r : ranks) {
+            assertEquals(single.crossEntropy[0], r.crossEntropy[0], 0.0, "cross-entropy of step 1 (bitwise)");
+            for (int s = 0; s < 5; s++) {
+                assertEquals(single.losses[s], r.losses[s], 1e-6, "loss of step " + (s + 1));
+            }
+            assertClose(single.params, r.params, 1e-4, "parameters after 5 steps");
+            assertArrayEquals(ranks.get(0).params, r.params, "every rank holds the same parameters");
+        }
+    }
+
+    @Test
     void shouldGiveTheSameBitsWhateverTheBucketSize() throws Exception {
         // 4 KiB buckets: the tiny model's 36k floats go in ~36 all-reduces, most launched while backward runs
         final Run small = twoRanks(5, 4096, GradCompression.NONE).get(0);
