@@ -11,6 +11,7 @@ import java.util.Optional;
 import java.util.Properties;
 import java.util.stream.Stream;
 
+import io.moeflow.checkpoint.CheckpointFormat;
 import io.moeflow.checkpoint.CheckpointReader;
 import io.moeflow.checkpoint.CheckpointStore;
 import io.moeflow.checkpoint.Resolution;
@@ -38,7 +39,8 @@ final class SavedRun {
                 throw new IllegalArgumentException("checkpoint " + given + ": no such directory; give a run directory"
                     + " (runs/<name>) or one of its checkpoints (runs/<name>/checkpoints/step-N)");
             }
-            if (Files.exists(given.resolve("manifest.txt"))) {
+            if (Files.exists(given.resolve(CheckpointFormat.MANIFEST))
+                || Files.exists(given.resolve(CheckpointFormat.SHARDED_METADATA))) {
                 return new CheckpointStore(given.toAbsolutePath().getParent()).resolve(given);
             }
             final Path checkpoints = Files.isDirectory(given.resolve("checkpoints")) ? given.resolve("checkpoints") : given;
