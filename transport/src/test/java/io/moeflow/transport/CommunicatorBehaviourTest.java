@@ -308,7 +308,7 @@ class CommunicatorBehaviourTest {
                     if (i % 10 == 0) {
                         c.allReduce(large, 0, large.length, ReduceOp.AVERAGE);
                         c.allReduce(large, 0, large.length, ReduceOp.SUM, fp8);
-                        c.allToAll(large, 0, counts, recv, 0, counts, null);
+                        c.urgent().allToAll(large, 0, counts, recv, 0, counts, null); // the urgent lane too
                         c.broadcast(large, 0, large.length, 1);
                         c.barrier();
                     }
