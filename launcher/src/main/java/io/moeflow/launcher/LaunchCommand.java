@@ -11,6 +11,7 @@ import java.util.List;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 
 import io.moeflow.checkpoint.CheckpointStore;
@@ -186,12 +187,36 @@ public final class LaunchCommand implements Callable<Integer> {
             final Thread agentThread = new Thread(agent, "moeflow-node-agent-0");
             agentThread.start();
             final JobProgress progress = new JobProgress(train.steps, out);
+            final JobMaster master = new JobMaster(plan, server, out, progress::onStep);
+            // Ctrl-C or SIGTERM: the agent's own hook stops the workers gracefully (they finish the step and save);
+            // this one makes sure the master takes their exits as the end of the job, not as a failure to restart.
+            final CountDownLatch masterDone = new CountDownLatch(1);
+            final Thread stopHook = new Thread(() -> {
+                master.requestStop();
+                try { // let the master see the workers' exits and say how to continue, then the JVM may end
+                    masterDone.await(2 * stopTimeoutSeconds + 10, TimeUnit.SECONDS);
+                } catch (final InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }, "moeflow-launch-stop");
+            Runtime.getRuntime().addShutdownHook(stopHook);
             final int code;
             try {
-                code = new JobMaster(plan, server, out, progress::onStep).run();
+                code = master.run();
+                if (master.stopRequested()) {
+                    out.println("moeflow launch: stopped by a signal (exit code " + code + "); continue with: ./moeflow launch "
+                        + "--nproc-per-node " + nprocPerNode + " train --run-name " + runDir.getFileName() + " --runs-dir "
+                        + runDir.getParent() + " --resume auto");
+                }
             } finally {
+                masterDone.countDown();
                 progress.close();
                 agentThread.join(TimeUnit.SECONDS.toMillis(stopTimeoutSeconds + 10));
+                try {
+                    Runtime.getRuntime().removeShutdownHook(stopHook);
+                } catch (final IllegalStateException shuttingDown) {
+                    // the hook runs or ran
+                }
             }
             if (agent.failure() != null && code != 0) {
                 out.println("moeflow launch: " + agent.failure());

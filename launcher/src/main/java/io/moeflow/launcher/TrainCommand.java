@@ -7,7 +7,6 @@ import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Clock;
 import java.time.LocalDateTime;
 import java.time.format.DateTimeFormatter;
 import java.util.List;
@@ -34,10 +33,10 @@ import io.moeflow.launcher.report.TrainingProgress;
 import io.moeflow.optimizer.AdamWConfig;
 import io.moeflow.trainer.Evaluator;
 import io.moeflow.trainer.ModelConfigCodec;
+import io.moeflow.trainer.RankCheckpoints;
 import io.moeflow.trainer.StepMetrics;
 import io.moeflow.trainer.Trainer;
 import io.moeflow.trainer.TrainerConfig;
-import io.moeflow.trainer.TrainingState;
 import io.moeflow.trainer.kernels.Kernels;
 import io.moeflow.trainer.model.ModelConfig;
 import io.moeflow.trainer.parallel.ParallelConfig;
@@ -177,11 +176,6 @@ public final class TrainCommand implements Callable<Integer> {
         return parallel.toConfig(session.worldSize(), session.rank());
     }
 
-    /** True unless experts are spread over ranks: then no single rank holds the whole state. */
-    private boolean stateReplicated() {
-        return session == null || parallel.expertParallel == 1;
-    }
-
     /** Rank 0 of a job, or a one-process run: the process that writes the run directory's files. */
     private boolean writesRunFiles() {
         return session == null || session.rank() == 0;
@@ -219,13 +213,10 @@ public final class TrainCommand implements Callable<Integer> {
                 : " (rank " + session.rank() + " of " + session.worldSize() + ", launched, pid " + ProcessHandle.current().pid() + ")"));
             out.print(ResolvedOptions.format(resolved));
             out.println(describe(modelConfig, trainerConfig, curriculumConfig, all, data.skipped, training, heldOut));
-            // Data parallel: every rank holds the whole state, so rank 0's checkpoint is the job's.
-            try (CheckpointWriter checkpoints = writesRunFiles() && stateReplicated()
-                ? checkpointWriter(runDir, trainer, configText, faults) : null) {
-                if (checkpoints != null) {
-                    checkpoints.removedAtStart().forEach(p -> out.println("checkpoint: removed " + p
-                        + " (left behind by an interrupted save of a process that is gone)"));
-                }
+            // In a job every rank writes its part of each checkpoint and rank 0 commits it (collective: all ranks construct it).
+            try (CheckpointWriter checkpoints = checkpointWriter(runDir, trainer, configText, faults)) {
+                checkpoints.removedAtStart().forEach(p -> out.println("checkpoint: removed " + p
+                    + " (left behind by an interrupted save of a process that is gone)"));
                 return train(trainer, checkpoints, runDir, configText, heldOut, startNs, out);
             }
         }
@@ -239,12 +230,7 @@ public final class TrainCommand implements Callable<Integer> {
         if (writesRunFiles()) {
             ResolvedOptions.write(configText, runDir.resolve("config.properties"));
         }
-        if (checkpoints != null) {
-            trainer.saveCheckpointsTo(checkpoints, saveEvery);
-        } else if (writesRunFiles()) {
-            out.println("warning: --expert-parallel " + parallel.expertParallel + ": each rank holds only its experts, and "
-                + "rank 0's checkpoint alone would lose the others'; until checkpoints are sharded this run saves none");
-        }
+        trainer.saveCheckpointsTo(checkpoints, saveEvery);
         if (evalEvery > 0) {
             trainer.evaluateEvery(heldOut, evalEvery, TrainDefaults.EVAL_LOSS_SAMPLES);
         }
@@ -365,8 +351,7 @@ public final class TrainCommand implements Callable<Integer> {
             Runtime.version().toString(), 1, Map.of(ModelConfigCodec.ATTRIBUTE, ModelConfigCodec.encode(trainer.model().config())));
         final CheckpointConfig config = CheckpointConfig.defaults(runDir.resolve("checkpoints")).withKeepLast(keepLast)
             .withAsyncSave(asyncSave);
-        return new CheckpointWriter(config, TrainingState.layout(trainer.model().config(), trainer.model().tensors()),
-            metadata, faults, Clock.systemUTC());
+        return RankCheckpoints.writer(config, metadata, trainer, faults);
     }
 
     /** Restores the checkpoint --resume names; auto falls back past damaged ones (with a warning) or starts fresh. */
@@ -374,13 +359,10 @@ public final class TrainCommand implements Callable<Integer> {
         if (resume == null) {
             return;
         }
-        if (!stateReplicated()) {
-            throw new IllegalArgumentException("--resume with --expert-parallel " + parallel.expertParallel + ": runs that spread "
-                + "experts over ranks save no checkpoints yet (sharded checkpoints are not built); use --expert-parallel 1");
-        }
         final CheckpointStore store = new CheckpointStore(runDir.resolve("checkpoints"));
         // One read of every tensor, checksums checked as it goes; auto falls back past a damaged checkpoint.
-        final Optional<Resolution> found = resume.equals(CheckpointStore.AUTO) ? store.loadAuto(trainer::restore)
+        // In a job rank 0 chooses the step and every rank loads it (whatever job shape wrote it).
+        final Optional<Resolution> found = resume.equals(CheckpointStore.AUTO) ? RankCheckpoints.resumeAuto(store, trainer)
             : Optional.of(store.load(Path.of(resume), trainer::restore));
         if (found.isEmpty()) {
             out.println("resume: no checkpoint in " + store.directory() + " yet, starting from step 0");

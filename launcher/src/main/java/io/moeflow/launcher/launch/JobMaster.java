@@ -46,12 +46,26 @@ public final class JobMaster {
     private final PrintStream out;
     private final StepListener steps;
     private final Map<Integer, Connection> agents = new TreeMap<>();
+    private volatile boolean stopRequested;
 
     public JobMaster(final LaunchPlan plan, final RendezvousServer server, final PrintStream out, final StepListener steps) {
         this.plan = plan;
         this.server = server;
         this.out = out;
         this.steps = steps;
+    }
+
+    /**
+     * The launcher got a signal (Ctrl-C, SIGTERM): its agents are stopping the workers, which finish
+     * their step and save; a worker's exit is then the end of the job, never a reason to restart.
+     */
+    public void requestStop() {
+        stopRequested = true;
+    }
+
+    /** True once {@link #requestStop} was called. */
+    public boolean stopRequested() {
+        return stopRequested;
     }
 
     /** A failed generation: the first rank to fail and how. */
@@ -78,6 +92,9 @@ public final class JobMaster {
                 }
                 final Failure f = failure.get();
                 stopGeneration(generation);
+                if (stopRequested) {
+                    return f.exitCode(); // the launcher says how to continue
+                }
                 if (!f.restartable() || restarts >= plan.maxRestarts()) {
                     final String budget = plan.maxRestarts() == 0 || !f.restartable() ? ""
                         : " (no restarts left: " + restarts + " of --max-restarts " + plan.maxRestarts() + " used)";

@@ -79,6 +79,8 @@ public final class NodeAgent implements Runnable {
     private int generation = -1;
     private int worldSize;
     private volatile boolean finished;
+    /** Set by the shutdown hook: no new worker starts once the launcher is exiting. */
+    private volatile boolean shuttingDown;
     private volatile String failure;
 
     public NodeAgent(final Config config) {
@@ -92,7 +94,10 @@ public final class NodeAgent implements Runnable {
 
     @Override
     public void run() {
-        final Thread hook = new Thread(() -> cleanUp(true), "moeflow-agent-cleanup");
+        final Thread hook = new Thread(() -> {
+            shuttingDown = true;
+            cleanUp(true);
+        }, "moeflow-agent-cleanup");
         Runtime.getRuntime().addShutdownHook(hook);
         try (Connection master = Connection.open(config.masterAddr(), config.masterPort(), config.connectTimeoutNs())) {
             master.send(Message.of("AGENT", "node", config.node(), "nproc", config.nproc(), "key", config.joinKey(),
@@ -150,8 +155,11 @@ public final class NodeAgent implements Runnable {
         }
     }
 
-    private void start(final int gen, final List<String> args, final String runId) throws IOException {
+    private synchronized void start(final int gen, final List<String> args, final String runId) throws IOException {
         stopWorkers(false);
+        if (shuttingDown) {
+            return;
+        }
         generation = gen;
         final Path aeronDir = jobDir.resolve("aeron-g" + gen);
         driver = JobMediaDriver.launch(aeronDir.toString(), IdleMode.BACKOFF);
@@ -242,7 +250,8 @@ public final class NodeAgent implements Runnable {
      */
     private synchronized void stopWorkers(final boolean gracefully) {
         if (gracefully) {
-            workers.forEach(Process::destroy);
+            // SIGTERM through the handle: Process.destroy() would also close the pipe and lose the worker's last lines
+            workers.forEach(p -> p.toHandle().destroy());
             final long deadline = System.nanoTime() + config.stopTimeoutNs();
             for (final Process p : workers) {
                 try {
