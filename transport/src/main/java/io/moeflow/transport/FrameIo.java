@@ -154,17 +154,17 @@ final class FrameIo {
         if (fp8) {
             final float[] residual = out.quantize == QUANTIZE_PLAIN ? null : out.residual;
             final boolean writeBack = out.quantize == QUANTIZE_FEEDBACK_WRITE_BACK;
-            if (out.srcFloats != null) {
-                codec(out.codec).encode(out.srcFloats, index, n, residual, out.residualStart + cursor, writeBack,
-                    scratchBytes, 0);
-            } else {
+            final boolean staged = out.srcFloats == null;
+            final long at = out.srcAddress + 4L * cursor;
+            if (staged) {
                 // off-heap values: this frame's values through a cache-resident array (the codec reads float[])
-                final long at = out.srcAddress + 4L * cursor;
                 copyValues(out.srcBase, at, stageFloats, FLOAT_BASE, n);
-                codec(out.codec).encode(stageFloats, 0, n, residual, out.residualStart + cursor, writeBack, scratchBytes, 0);
-                if (writeBack) {
-                    copyValues(stageFloats, FLOAT_BASE, out.srcBase, at, n);
-                }
+            }
+            // one call site for both sources: C2 inlines the Vector API encoder here or boxes its vectors
+            codec(out.codec).encode(staged ? stageFloats : out.srcFloats, staged ? 0 : index, n, residual,
+                out.residualStart + cursor, writeBack, scratchBytes, 0);
+            if (staged && writeBack) {
+                copyValues(stageFloats, FLOAT_BASE, out.srcBase, at, n);
             }
             UnsafeApi.copyMemory(scratchBytes, BYTE_BASE, buffer.byteArray(), target, payloadLength);
         } else if (n > 0) {

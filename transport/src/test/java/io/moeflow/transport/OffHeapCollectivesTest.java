@@ -273,15 +273,17 @@ class OffHeapCollectivesTest {
                         final UnsafeBuffer large = new UnsafeBuffer(BufferUtil.allocateDirectAligned(4 * 300_000, 64));
                         final UnsafeBuffer out = new UnsafeBuffer(BufferUtil.allocateDirectAligned(4 * 300_000, 64));
                         final int[] counts = {150_000, 150_000};
+                        final Fp8Compression fp8 = Fp8Compression.withErrorFeedback(Fp8Format.E4M3, 300_000);
                         final long self = Thread.currentThread().getId();
-                        // float32 on the wire: the FP8 encoder's Vector API code may box a vector per call until
-                        // (and, in some JVMs, after) C2 compiles it, which is not the off-heap path's doing
+                        // 8 rounds: until C2 compiles the FP8 encoder its Vector API code allocates (boxes), and a
+                        // loaded machine compiles late
                         for (int round = 0; round < 8; round++) {
                             final long before = threads.getThreadAllocatedBytes(self);
                             for (int i = 0; i < 100; i++) {
                                 c.allReduce(small, 0, 4, ReduceOp.SUM);
                                 if (i % 20 == 0) {
                                     c.allReduce(large, 0, 300_000, ReduceOp.AVERAGE, null);
+                                    c.allReduce(large, 0, 300_000, ReduceOp.SUM, fp8);
                                     c.reduceScatter(large, 0, 150_000, ReduceOp.SUM, null);
                                     c.allGather(large, 0, 150_000, null);
                                     c.broadcast(large, 0, 300_000, 1);
@@ -301,7 +303,7 @@ class OffHeapCollectivesTest {
         for (int b = 0; b < 2; b++) {
             for (int r = 0; r < p; r++) {
                 assertEquals(0, fewest[b][r], (b == 0 ? "in-process" : "aeron ipc") + " rank " + r
-                    + ": fewest bytes allocated in a round of 130 off-heap operations");
+                    + ": fewest bytes allocated in a round of 135 off-heap operations");
             }
         }
     }
