@@ -23,6 +23,10 @@ public final class CrashingSaveMain {
             loop(dir);
             return;
         }
+        if (args[1].equals("sharded")) {
+            sharded(dir);
+            return;
+        }
         final SaveStage pauseAt = SaveStage.valueOf(args[1]);
         final FaultInjector pause = (stage, step, path) -> {
             if (stage == pauseAt && step == 200) {
@@ -47,6 +51,46 @@ public final class CrashingSaveMain {
                 System.out.flush();
                 Fixtures.save(w, 200);
             }
+        }
+        System.out.println("NOT KILLED");
+    }
+
+    /**
+     * Two ranks (threads) save sharded checkpoints: step 100, then step 200, where rank 0 stops after every part is
+     * written and synced but before it writes the metadata (prints {@code PAUSED BEFORE_METADATA}).
+     */
+    private static void sharded(final Path dir) throws Exception {
+        final ShardedCheckpointTest.ThreadExchange exchange = new ShardedCheckpointTest.ThreadExchange(2);
+        final FaultInjector pause = (stage, step, path) -> {
+            if (stage == SaveStage.BEFORE_METADATA && step == 200) {
+                System.out.println("PAUSED " + stage + " " + path);
+                System.out.flush();
+                try {
+                    Thread.sleep(600_000);
+                } catch (final InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+        };
+        final Thread[] ranks = new Thread[2];
+        for (int r = 0; r < 2; r++) {
+            final int rank = r;
+            ranks[r] = new Thread(() -> {
+                try (CheckpointWriter w = new CheckpointWriter(CheckpointConfig.defaults(dir).withAsyncSave(false),
+                    Fixtures.partLayout(rank, 2), Fixtures.METADATA, pause, Fixtures.FIXED_CLOCK,
+                    new ShardConfig(rank, 2, exchange.forRank(rank), java.util.Map.of()))) {
+                    ShardedCheckpointTest.save(w, 100, rank);
+                    if (rank == 0) {
+                        System.out.println("COMMITTED 100");
+                        System.out.flush();
+                    }
+                    ShardedCheckpointTest.save(w, 200, rank);
+                }
+            }, "rank-" + r);
+            ranks[r].start();
+        }
+        for (final Thread t : ranks) {
+            t.join();
         }
         System.out.println("NOT KILLED");
     }

@@ -184,6 +184,42 @@ class KillDuringSaveTest {
         assertEquals(dir.resolve("step-00000200"), store.resolveAuto().orElseThrow().directory());
     }
 
+    @Test
+    void shouldNeverResumeFromAShardedSaveKilledBeforeRankZeroWroteItsMetadata() throws Exception {
+        final long childPid;
+        try (Child child = new Child(dir.toString(), "sharded")) {
+            child.await("COMMITTED 100");
+            child.await("PAUSED " + SaveStage.BEFORE_METADATA);
+            childPid = child.process.pid();
+            child.kill();
+        }
+        final Path leftover = dir.resolve("step-00000200.tmp-" + childPid);
+        assertTrue(Files.isDirectory(leftover.resolve("rank-00000")) && Files.isDirectory(leftover.resolve("rank-00001")),
+            "both parts were written");
+        assertFalse(Files.exists(leftover.resolve(CheckpointFormat.SHARDED_METADATA)));
+        final CheckpointStore store = new CheckpointStore(dir);
+        assertEquals(List.of(100L), store.committedSteps());
+        final Resolution resolution = store.resolveAuto().orElseThrow();
+        assertEquals(100, resolution.step());
+        assertEquals(List.of(), resolution.warnings());
+
+        // The restarted job (two ranks again) removes the dead save and commits its own.
+        final ShardedCheckpointTest.ThreadExchange exchange = new ShardedCheckpointTest.ThreadExchange(2);
+        final List<Object> results = ShardedCheckpointTest.onRanks(2, rank -> {
+            try (CheckpointWriter w = new CheckpointWriter(CheckpointConfig.defaults(dir).withAsyncSave(false),
+                Fixtures.partLayout(rank, 2), Fixtures.METADATA, FaultInjector.NONE, Fixtures.FIXED_CLOCK,
+                new ShardConfig(rank, 2, exchange.forRank(rank), java.util.Map.of()))) {
+                ShardedCheckpointTest.save(w, 300, rank);
+                return w.removedAtStart();
+            }
+        });
+        assertEquals(List.of(List.of(leftover), List.of()), results, "rank 0 removed the leftover");
+        assertEquals(List.of(100L, 300L), store.committedSteps());
+        try (CheckpointReader r = CheckpointReader.open(store.directoryOf(300))) {
+            Fixtures.assertHoldsStep(r, 300);
+        }
+    }
+
     @ParameterizedTest
     @ValueSource(longs = {11, 12, 13})
     void shouldAlwaysFindAValidCheckpointAfterAKillAtAnArbitraryMoment(final long seed) throws Exception {

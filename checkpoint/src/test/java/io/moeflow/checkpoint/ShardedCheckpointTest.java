@@ -106,7 +106,7 @@ class ShardedCheckpointTest {
             shard(exchange, rank, worldSize));
     }
 
-    private static void save(final CheckpointWriter w, final long step, final int rank) {
+    static void save(final CheckpointWriter w, final long step, final int rank) {
         final CheckpointWriter.Snapshot s = w.begin(step);
         Fixtures.fill(s);
         s.int64(STATE, CheckpointFormat.RANK_STATE_PREFIX + rank + "/pid", 1000 + rank);
