@@ -139,6 +139,32 @@ class DataParallelEquivalenceTest {
         }
     }
 
+    private double[] evalLosses(final ParallelConfig parallel, final Communicator world) {
+        final TrainerConfig config = TinyRuns.constantLr(4, 1, 3e-3);
+        try (Trainer t = new Trainer(config, model, AdamWConfig.defaults(),
+            CurriculumConfig.defaults(CurriculumConfig.Kind.NONE, 4), data, parallel, world)) {
+            t.evaluateEvery(TinyRuns.builtin().heldOut(), 2, 24);
+            final double[] eval = new double[4];
+            t.train(m -> eval[(int) m.step - 1] = m.evalLoss);
+            return eval;
+        }
+    }
+
+    @Test
+    void shouldMeasureTheHeldOutLossOnEveryRankLikeOneProcess() throws Exception {
+        final double[] single = evalLosses(ParallelConfig.SINGLE, null);
+        final List<double[]> ranks = RankThreads.run(2, 120, (rank, world) ->
+            evalLosses(ParallelConfig.dataParallel(2, rank), world));
+        assertTrue(Double.isNaN(single[0]) && Double.isFinite(single[1]) && Double.isFinite(single[3]),
+            "evaluated after steps 2 and 4 only");
+        for (final double[] r : ranks) {
+            for (int s = 0; s < 4; s++) {
+                assertEquals(single[s], r[s], 1e-6, "held-out loss after step " + (s + 1));
+            }
+        }
+        assertArrayEquals(ranks.get(0), ranks.get(1), 0.0, "every rank reports the same held-out loss");
+    }
+
     @Test
     void shouldGiveTheSameBitsWhateverTheBucketSize() throws Exception {
         // 4 KiB buckets: the tiny model's 36k floats go in ~36 all-reduces, most launched while backward runs
