@@ -120,6 +120,55 @@ class AeronFrameAuthenticationTest {
         }
     }
 
+    @Test
+    void shouldAuthenticateIpcFramesOnRequestAndCheckTagsInTheDataPath() throws Exception {
+        // IPC has no receive endpoint to filter in: the data path checks every tag itself
+        final int p = 3;
+        final float[][] inputs = new float[p][];
+        for (int r = 0; r < p; r++) {
+            inputs[r] = RankThreads.values(51, r, 100_000);
+        }
+        final float[] expected = ReferenceCollectives.ringAllReduce(inputs, ReduceOp.SUM);
+        final TransportCounters[] counters = new TransportCounters[p];
+        try (AeronTestJob job = new AeronTestJob(); JobMediaDriver driver = JobMediaDriver.launch(job.ipcDirectory(),
+            io.moeflow.transport.IdleMode.BACKOFF)) {
+            RankThreads.run(p, 90_000, rank -> {
+                try (Communicator c = Communicators.create(
+                    AeronTransport.connect(job.ipc(rank, p).withFrameAuthentication(true)), CONFIG)) {
+                    for (int round = 0; round < 3; round++) {
+                        final float[] buf = inputs[rank].clone();
+                        c.allReduce(buf, 0, buf.length, ReduceOp.SUM);
+                        assertArrayEquals(expected, buf, "rank " + rank + " round " + round);
+                    }
+                    c.barrier();
+                    counters[rank] = c.counters();
+                }
+            });
+        }
+        for (int r = 0; r < p; r++) {
+            assertTrue(counters[r].framesReceived() > 20, counters[r].toString());
+            assertEquals(0, counters[r].forgedFramesDropped() + counters[r].replayedFramesDropped(), counters[r].toString());
+        }
+    }
+
+    @Test
+    void shouldRefuseAPeerWithTheOtherFrameAuthenticationSetting() throws Exception {
+        try (AeronTestJob job = new AeronTestJob(); JobMediaDriver driver = JobMediaDriver.launch(job.ipcDirectory(),
+            io.moeflow.transport.IdleMode.BACKOFF)) {
+            final String[] messages = new String[2];
+            RankThreads.run(2, 60_000, rank -> {
+                final AeronTransportConfig config = job.ipc(rank, 2).withFrameAuthentication(rank == 0)
+                    .withTimeouts(TimeUnit.SECONDS.toNanos(2), 0);
+                messages[rank] = org.junit.jupiter.api.Assertions.assertThrows(io.moeflow.transport.TransportException.class,
+                    () -> AeronTransport.connect(config)).getMessage();
+            });
+            for (int r = 0; r < 2; r++) {
+                assertTrue(messages[r].contains("no authenticated connection with rank(s) [" + (1 - r) + "]"), messages[r]);
+                assertTrue(messages[r].contains("frameAuthentication=" + (r == 0)), messages[r]);
+            }
+        }
+    }
+
     static final class Outcome {
         float[] expected;
         final float[][][] results = new float[2][ROUNDS][];
