@@ -333,7 +333,7 @@ final class Engine implements AutoCloseable {
         final String local = transport.localFailure();
         if (local != null) {
             final Request r = anyHead();
-            fail(new PeerFailureException(rank, rank, r == null ? "no operation" : r.describe(),
+            fail(new PeerFailureException(rank, rank, r == null ? "the job" : r.describe(),
                 PeerFailureException.Reason.DISCONNECTED, local), r, true);
             return;
         }
@@ -341,7 +341,7 @@ final class Engine implements AutoCloseable {
             final PeerFailureException.Reason state = peer == rank ? null : transport.peerState(peer);
             if (state != null && state != PeerFailureException.Reason.EXITED) {
                 final Request r = anyHead();
-                fail(new PeerFailureException(rank, peer, r == null ? "no operation" : r.describe(), state,
+                fail(new PeerFailureException(rank, peer, r == null ? "the job" : r.describe(), state,
                     transport.peerLost(peer)), r, true);
                 return;
             }
@@ -515,7 +515,7 @@ final class Engine implements AutoCloseable {
             if (aborted == null) {
                 final String detail = buffer.getStringWithoutLengthUtf8(offset + Wire.HEADER_LENGTH, detailLength);
                 final Request r = anyHead();
-                aborted = new PeerFailureException(rank, failed, r == null ? "no operation" : r.describe(),
+                aborted = new PeerFailureException(rank, failed, r == null ? "the job" : r.describe(),
                     reasons[reasonCode], "rank " + failed + " failed first (" + reasons[reasonCode] + ", reported by rank "
                     + from + ": " + detail + ")");
             }

@@ -42,5 +42,18 @@ class AeronTransportConfigTest {
             .contains("'localhost' is not host:port"));
         assertTrue(assertThrows(IllegalArgumentException.class, () -> AeronTransportConfig.ipc(2, 2, "/dev/shm/x", "job", TOKEN))
             .getMessage().startsWith("rank=2 size=2"));
+        assertEquals("failureBoundNs=100000000: must be in [200 ms, 10 min]",
+            assertThrows(IllegalArgumentException.class, () -> ipc.withFailureBoundNs(100_000_000L)).getMessage());
+    }
+
+    @Test
+    void shouldTuneAeronLivenessToTheFailureBound() {
+        final AeronTransportConfig ipc = AeronTransportConfig.ipc(0, 2, "/dev/shm/x", "job", TOKEN);
+        assertEquals(JobMediaDriver.DEFAULT_FAILURE_BOUND_NS, ipc.failureBoundNs());
+        assertEquals(2_000_000_000L, ipc.failureBoundNs(), "the issue's default bound: 2 s");
+        assertEquals(5_000_000_000L, ipc.withFailureBoundNs(5_000_000_000L).failureBoundNs());
+        // peers are declared gone after half the bound, checked every twentieth, so the rest fits in the bound
+        assertEquals(1_000_000_000L, JobMediaDriver.livenessTimeoutNs(ipc.failureBoundNs()));
+        assertEquals(100_000_000L, JobMediaDriver.livenessIntervalNs(ipc.failureBoundNs()));
     }
 }
