@@ -98,8 +98,9 @@ public final class BenchScalingCommand implements Callable<Integer> {
                 r.stepMs(), Double.isNaN(r.exposedShare()) ? "-" : String.format(Locale.ROOT, "%.1f%%", 100 * r.exposedShare()),
                 r.bytesPerStep(), r.tokensPerSecond() / one.tokensPerSecond(), 100 * r.tokensPerSecond() / ceiling.tokensPerSecond());
         }
-        System.out.println("exposed: share of step time rank 0 waited for the job's gradients after backward (the all-reduce not "
-            + "hidden behind backward); expert parallelism's all-to-all inside forward and backward is not in it.");
+        System.out.println("exposed: share of step time rank 0 waited on communication: for the job's gradients after backward "
+            + "(the all-reduce not hidden behind backward) and, in the MoE layers, for the routing counts, the token all-to-alls "
+            + "and the expert gradient sums (moe_wait_ms).");
         System.out.println("vs 1x1: tokens/s over one process with one thread; vs ceiling: over two independent one-thread processes"
             + " run at the same time (what two ranks could reach on this machine without any communication).");
         for (final Row r : rows.subList(2, 4)) {
@@ -197,7 +198,7 @@ public final class BenchScalingCommand implements Callable<Integer> {
         final List<String> timed = lines.subList(warmup, warmup + steps);
         for (final String line : timed) {
             stepMs += number(line, "step_ms");
-            waitMs += number(line, "grad_wait_ms");
+            waitMs += number(line, "grad_wait_ms") + (line.contains("\"moe_wait_ms\"") ? number(line, "moe_wait_ms") : 0);
         }
         final double tokens = number(timed.get(timed.size() - 1), "tokens") - number(lines.get(warmup - 1), "tokens");
         return new Row(label, ranks, threads, tokens / (stepMs / 1e3), stepMs / steps, ranks > 1 ? waitMs / stepMs : Double.NaN,

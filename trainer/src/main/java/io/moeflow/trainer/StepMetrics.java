@@ -43,6 +43,11 @@ public final class StepMetrics {
      * nanoseconds: the communication not hidden behind backward (next to nothing in one process).
      */
     public long gradientWaitNs;
+    /**
+     * Time the MoE layers waited on the transport this step (routing-count all-gathers, token all-to-alls, expert
+     * gradient sums), in nanoseconds: the expert-parallel communication not hidden behind compute (0 in one process).
+     */
+    public long expertWaitNs;
     /** Time the training thread waited for a checkpoint save this step, in nanoseconds (0 without a save). */
     public long checkpointStallNs;
     public final int layers;

@@ -244,6 +244,7 @@ public final class Trainer implements AutoCloseable {
         final double loss = jobMetrics.loss();
         stopAgreed = jobMetrics.stopRequested();
         metrics.gradientWaitNs = System.nanoTime() - waitStartNs;
+        metrics.expertWaitNs = model.expertWaitNs();
 
         // 5. Clip the global gradient norm (with K > 1, one tiny all-gather adds the other members' experts),
         //    then the AdamW update (both spread over the model's threads).

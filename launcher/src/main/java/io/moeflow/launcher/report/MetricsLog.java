@@ -80,6 +80,7 @@ public final class MetricsLog implements AutoCloseable {
         number(s, "tokens_per_s", m.tokensPerSecond);
         number(s, "step_ms", m.stepTimeNs / 1e6);
         number(s, "grad_wait_ms", m.gradientWaitNs / 1e6);
+        number(s, "moe_wait_ms", m.expertWaitNs / 1e6);
         s.append(",\"tokens\":").append(m.tokensConsumed);
         s.append(",\"dropped_tokens\":").append(m.droppedTokens);
         number(s, "ckpt_stall_ms", m.checkpointStallNs / 1e6);

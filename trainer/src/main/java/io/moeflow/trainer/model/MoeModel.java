@@ -345,6 +345,7 @@ public final class MoeModel implements AutoCloseable {
             System.arraycopy(tokens, b * (T + 1), train.inputs, b * T, T);
             System.arraycopy(tokens, b * (T + 1) + 1, train.targets, b * T, T);
         }
+        moe.resetWait();
         forwardLogits(train, false);
         parallel.run(lossTask);
         double ce = 0;
@@ -436,6 +437,15 @@ public final class MoeModel implements AutoCloseable {
         forwardDone = false;
         expertsGathered = !groups.distributed() || groups.config().expertParallel() == 1;
         return 0;
+    }
+
+    /**
+     * @return nanoseconds the MoE layers spent waiting on the transport in the last forward and backward (the
+     *         routing-count all-gathers, the token all-to-alls, the replica sums of expert gradients): the
+     *         expert-parallel communication not hidden behind compute; 0 in one process
+     */
+    public long expertWaitNs() {
+        return moe.waitNs();
     }
 
     /**

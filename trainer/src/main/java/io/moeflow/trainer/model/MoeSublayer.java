@@ -98,6 +98,7 @@ final class MoeSublayer {
     private float[] gatherDst;
     private int gatherDstOff;
     private int gatherCount;
+    private long waitNs;
 
     MoeSublayer(final LayerContext ctx, final float[][] expertBias) {
         this.ctx = ctx;
@@ -137,7 +138,9 @@ final class MoeSublayer {
             layer * ws.recvCapacity * c.channels(), ws.recvRows[layer]);
         experts(ownedRows);
         gather(ws.ylocal, 0, ws.localOfRecv, layer * ws.recvCapacity, ws.sendStage, 0, ws.recvRows[layer]);
+        final long t0 = System.nanoTime();
         group.allToAll(ws.sendStage, 0, ws.recvCounts[layer], ws.yperm, lp, ws.sendCounts[layer], null);
+        waitNs += System.nanoTime() - t0;
         combine();
     }
 
@@ -208,7 +211,18 @@ final class MoeSublayer {
     }
 
     private void await(final CollectiveHandle handle) {
+        final long t0 = System.nanoTime();
         handle.await(Parallel.DEFAULT_TIMEOUT_NS);
+        waitNs += System.nanoTime() - t0;
+    }
+
+    /** Nanoseconds spent in transport calls that block since {@link #resetWait()}. */
+    long waitNs() {
+        return waitNs;
+    }
+
+    void resetWait() {
+        waitNs = 0;
     }
 
     private void gather(final float[] src, final int srcOff, final int[] index, final int indexOff, final float[] dst,
@@ -352,7 +366,9 @@ final class MoeSublayer {
             }
         }
         if (distributed()) {
+            final long t0 = System.nanoTime();
             groups.world().allGather(counts, 0, KE);
+            waitNs += System.nanoTime() - t0;
         }
         for (int e = 0; e < E; e++) {
             int load = 0;
