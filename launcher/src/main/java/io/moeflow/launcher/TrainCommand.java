@@ -170,7 +170,10 @@ public final class TrainCommand implements Callable<Integer> {
     /** This process's place in the job: one process, or a rank of a launched job (data parallel). */
     private ParallelConfig parallelConfig() {
         if (session == null) {
-            parallel.checkSingleProcess();
+            // A job's --expert-parallel saved in its config does not bind a one-process resume: it loads every expert.
+            if (resume == null || spec.commandLine().getParseResult().hasMatchedOption("--expert-parallel")) {
+                parallel.checkSingleProcess();
+            }
             return ParallelConfig.SINGLE;
         }
         return parallel.toConfig(session.worldSize(), session.rank());
