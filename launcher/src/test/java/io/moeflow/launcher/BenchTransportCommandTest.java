@@ -105,11 +105,18 @@ class BenchTransportCommandTest {
         final ByteArrayOutputStream captured = new ByteArrayOutputStream();
         System.setOut(new PrintStream(captured, true, StandardCharsets.UTF_8));
         final int code;
+        final String home = System.getProperty("moeflow.home");
+        System.setProperty("moeflow.home", ".."); // the repository root, where bench/torch_gloo_allreduce.py lives
         try {
             code = Main.run("bench", "transport", "--sizes", "8B..64KiB", "--iters", "10", "--warmup", "2", "--timeout", "240",
                 "--chart", chart.toString());
         } finally {
             System.setOut(out);
+            if (home == null) {
+                System.clearProperty("moeflow.home");
+            } else {
+                System.setProperty("moeflow.home", home);
+            }
         }
         final String text = captured.toString(StandardCharsets.UTF_8);
         System.out.println(text);
@@ -120,6 +127,12 @@ class BenchTransportCommandTest {
         assertTrue(text.contains("aeron ipc raw one-way"), text);
         assertTrue(text.contains("tcp ring all-reduce"), text);
         assertTrue(text.contains("8 B all-reduce p50 latency"), text);
+        assertTrue(text.contains("off-busbw copy(GB/s)      bound float[]%     off%"), "off-heap and bound columns:\n" + text);
+        assertTrue(text.contains("memory bound of rec-dbl") && text.contains("(5.00 passes per byte)"), text);
+        assertTrue(text.contains("allreduce busbw / memory bound: float[]"), text);
+        // the gloo peer ran (a table and its two aims), or said in one line that this Python has no torch
+        assertTrue(text.contains("# gloo peer: skipped (/usr/bin/python3 cannot import torch.distributed")
+            || text.contains("8 B latency: p50") && text.contains("65536 B busbw: float[]"), text);
         assertTrue(text.contains("chart: " + chart), text);
         final java.awt.image.BufferedImage image = javax.imageio.ImageIO.read(chart.toFile());
         assertEquals(900, image.getWidth(), "a PNG of the sweep");
