@@ -306,7 +306,7 @@ public final class Trainer implements AutoCloseable {
                 }
             }
             expertSquares[groups.experts().rank()] = (float) own;
-            groups.experts().allGather(expertSquares, 0, 1, null);
+            groups.experts().urgent().allGather(expertSquares, 0, 1, null);
             sum -= own;
             for (final float share : expertSquares) {
                 sum += share;

@@ -127,7 +127,7 @@ final class MoeSublayer {
             return;
         }
         final int lp = layer * ws.permRows * c.channels();
-        final Communicator group = groups.experts();
+        final Communicator group = groups.experts().urgent(); // never queued behind gradient buckets
         final CollectiveHandle travel = group.allToAllAsync(ws.xperm, lp, ws.sendCounts[layer], ws.recvStage, 0,
             ws.recvCounts[layer], null);
         if (c.sharedExperts() > 0) {
@@ -176,7 +176,7 @@ final class MoeSublayer {
             ctx.parallel.run(routerParamsTask);  // dWr, dln2 weight/bias
             return;
         }
-        final Communicator group = groups.experts();
+        final Communicator group = groups.experts().urgent(); // never queued behind gradient buckets
         final CollectiveHandle out = group.allToAllAsync(ws.dyperm, 0, ws.sendCounts[layer], ws.recvStage, 0,
             ws.recvCounts[layer], null);
         if (c.sharedExperts() > 0) {
@@ -367,7 +367,7 @@ final class MoeSublayer {
         }
         if (distributed()) {
             final long t0 = System.nanoTime();
-            groups.world().allGather(counts, 0, KE);
+            groups.world().urgent().allGather(counts, 0, KE);
             waitNs += System.nanoTime() - t0;
         }
         for (int e = 0; e < E; e++) {
