@@ -27,7 +27,11 @@ import org.agrona.concurrent.IdleStrategy;
  * peer's ABORT fails this rank's current and next operation at once.
  */
 final class Engine implements AutoCloseable {
-    /** Frame batches per lane per round while several lanes are busy (keeps urgent latency low). */
+    /**
+     * Frame batches per lane per round while several lanes are busy (each batch is up to 4 frames
+     * each way): bulk lanes take one while the urgent lane is busy, two otherwise; the urgent lane
+     * and a lane alone take as many as move.
+     */
     private static final int SHARED_ROUNDS = 2;
     /** How often an idle driver checks peers' liveness and timeouts. */
     private static final long SWEEP_INTERVAL_NS = TimeUnit.MILLISECONDS.toNanos(1);
@@ -246,7 +250,8 @@ final class Engine implements AutoCloseable {
                 busy++;
             }
         }
-        final int rounds = busy > 1 ? SHARED_ROUNDS : ScheduleExecutor.MAX_ROUNDS_PER_PROGRESS;
+        final boolean urgentBusy = all[urgentLane].head != null || all[urgentLane].queued > 0;
+        final int bulkRounds = busy <= 1 ? ScheduleExecutor.MAX_ROUNDS_PER_PROGRESS : urgentBusy ? 1 : SHARED_ROUNDS;
         final int dataLanes = all.length - 1;
         rotation = rotation == Integer.MAX_VALUE ? 0 : rotation + 1;
         for (int i = 0; i < dataLanes; i++) {
@@ -258,7 +263,8 @@ final class Engine implements AutoCloseable {
             }
             final Request r = lane.head;
             try {
-                final int moved = lane.executor.progress(rounds);
+                final int moved = lane.executor.progress(lane.id == urgentLane ? ScheduleExecutor.MAX_ROUNDS_PER_PROGRESS
+                    : bulkRounds);
                 if (moved > 0) {
                     lane.lastProgressNs = nowNs;
                     work += moved;
@@ -468,9 +474,36 @@ final class Engine implements AutoCloseable {
             if (aborted.peer() == rank && aborted.reason() == PeerFailureException.Reason.TIMEOUT && blamePassedOn(aborted)) {
                 return work;
             }
+            if (failsHereToo()) {
+                return work;
+            }
             fail(aborted, null, false);
         }
         return work;
+    }
+
+    /**
+     * Before taking a peer's ABORT, one more pass over the lanes: what the peer sent before its
+     * ABORT is there now, so a mismatch both ranks can see is reported by this rank in its own
+     * words. True if that failed the engine.
+     */
+    private boolean failsHereToo() {
+        for (int i = 1; i < lanes.length; i++) {
+            final Lane lane = lanes[i];
+            final Request r = lane.head;
+            if (r == null) {
+                continue;
+            }
+            try {
+                lane.executor.progress(1);
+            } catch (final PeerFailureException e) {
+                fail(e, r, true);
+                return true;
+            } catch (final RuntimeException e) {
+                return false;
+            }
+        }
+        return false;
     }
 
     /**

@@ -73,7 +73,8 @@ public final class AeronTransport implements Transport {
     /** The control lane carries handshake, BYE and ABORT frames only: small terms. */
     private static final int CONTROL_TERM_LENGTH_BYTES = 64 * 1024;
     private static final int PROOF_LENGTH = 88 + 4 * (LANES - 1);
-    private static final int BYE_LENGTH = Wire.HEADER_LENGTH;
+    /** BYE: the header, then the position this rank's stream to the peer reached on each data lane. */
+    private static final int BYE_LENGTH = Wire.HEADER_LENGTH + 8 * (LANES - 1);
     private static final int FIELD_FROM = 4;
     private static final int FIELD_TO = 8;
     private static final int FIELD_SIZE = 12;
@@ -100,6 +101,8 @@ public final class AeronTransport implements Transport {
     /** Sessions of the images whose HELLO this rank answered with a PROOF, per peer (handshake only). */
     private final IntArrayList[] answeredSessions;
     private final boolean[] byeReceived;
+    /** Per peer and lane: the position its stream had reached when it said BYE (lanes are not ordered). */
+    private final long[][] byePositions;
     private final BufferClaim[] claims;
     /** Per lane and peer (lane 0 is the control lane: the same objects as the arrays above). */
     private final ExclusivePublication[][] lanePublications;
@@ -152,6 +155,7 @@ public final class AeronTransport implements Transport {
             answeredSessions[peer] = new IntArrayList();
         }
         this.byeReceived = new boolean[size];
+        this.byePositions = new long[size][LANES];
         this.claims = new BufferClaim[size];
         this.lanePublications = new ExclusivePublication[LANES][];
         this.laneSubscriptions = new Subscription[LANES][];
@@ -202,7 +206,7 @@ public final class AeronTransport implements Transport {
         try {
             if (config.launchDriver()) {
                 driver = JobMediaDriver.launch(config.aeronDirectory(), config.driverIdleMode(), config.failureBoundNs(),
-                    filter);
+                    filter, config.media() != AeronMedia.UDP);
             }
             final Throwable[] firstError = new Throwable[1];
             final AeronTransport[] holder = new AeronTransport[1];
@@ -520,6 +524,11 @@ public final class AeronTransport implements Transport {
             }
             if (lane == 0 && Wire.isWellFormed(buffer, offset, frameLength) && Wire.kind(buffer, offset) == Wire.KIND_BYE) {
                 nextReceiveSequence[lane][peer]++;
+                if (frameLength >= BYE_LENGTH) {
+                    for (int l = 1; l < LANES; l++) {
+                        byePositions[peer][l] = buffer.getLong(offset + Wire.HEADER_LENGTH + 8 * (l - 1));
+                    }
+                }
                 byeReceived[peer] = true;
                 return Action.BREAK;
             }
@@ -732,7 +741,7 @@ public final class AeronTransport implements Transport {
         if (streamBroken[peer] != null) {
             return streamBroken[peer];
         }
-        if (byeReceived[peer]) {
+        if (hasExited(peer)) {
             return "rank " + peer + " closed its communicator while this rank still expects data from it";
         }
         for (int lane = 0; lane < LANES; lane++) {
@@ -764,10 +773,27 @@ public final class AeronTransport implements Transport {
         if (streamBroken[peer] != null) {
             return PeerFailureException.Reason.DISCONNECTED; // frames missing from the stream: it cannot go on
         }
-        if (byeReceived[peer]) {
+        if (hasExited(peer)) {
             return PeerFailureException.Reason.EXITED;
         }
         return peerLost(peer) == null ? null : PeerFailureException.Reason.DISCONNECTED;
+    }
+
+    /**
+     * The peer said BYE and everything it sent before on the data lanes has been consumed (the BYE
+     * travels on the control lane, which is not ordered with the others: until then its last data
+     * may still be on the way, over UDP even being retransmitted).
+     */
+    private boolean hasExited(final int peer) {
+        if (!byeReceived[peer]) {
+            return false;
+        }
+        for (int lane = 1; lane < LANES; lane++) {
+            if (laneImages[lane][peer].position() < byePositions[peer][lane]) {
+                return false;
+            }
+        }
+        return true;
     }
 
     @Override
@@ -840,6 +866,9 @@ public final class AeronTransport implements Transport {
                         buffer.setMemory(result, BYE_LENGTH, (byte) 0);
                         Wire.putPreamble(buffer, result, Wire.KIND_BYE, (byte) 0);
                         buffer.putInt(result + FIELD_FROM, rank);
+                        for (int lane = 1; lane < LANES; lane++) {
+                            buffer.putLong(result + Wire.HEADER_LENGTH + 8 * (lane - 1), lanePublications[lane][peer].position());
+                        }
                         commit(peer, CONTROL_LANE);
                     }
                     sent[peer] = result >= 0 || result == NOT_CONNECTED || result == CLOSED;

@@ -34,8 +34,9 @@ import io.moeflow.transport.JobToken;
  *                         user's processes can open (the 0700 driver directory): anyone who could
  *                         forge an IPC frame could also read the token file
  * @param failureBoundNs   when a rank dies, every other rank's current and next operation fails within
- *                         about this long (2 s by default): the embedded driver's (UDP) liveness
- *                         timeouts are half of it and this client heart-beats every twentieth of it.
+ *                         about this long (2 s by default): the embedded driver's (UDP) image and
+ *                         publication liveness timeouts are three quarters of it and this client
+ *                         heart-beats every twentieth of it.
  *                         Over IPC the shared driver's bound counts ({@link JobMediaDriver#launch(String,
  *                         io.moeflow.transport.IdleMode, long)}); give both the same value
  */

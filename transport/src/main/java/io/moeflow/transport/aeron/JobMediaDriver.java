@@ -47,25 +47,38 @@ public final class JobMediaDriver implements AutoCloseable {
 
     /** Launches a driver in {@code aeronDirectory} (which must not be in use by a live driver), failure bound 2 s. */
     public static JobMediaDriver launch(final String aeronDirectory, final IdleMode idleMode) {
-        return launch(aeronDirectory, idleMode, DEFAULT_FAILURE_BOUND_NS, null);
+        return launch(aeronDirectory, idleMode, DEFAULT_FAILURE_BOUND_NS, null, true);
     }
 
     /**
      * Launches a driver whose liveness timeouts are tuned to {@code failureBoundNs}: a client (worker)
      * that stops heart-beating, a UDP image that stops receiving and a UDP publication that stops
-     * getting status messages are declared gone after half the bound (checked every twentieth), so
-     * its peers see its streams closed within about half the bound and tell the rest of the job by
-     * ABORT frames well within it. A shorter bound makes a stalled but healthy process (a long GC
+     * getting status messages are declared gone after three quarters of the bound (checked every
+     * twentieth), so its peers see its streams closed and tell the rest of the job by ABORT frames
+     * within the bound. A shorter bound makes a stalled but healthy process (a long GC
      * pause, a starved core) more likely to be declared dead.
      */
     public static JobMediaDriver launch(final String aeronDirectory, final IdleMode idleMode, final long failureBoundNs) {
-        return launch(aeronDirectory, idleMode, failureBoundNs, null);
+        return launch(aeronDirectory, idleMode, failureBoundNs, null, true);
     }
 
-    /** The liveness timeout of clients, images and publications for a failure bound: half of it. */
+    /**
+     * The liveness timeout of clients, images and publications for a failure bound: three quarters
+     * of it (the rest covers the driver's check interval and the ABORT). Not less: a client whose
+     * own thread stalls longer than this (its "service interval", e.g. a starved core while JVMs
+     * start) is closed by Aeron, and a measured 1.45 s stall on a loaded 2-core host ended a worker
+     * when this was half the default bound.
+     */
     static long livenessTimeoutNs(final long failureBoundNs) {
-        return failureBoundNs / 2;
+        return failureBoundNs / 4 * 3;
     }
+
+    /**
+     * An embedded driver that serves only its own process (UDP) needs no short client liveness: a
+     * dead peer shows as its image and publication going quiet. It keeps Aeron's 10 s default, so a
+     * stalled worker never closes its own client.
+     */
+    static final long OWN_CLIENT_LIVENESS_TIMEOUT_NS = TimeUnit.SECONDS.toNanos(10);
 
     /** How often drivers check liveness, and clients heart-beat, for a failure bound: a twentieth of it. */
     static long livenessIntervalNs(final long failureBoundNs) {
@@ -80,7 +93,7 @@ public final class JobMediaDriver implements AutoCloseable {
 
     /** Launches a driver whose UDP receivers let only authenticated frames into the logs ({@code filter} may be null). */
     static JobMediaDriver launch(final String aeronDirectory, final IdleMode idleMode, final long failureBoundNs,
-                                 final FrameAuthenticationFilter filter) {
+                                 final FrameAuthenticationFilter filter, final boolean sharedByProcesses) {
         checkFailureBound(failureBoundNs);
         // SPIN: spin, then yield the core, never park (as the engine's SPIN mode); BACKOFF parks up to 0.5 ms
         makeParentPrivate(Paths.get(aeronDirectory).toAbsolutePath());
@@ -96,11 +109,11 @@ public final class JobMediaDriver implements AutoCloseable {
             .socketSndbufLength(SOCKET_BUFFER_BYTES)
             .socketRcvbufLength(SOCKET_BUFFER_BYTES)
             .initialWindowLength(SOCKET_BUFFER_BYTES)
-            .clientLivenessTimeoutNs(livenessTimeoutNs(failureBoundNs))
+            .clientLivenessTimeoutNs(sharedByProcesses ? livenessTimeoutNs(failureBoundNs) : OWN_CLIENT_LIVENESS_TIMEOUT_NS)
             .imageLivenessTimeoutNs(livenessTimeoutNs(failureBoundNs))
             .publicationConnectionTimeoutNs(livenessTimeoutNs(failureBoundNs))
             .timerIntervalNs(livenessIntervalNs(failureBoundNs))
-            .publicationUnblockTimeoutNs(Math.max(TimeUnit.SECONDS.toNanos(15), 3 * livenessTimeoutNs(failureBoundNs)))
+            .publicationUnblockTimeoutNs(Math.max(TimeUnit.SECONDS.toNanos(15), 3 * OWN_CLIENT_LIVENESS_TIMEOUT_NS))
             .warnIfDirectoryExists(false)
             .errorHandler(e -> {
                 if (errors.incrementAndGet() <= 3) {

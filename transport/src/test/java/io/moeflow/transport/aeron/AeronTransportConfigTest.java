@@ -52,8 +52,8 @@ class AeronTransportConfigTest {
         assertEquals(JobMediaDriver.DEFAULT_FAILURE_BOUND_NS, ipc.failureBoundNs());
         assertEquals(2_000_000_000L, ipc.failureBoundNs(), "the issue's default bound: 2 s");
         assertEquals(5_000_000_000L, ipc.withFailureBoundNs(5_000_000_000L).failureBoundNs());
-        // peers are declared gone after half the bound, checked every twentieth, so the rest fits in the bound
-        assertEquals(1_000_000_000L, JobMediaDriver.livenessTimeoutNs(ipc.failureBoundNs()));
+        // peers are declared gone after three quarters of the bound, checked every twentieth: the ABORT fits in the rest
+        assertEquals(1_500_000_000L, JobMediaDriver.livenessTimeoutNs(ipc.failureBoundNs()));
         assertEquals(100_000_000L, JobMediaDriver.livenessIntervalNs(ipc.failureBoundNs()));
     }
 }
