@@ -189,9 +189,9 @@ final class FrameIo {
 
     /**
      * {@link #sumFromFrame} into off-heap (or byte[]-backed) destination memory. A loop of Unsafe reads
-     * and writes of raw memory is not vectorized by C2 (the two sides may alias), so the values go
-     * through two 4 KiB arrays that stay in L1: copy in, add array to array (vector code), copy back.
-     * The memory traffic is that of the plain loop; the extra copies hit L1.
+     * and writes of raw memory ran at scalar speed in a micro-benchmark (C2 apparently does not vectorize
+     * it: the two sides may alias), so the values go through two 4 KiB arrays that stay in L1: copy in,
+     * add array to array, copy back. The memory traffic is that of the plain loop; the extra copies hit L1.
      */
     private void sumFromFrameToMemory(final Object frameArray, final long frameAddress, final Object dstBase,
                                       final long dstAddress, final int n, final boolean divide, final float divisor) {
