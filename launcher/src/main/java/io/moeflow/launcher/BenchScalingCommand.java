@@ -111,7 +111,8 @@ public final class BenchScalingCommand implements Callable<Integer> {
         }
         final Path png = chart != null ? chart : root.resolve("scaling.png");
         ScalingChart.write("moeflow bench scaling: bench model, " + cores + " cores",
-            rows.stream().map(r -> new ScalingChart.Bar(r.label(), r.tokensPerSecond())).toList(), png);
+            rows.stream().map(r -> new ScalingChart.Bar(r.label().replace(" independent processes", " processes"), r.tokensPerSecond()))
+                .toList(), png);
         System.out.println("chart: " + png);
         return rows.stream().anyMatch(r -> Double.isNaN(r.tokensPerSecond()) && r.ranks() != 2) ? 1 : 0;
     }

@@ -25,6 +25,8 @@ import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import io.moeflow.checkpoint.CheckpointFile;
 import io.moeflow.checkpoint.CheckpointReader;
@@ -142,9 +144,12 @@ class LaunchJobTest {
         assertTrue(shmDirectoriesOf(ProcessHandle.current().pid()).isEmpty(), "no /dev/shm directory left");
     }
 
-    @Test
-    void shouldFinishBitwiseLikeAnUninterruptedRunAfterAWorkerIsKilled() throws Exception {
-        final String[] options = {"--steps", "200", "--save-every", "40", "--eval-every", "0", "--eval-samples", "0", "--samples", "0"};
+    /** Data parallel (every rank holds everything) and expert parallel (each rank holds half the experts: sharded state). */
+    @ParameterizedTest(name = "expert parallel {0}")
+    @ValueSource(ints = {1, 2})
+    void shouldFinishBitwiseLikeAnUninterruptedRunAfterAWorkerIsKilled(final int expertParallel) throws Exception {
+        final String[] options = {"--steps", "200", "--save-every", "40", "--eval-every", "0", "--eval-samples", "0", "--samples", "0",
+            "--expert-parallel", Integer.toString(expertParallel)};
         final CliRun straight = CliRun.of(launch("straight", concat(new String[] {"train"}, options)));
         assertEquals(0, straight.exitCode(), straight.out() + straight.err());
 

@@ -27,13 +27,13 @@ public final class ScalingChart {
             .xAxisTitle("configuration").yAxisTitle("tokens/s (the whole job)").build();
         chart.getStyler().setLegendVisible(false);
         chart.getStyler().setLabelsVisible(true);
-        chart.getStyler().setXAxisLabelRotation(0);
+        chart.getStyler().setXAxisLabelRotation(15);
         chart.getStyler().setLegendPosition(Styler.LegendPosition.InsideNW);
         final List<Bar> shown = bars.stream().filter(b -> !Double.isNaN(b.tokensPerSecond())).toList();
         if (shown.isEmpty()) {
             return;
         }
-        chart.addSeries("tokens/s", shown.stream().map(Bar::label).toList(), shown.stream().map(Bar::tokensPerSecond).toList());
+        chart.addSeries("tokens/s", shown.stream().map(Bar::label).toList(), shown.stream().map(b -> (double) Math.round(b.tokensPerSecond())).toList());
         try {
             if (file.toAbsolutePath().getParent() != null) {
                 Files.createDirectories(file.toAbsolutePath().getParent());
