@@ -41,8 +41,13 @@ public record CurriculumConfig(Kind kind, List<Stage> stages, double replayFract
         FIXED_ROOT,
         /** DeepSpeed {@code fixed_discrete}: a list of difficulties, each held until its max step. */
         FIXED_DISCRETE,
-        /** No curriculum: uniform over all samples, the baseline. */
-        NONE
+        /** No curriculum: uniform over all samples (with replacement), the baseline. */
+        NONE,
+        /**
+         * No curriculum, the other baseline: a true epoch shuffle, every training sample once per epoch in a fresh
+         * random order (without replacement), as a shuffled PyTorch DataLoader does.
+         */
+        SHUFFLE
     }
 
     /** Default seed: DeepSpeed's data-efficiency default. */

@@ -19,7 +19,9 @@ import java.util.Objects;
  *   <li>FIXED_LINEAR / FIXED_ROOT / FIXED_DISCRETE: the samples with difficulty {@code <= d / difficultyScale},
  *       d = the DeepSpeed pacing value ({@link Pacing}) at the 1-based global step {@code step + 1}
  *       (DeepSpeed's engine calls its scheduler with {@code global_steps + 1}).</li>
- *   <li>NONE: all samples.</li>
+ *   <li>NONE: all samples, uniformly (with replacement).</li>
+ *   <li>SHUFFLE: all samples, each once per epoch in an order drawn afresh for every epoch (Fisher-Yates from a
+ *       generator seeded with the config seed and the epoch number, so it depends on nothing else).</li>
  * </ul>
  * The ranges come from binary searches on the sorted difficulties; {@link #next} allocates nothing.
  *
@@ -51,6 +53,10 @@ public final class CurriculumScheduler {
     private final int[] discreteDifficulties;
     private final long[] discreteMaxSteps;
     private final String[] pacingNames;
+    // SHUFFLE: the current epoch's order of the samples, and which epoch it is (-1: none yet).
+    private final int[] permutation;
+    private final SplitMix64 permutationRng = new SplitMix64(0);
+    private long permutationEpoch = -1;
 
     private long step;
     private int stageIndex;
@@ -125,6 +131,7 @@ public final class CurriculumScheduler {
                         + " is that easy (easiest: " + training.difficulty(0) + "); raise the starting difficulty");
             }
         }
+        this.permutation = kind == CurriculumConfig.Kind.SHUFFLE ? new int[training.size()] : null;
         this.configFingerprint = fingerprint(config, batchSize, seqLen);
         this.currentDifficulty = initialDifficulty();
     }
@@ -192,7 +199,7 @@ public final class CurriculumScheduler {
             default:
                 lo = 0;
                 hi = data.size();
-                name = "none";
+                name = kind == CurriculumConfig.Kind.SHUFFLE ? "shuffle" : "none";
                 currentDifficulty = 1.0;
                 break;
         }
@@ -219,7 +226,9 @@ public final class CurriculumScheduler {
         int pos = 0;
         while (pos < rowLength) {
             final int i;
-            if (replayHi > 0 && replay > 0.0 && rng.nextDouble() < replay) {
+            if (permutation != null) {
+                i = shuffled(samplesConsumed);
+            } else if (replayHi > 0 && replay > 0.0 && rng.nextDouble() < replay) {
                 i = rng.nextInt(replayHi); // an easier sample, from [0, stage min)
             } else {
                 i = lo + rng.nextInt(hi - lo);
@@ -232,6 +241,27 @@ public final class CurriculumScheduler {
             }
             pos += n;
         }
+    }
+
+    /** SHUFFLE: the sample at position {@code consumed} of the stream of epochs; reshuffles once per epoch. */
+    private int shuffled(final long consumed) {
+        final int n = permutation.length;
+        final long epoch = consumed / n;
+        if (epoch != permutationEpoch) {
+            // a function of (seed, epoch) only, so a restored scheduler rebuilds the same order mid-epoch
+            permutationRng.setState(SplitMix64.mix(config.seed() ^ SplitMix64.mix(epoch + 1)));
+            for (int k = 0; k < n; k++) {
+                permutation[k] = k;
+            }
+            for (int k = n - 1; k > 0; k--) {
+                final int j = permutationRng.nextInt(k + 1);
+                final int t = permutation[k];
+                permutation[k] = permutation[j];
+                permutation[j] = t;
+            }
+            permutationEpoch = epoch;
+        }
+        return permutation[(int) (consumed % n)];
     }
 
     private void advanceStageIfDone() {

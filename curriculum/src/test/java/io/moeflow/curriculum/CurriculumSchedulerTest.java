@@ -221,6 +221,40 @@ class CurriculumSchedulerTest {
     }
 
     @Test
+    void shouldShuffleTrulyUsingEverySampleOncePerEpochInAFreshOrder() {
+        // 40 distinct samples of 5 bytes + newline; rows of 12 tokens hold exactly two: 8 samples per step
+        final List<Sample> samples = new java.util.ArrayList<>();
+        for (int i = 0; i < 40; i++) {
+            samples.add(new Sample(String.format("s%04d", i), i / 40.0, "x"));
+        }
+        final Dataset data = Dataset.of("epochs", samples);
+        final CurriculumScheduler s = new CurriculumScheduler(CurriculumConfig.defaults(CurriculumConfig.Kind.SHUFFLE,
+                10), data, 4, 11);
+        final int[] tokens = new int[4 * 12];
+        final StepPlan plan = new StepPlan();
+        final List<List<String>> epochs = new java.util.ArrayList<>();
+        for (int epoch = 0; epoch < 2; epoch++) {
+            final List<String> order = new java.util.ArrayList<>();
+            for (int step = 0; step < 5; step++) {
+                s.next(tokens, plan);
+                assertEquals("shuffle", plan.stageName());
+                final StringBuilder text = new StringBuilder();
+                for (final int t : tokens) {
+                    text.append((char) t);
+                }
+                order.addAll(List.of(text.toString().split("\n")));
+            }
+            assertEquals(40, order.size());
+            assertEquals(40, new java.util.HashSet<>(order).size(), "every sample exactly once in epoch " + epoch);
+            epochs.add(order);
+        }
+        assertTrue(!epochs.get(0).equals(epochs.get(1)), "each epoch is shuffled afresh");
+        final List<String> sorted = new java.util.ArrayList<>(epochs.get(0));
+        java.util.Collections.sort(sorted);
+        assertTrue(!epochs.get(0).equals(sorted), "the order is shuffled, not the dataset order");
+    }
+
+    @Test
     void shouldPackRowsWithFreshSamplesSeparatedByNewlines() {
         final List<Sample> samples = List.of(new Sample("ab", 0.1, "x"), new Sample("cdef\n", 0.2, "x"),
                 new Sample("g".repeat(40), 0.3, "x"));
