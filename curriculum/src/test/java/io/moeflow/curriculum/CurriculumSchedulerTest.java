@@ -128,9 +128,14 @@ class CurriculumSchedulerTest {
         assertEquals(300, stages.get(0).lengthSteps());
         assertEquals(400, stages.get(1).lengthSteps());
         assertEquals(300, stages.get(2).lengthSteps());
-        assertEquals(1e-4, stages.get(0).lr());
-        assertEquals(5e-5, stages.get(1).lr());
-        assertEquals(2e-5, stages.get(2).lr());
+        assertEquals(CurriculumConfig.DEFAULT_BASE_LR, stages.get(0).lr());
+        assertEquals(1.5e-3, stages.get(1).lr());
+        assertEquals(6e-4, stages.get(2).lr(), "the same double as --stage expert:0.7:1:30%:6e-4");
+        // the article's values are one base rate away
+        final List<Stage> article = CurriculumConfig.defaultStages(1000, CurriculumConfig.ARTICLE_BASE_LR);
+        assertEquals(1e-4, article.get(0).lr());
+        assertEquals(5e-5, article.get(1).lr());
+        assertEquals(2e-5, article.get(2).lr());
         assertEquals(0.3, stages.get(0).maxDifficulty());
         assertEquals(0.7, stages.get(2).minDifficulty());
         assertTrue(stages.get(2).contains(1.0), "the expert stage includes difficulty 1");

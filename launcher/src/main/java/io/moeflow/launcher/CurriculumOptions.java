@@ -20,8 +20,14 @@ public final class CurriculumOptions {
     @Option(names = "--stage", paramLabel = "NAME:MIN:MAX:LENGTH:LR", split = ",",
         description = "A curriculum stage (repeat, or separate with commas): difficulty range [MIN,MAX), LENGTH in steps "
             + "(200), percent of --steps (30%%) or tokens (500000tok), and the stage's learning rate. "
-            + "Default: basic:0:0.3:30%%:1e-4, intermediate:0.3:0.7:40%%:5e-5, expert:0.7:1:30%%:2e-5")
+            + "Default: basic:0:0.3:30%%:B, intermediate:0.3:0.7:40%%:B/2, expert:0.7:1:30%%:B/5 with B = --base-lr")
     List<String> stages;
+
+    @Option(names = "--base-lr", paramLabel = "LR", defaultValue = "" + CurriculumConfig.DEFAULT_BASE_LR,
+        description = "The default stages' base learning rate: basic at LR, intermediate at LR/2, expert at LR/5. "
+            + "1e-4 gives the article's 1e-4, 5e-5, 2e-5 (values for a model of its size, far larger than the "
+            + "default). Default: ${DEFAULT-VALUE}")
+    double baseLr;
 
     @Option(names = "--replay-fraction", paramLabel = "F",
         description = "Staged: share of each stage's samples taken from easier stages, against forgetting. Default: "
@@ -61,7 +67,7 @@ public final class CurriculumOptions {
     long seed;
 
     CurriculumConfig toConfig(final long totalSteps) {
-        CurriculumConfig c = CurriculumConfig.defaults(kind, totalSteps).withSeed(seed);
+        CurriculumConfig c = CurriculumConfig.defaults(kind, totalSteps, baseLr).withSeed(seed);
         if (stages != null && !stages.isEmpty()) {
             c = c.withStages(parseStages(stages, totalSteps));
         }

@@ -23,7 +23,7 @@ import picocli.CommandLine.Command;
     versionProvider = Main.Version.class,
     description = "Train Mixture-of-Experts language models on the JVM.",
     subcommands = {TrainCommand.class, LaunchCommand.class, EvalCommand.class, GenerateCommand.class, InspectCommand.class,
-        BenchCommand.class, CommandLine.HelpCommand.class})
+        BenchCommand.class, StudyCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Callable<Integer> {
 
     @Override

@@ -19,9 +19,10 @@ public final class OptimizerOptions {
         description = "Floor the cosine schedule decays to. Default: ${DEFAULT-VALUE}")
     double minLr;
 
-    @Option(names = "--warmup-steps", paramLabel = "N", defaultValue = "0",
-        description = "Linear warmup over the first N steps, applied to any schedule. Default: ${DEFAULT-VALUE}")
-    long warmupSteps;
+    @Option(names = "--warmup-steps", paramLabel = "N",
+        description = "Linear warmup over the first N steps, applied to any schedule (0 = none). Default: 5%% of "
+            + "--steps (200 of 4,000)")
+    Long warmupSteps;
 
     @Option(names = "--beta1", paramLabel = "B1", defaultValue = "" + AdamWConfig.DEFAULT_BETA1,
         description = "AdamW first-moment decay. Default: ${DEFAULT-VALUE}")
@@ -43,6 +44,14 @@ public final class OptimizerOptions {
     @Option(names = "--grad-clip", paramLabel = "NORM", defaultValue = "" + AdamWConfig.DEFAULT_MAX_GRAD_NORM,
         description = "Clip the global gradient norm to this (0 = off). Default: ${DEFAULT-VALUE}")
     double gradClip;
+
+    /** Share of the run's planned steps spent warming up unless --warmup-steps says otherwise. */
+    static final double DEFAULT_WARMUP_SHARE = 0.05;
+
+    /** --warmup-steps, or {@link #DEFAULT_WARMUP_SHARE} of {@code planSteps}. */
+    long warmupSteps(final long planSteps) {
+        return warmupSteps != null ? warmupSteps : Math.round(DEFAULT_WARMUP_SHARE * planSteps);
+    }
 
     AdamWConfig toConfig() {
         return new AdamWConfig(beta1, beta2, eps, weightDecay, gradClip);

@@ -194,7 +194,7 @@ public final class TrainCommand implements Callable<Integer> {
         planSteps = planSteps != null ? planSteps : savedPlanSteps().orElse(steps);
         final TrainerConfig trainerConfig = new TrainerConfig(steps, batchSize,
             TrainDefaults.threads(threads), seed, optimizer.lrSchedule,
-            optimizer.lr, optimizer.minLr, optimizer.warmupSteps, kernels, planSteps);
+            optimizer.lr, optimizer.minLr, optimizer.warmupSteps(planSteps), kernels, planSteps);
         final CurriculumConfig curriculumConfig = curriculum.toConfig(planSteps);
 
         // The data, split into training and held-out samples.
