@@ -12,14 +12,14 @@ import io.moeflow.transport.ReduceOp;
 /**
  * The MoE half of a block: res[l+1] = resMid + sum_j w_j * expert_j(ln2(resMid)).
  * <p>
- * Written as separate stages so expert parallelism can later put an all-to-all between {@link #permute} and
- * {@link #experts} and another between {@link #experts} and {@link #combine}:
+ * Written as separate stages, so that expert parallelism puts an all-to-all between {@link #permute} and the experts
+ * and another between the experts and {@link #combine}:
  * <ol>
  *   <li>{@link #routeScores}: ln2, router logits, scores, top-k, gates (per token);</li>
  *   <li>{@link #assignSlots}: load counting, capacity and dropping, each kept (token, expert) pair gets a row in its
  *       expert's contiguous block of the permuted buffer (sequential, deterministic);</li>
  *   <li>{@link #permute}: gather the tokens into the blocks;</li>
- *   <li>{@link #experts}: one GEMM pair per expert block (C -> F -> C, GELU between);</li>
+ *   <li>experts: one GEMM pair per expert block (C -> F -> C, GELU between);</li>
  *   <li>{@link #combine}: weighted gather back to token order, plus the residual.</li>
  * </ol>
  * Shared experts are extra blocks E..E+S-1 that receive every token with weight 1.
