@@ -2,6 +2,7 @@ package io.moeflow.trainer;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -240,6 +241,44 @@ class ShardedCheckpointResumeTest {
             }
         }
         return out;
+    }
+
+    @Test
+    void shouldRestartAnFp8JobBitForBitWithItsErrorFeedbackResiduals() throws Exception {
+        final java.util.function.IntFunction<ParallelConfig> fp8 = rank -> new ParallelConfig(2, rank, 1,
+            ParallelConfig.DEFAULT_BUCKET_BYTES, ParallelConfig.GradCompression.FP8);
+        final List<float[]> straight = RankThreads.run(2, 120, (rank, world) -> {
+            try (Trainer t = trainer(fp8.apply(rank), world)) {
+                trainTo(t, STEPS);
+                return t.model().params().clone();
+            }
+        });
+        final List<float[]> residuals = RankThreads.run(2, 120, (rank, world) -> {
+            try (Trainer t = trainer(fp8.apply(rank), world)) {
+                trainTo(t, STEPS / 2);
+                save(t, dir.resolve("fp8"), true);
+                final float[] residual = new float[t.model().params().length];
+                t.denseGradientBuckets().copyResidualTo(residual);
+                return residual;
+            }
+        });
+        final List<float[]> restarted = RankThreads.run(2, 120, (rank, world) -> {
+            try (Trainer t = trainer(fp8.apply(rank), world)) {
+                resume(t, dir.resolve("fp8"));
+                final float[] residual = new float[t.model().params().length];
+                t.denseGradientBuckets().copyResidualTo(residual);
+                assertArrayEquals(residuals.get(rank), residual, "rank " + rank + "'s own residual restored");
+                trainTo(t, STEPS);
+                return t.model().params().clone();
+            }
+        });
+        boolean nonZero = false;
+        for (final float v : residuals.get(1)) {
+            nonZero |= v != 0f;
+        }
+        assertTrue(nonZero, "FP8 left a residual to save");
+        assertArrayEquals(straight.get(0), restarted.get(0), "FP8 job restarted at step 6 vs never stopped");
+        assertArrayEquals(straight.get(1), restarted.get(1));
     }
 
     @Test
