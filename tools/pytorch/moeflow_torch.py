@@ -12,6 +12,7 @@ Needs: python3-torch, python3-h5py (Debian).
 """
 import json
 import math
+import os
 import sys
 import zlib
 
@@ -114,17 +115,31 @@ class MoEFlowGPT(nn.Module):
         return self.head(self.lnf(x))
 
 
+def model_files(checkpoint_dir):
+    """model.h5 of a checkpoint, or of every rank part of a sharded one (a directory with metadata.txt)."""
+    metadata = os.path.join(checkpoint_dir, "metadata.txt")
+    if not os.path.exists(metadata):
+        return [os.path.join(checkpoint_dir, "model.h5")]
+    with open(metadata, encoding="utf-8") as m:
+        world = int(next(line.split()[1] for line in m if line.startswith("world_size ")))
+    return [os.path.join(checkpoint_dir, f"rank-{rank:05d}", "model.h5") for rank in range(world)]
+
+
 def load(checkpoint_dir):
-    """The model of a checkpoint directory (runs/<name>/checkpoints/step-N), every dataset's CRC-32 checked."""
-    with h5py.File(f"{checkpoint_dir}/model.h5", "r") as f:
-        cfg = read_config(f)
-        state = {}
-        for name in f:
-            data = f[name][()]
-            raw = data.astype(data.dtype.newbyteorder("<"), copy=False).tobytes()
-            if zlib.crc32(raw) != int(f[name].attrs["crc32"]):
-                raise ValueError(f"{checkpoint_dir}/model.h5: dataset {name} fails its CRC-32")
-            state[name] = torch.from_numpy(np.array(data))
+    """The model of a checkpoint directory (runs/<name>/checkpoints/step-N), every dataset's CRC-32 checked.
+    A sharded checkpoint's parts each hold some of the tensors (each tensor in exactly one part): they are merged."""
+    cfg = None
+    state = {}
+    for path in model_files(checkpoint_dir):
+        with h5py.File(path, "r") as f:
+            if cfg is None:
+                cfg = read_config(f)
+            for name in f:
+                data = f[name][()]
+                raw = data.astype(data.dtype.newbyteorder("<"), copy=False).tobytes()
+                if zlib.crc32(raw) != int(f[name].attrs["crc32"]):
+                    raise ValueError(f"{path}: dataset {name} fails its CRC-32")
+                state[name] = torch.from_numpy(np.array(data))
     model = MoEFlowGPT(cfg)
     model.load_state_dict(state, strict=True)
     return model.eval()
