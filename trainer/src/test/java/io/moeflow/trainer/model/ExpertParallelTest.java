@@ -301,6 +301,14 @@ class ExpertParallelTest {
     }
 
     @Test
+    void shouldMatchOneProcessWithASigmoidRouterAndMoreChoicesThanExpertsPerRank() {
+        // top-3 of 4 experts over 2 ranks: a token sends 1 or 2 rows to each owner (the receive bound uses min(k, E/K))
+        final ModelConfig c = new ModelConfig(32, 16, 32, 2, 2, 4, 3, 32, 1, RouterScore.SIGMOID, 0.01, 0.001, true,
+            1e-3, 0.0, 0.05);
+        check(c, 2, 2, 5, m -> { });
+    }
+
+    @Test
     void shouldSeeSomeRankSendNothingToALiveExpert() {
         // with 4 ranks of 16 tokens over 4 experts, top-1 routing leaves some (rank, expert) pairs empty on this seed
         final ModelConfig c = new ModelConfig(32, 16, 32, 2, 2, 4, 1, 32, 0, RouterScore.SOFTMAX, 0.01, 0.0, false,
