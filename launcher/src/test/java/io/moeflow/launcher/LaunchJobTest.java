@@ -130,6 +130,38 @@ class LaunchJobTest {
     }
 
     @Test
+    void shouldStopEveryRankAfterTheSameStepWithACheckpointWhenTheLauncherGetsSigterm() throws Exception {
+        final List<String> command = WorkerProcesses.javaCommand(WorkerProcesses.inheritedJvmFlags(), Main.class.getName(),
+            List.of(launch("stopped", "--max-restarts", "3", "train", "--steps", "1000000", "--save-every", "0", "--eval-every", "0")));
+        final Path log = runs.resolve("launcher.log");
+        final Process launcher = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        try {
+            final Path dir = runs.resolve("stopped");
+            await(() -> contains(log, "step 1/1000000"), 180, "the job trains");
+            final List<ProcessHandle> workers = launcher.descendants().toList();
+            launcher.destroy(); // SIGTERM, as Ctrl-C or a scheduler would send
+            assertTrue(launcher.waitFor(120, TimeUnit.SECONDS), "the launcher exits after the workers saved");
+            final String out = Files.readString(log);
+            assertTrue(out.contains("moeflow launch: stopped by a signal"), out);
+            assertTrue(out.contains("continue with: ./moeflow launch --nproc-per-node 2 train --run-name stopped"), out);
+            assertFalse(out.contains("restarting"), "a stop is not a failure to restart: " + out);
+            final Matcher stop0 = Pattern.compile("stopped at step (\\d+)").matcher(Files.readString(dir.resolve("rank-0.log")));
+            final Matcher stop1 = Pattern.compile("stopped at step (\\d+)").matcher(Files.readString(dir.resolve("rank-1.log")));
+            assertTrue(stop0.find() && stop1.find(), "both ranks say where they stopped");
+            assertEquals(stop0.group(1), stop1.group(1), "every rank stops after the same step");
+            final Resolution newest = new CheckpointStore(dir.resolve("checkpoints")).resolveAuto().orElseThrow();
+            try (CheckpointReader reader = CheckpointReader.open(newest.directory())) {
+                assertEquals(Long.parseLong(stop0.group(1)), reader.step(), "the checkpoint of the step they stopped after");
+            }
+            await(() -> workers.stream().noneMatch(ProcessHandle::isAlive), 20, "every worker JVM exits");
+            assertTrue(shmDirectoriesOf(launcher.pid()).isEmpty(), "no /dev/shm directory left");
+        } finally {
+            launcher.descendants().forEach(ProcessHandle::destroyForcibly);
+            launcher.destroyForcibly();
+        }
+    }
+
+    @Test
     void shouldNameTheRankThatNeverJoinsWithinTheJoinTimeout() throws IOException {
         final long startNs = System.nanoTime();
         final CliRun run = CliRun.of(launch("nojoin", "--join-timeout", "20", "--test-never-join", "1", "--max-restarts", "2", "train",

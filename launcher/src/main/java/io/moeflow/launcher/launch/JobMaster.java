@@ -29,6 +29,8 @@ import io.moeflow.transport.JobToken;
 public final class JobMaster {
     /** Exit code when the job never got going (an agent or worker did not join). */
     public static final int EXIT_NOT_STARTED = 3;
+    /** Exit code when the launcher was stopped by a signal and the workers' own codes did not arrive (128 + SIGTERM). */
+    public static final int EXIT_STOPPED = 143;
     /** Exit code when a node agent was lost. */
     public static final int EXIT_AGENT_LOST = 4;
     /** Separates worker arguments in a message field (the unit separator: never in a command-line word). */
@@ -163,6 +165,7 @@ public final class JobMaster {
         final boolean[] exited = new boolean[world];
         int joined = 0;
         int finished = 0;
+        int closedWorkers = 0;
         final long joinDeadline = System.nanoTime() + plan.joinTimeoutNs();
         final byte[] token = new byte[JobToken.LENGTH_BYTES];
         new SecureRandom().nextBytes(token);
@@ -187,7 +190,11 @@ public final class JobMaster {
                     return Optional.of(new Failure(-1, EXIT_AGENT_LOST, "the node agent of node " + node + " was lost (its connection"
                         + " closed)", false));
                 }
-                continue; // a worker's connection: its agent reports the exit
+                // a worker's connection: its agent reports the exit; after a stop signal the agent may be gone first
+                if (stopRequested && ++closedWorkers == world) {
+                    return Optional.of(new Failure(-1, EXIT_STOPPED, "stopped by a signal", false));
+                }
+                continue;
             }
             if (e.kind() == Kind.HELLO) {
                 if (fromAgent) {

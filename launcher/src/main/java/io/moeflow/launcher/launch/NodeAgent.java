@@ -212,7 +212,7 @@ public final class NodeAgent implements Runnable {
         }
     }
 
-    private void reportExits(final Connection master) throws IOException, InterruptedException {
+    private synchronized void reportExits(final Connection master) throws IOException, InterruptedException {
         for (int i = 0; i < workers.size(); i++) {
             final Process p = workers.get(i);
             if (!reported[i] && !p.isAlive()) {
@@ -249,6 +249,14 @@ public final class NodeAgent implements Runnable {
      * saves), SIGKILL at once otherwise or after the stop timeout; then the generation's media driver.
      */
     private synchronized void stopWorkers(final boolean gracefully) {
+        stopWorkers(gracefully, true);
+    }
+
+    /**
+     * @param forget drop the stopped workers from the lists; the shutdown hook keeps them, so that the agent's
+     *               thread still reports their exits and the master ends the job knowing how it ended
+     */
+    private synchronized void stopWorkers(final boolean gracefully, final boolean forget) {
         if (gracefully) {
             // SIGTERM through the handle: Process.destroy() would also close the pipe and lose the worker's last lines
             workers.forEach(p -> p.toHandle().destroy());
@@ -264,7 +272,7 @@ public final class NodeAgent implements Runnable {
         }
         for (final Process p : workers) {
             p.descendants().forEach(ProcessHandle::destroyForcibly);
-            p.destroyForcibly();
+            p.toHandle().destroyForcibly(); // through the handle: the pump reads the pipe to its end
         }
         for (final Process p : workers) {
             try {
@@ -282,9 +290,11 @@ public final class NodeAgent implements Runnable {
                 break;
             }
         }
-        workers.clear();
-        pumps.clear();
-        logs.clear();
+        if (forget) {
+            workers.clear();
+            pumps.clear();
+            logs.clear();
+        }
         if (driver != null) {
             driver.close();
             driver = null;
@@ -292,7 +302,7 @@ public final class NodeAgent implements Runnable {
     }
 
     private synchronized void cleanUp(final boolean gracefully) {
-        stopWorkers(gracefully);
+        stopWorkers(gracefully, !gracefully);
         if (jobDir != null) {
             IoUtil.delete(jobDir.toFile(), true);
             if (Files.exists(jobDir)) {
