@@ -42,6 +42,9 @@ public final class InspectCommand implements Callable<Integer> {
             System.out.println("format:     version " + reader.formatVersion() + ", every checksum verified");
             System.out.println("written:    " + reader.createdUtc() + " by moeflow " + meta.projectVersion() + " (commit "
                 + meta.gitCommit() + ", Java " + meta.javaVersion() + ", world size " + meta.worldSize() + ")");
+            reader.shardedMetadata().ifPresent(m -> System.out.println("sharded:    " + m.worldSize() + " rank parts"
+                + m.properties().entrySet().stream().map(e -> ", " + e.getKey() + " " + e.getValue())
+                    .collect(java.util.stream.Collectors.joining())));
             System.out.printf("parameters: %,d%n", reader.parameterCount());
             for (final Map.Entry<String, String> e : meta.extra().entrySet()) {
                 System.out.println(e.getKey() + ": " + e.getValue());

@@ -50,6 +50,12 @@ class ReshardingCommandsTest {
             assertEquals("0:0 1:0 2:1 3:1", m.properties().get("expert_owners"));
         }
 
+        final CliRun inspect = CliRun.of("inspect", checkpoints.resolve("step-00000008").toString());
+        assertEquals(0, inspect.exitCode(), inspect.err());
+        assertTrue(inspect.out().contains("sharded:    2 rank parts, expert_owners 0:0 1:0 2:1 3:1, expert_parallel 2")
+            && inspect.out().contains("every checksum verified")
+            && inspect.out().contains("blocks.0.moe.experts.3.w1.weight"), inspect.out());
+
         // One process: the job's --expert-parallel 2 (saved) does not bind it; it loads every expert by name.
         final CliRun single = CliRun.of("train", "--run-name", "run", "--runs-dir", runs.toString(), "--resume", "auto",
             "--steps", "12");
