@@ -298,7 +298,9 @@ public final class TrainCommand implements Callable<Integer> {
     }
 
     private String resumeCommand(final Path runDir) {
-        return "./moeflow train --run-name " + runDir.getFileName()
+        final String command = session == null ? "./moeflow train"
+            : "./moeflow launch --nproc-per-node " + session.environment().localWorldSize() + " train";
+        return command + " --run-name " + runDir.getFileName()
             + (runsDir.equals(Path.of(TrainDefaults.RUNS_DIR)) ? "" : " --runs-dir " + runsDir) + " --resume auto";
     }
 

@@ -144,6 +144,8 @@ class LaunchJobTest {
             final String out = Files.readString(log);
             assertTrue(out.contains("moeflow launch: stopped by a signal"), out);
             assertTrue(out.contains("continue with: ./moeflow launch --nproc-per-node 2 train --run-name stopped"), out);
+            assertTrue(Files.readString(dir.resolve("rank-1.log")).contains("continue with: ./moeflow launch --nproc-per-node 2 train"),
+                "a launched worker names the launch command to continue");
             assertFalse(out.contains("restarting"), "a stop is not a failure to restart: " + out);
             final Matcher stop0 = Pattern.compile("stopped at step (\\d+)").matcher(Files.readString(dir.resolve("rank-0.log")));
             final Matcher stop1 = Pattern.compile("stopped at step (\\d+)").matcher(Files.readString(dir.resolve("rank-1.log")));
