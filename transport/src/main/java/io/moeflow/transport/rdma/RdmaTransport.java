@@ -310,20 +310,33 @@ public final class RdmaTransport implements Transport {
 
     /** Handles the completions that are ready and reports consumed frames to their senders. */
     private int progress() {
-        final int n = verbs.poll(completions);
-        for (int i = 0; i < n; i++) {
-            onCompletion(completions[i]);
-        }
+        int n = pollOnce();
         for (int peer = 0; peer < size; peer++) {
             if (peer == rank || qps[peer] == null) {
                 continue;
             }
             if (!byeReceived[peer] && lost[peer] == null && !closing && !qps[peer].connected()) {
-                markLost(peer, "rank " + peer + ": connection lost (its queue pair disconnected without a goodbye)");
+                n += pollOnce(); // what completed before the disconnect (a goodbye, say) is in the queue by now
+                if (!byeReceived[peer] && lost[peer] == null) {
+                    markLost(peer, "rank " + peer + ": connection lost (its queue pair disconnected without a goodbye)");
+                }
             }
             flushMailbox(peer);
         }
         return n;
+    }
+
+    private int pollOnce() {
+        int total = 0;
+        int n;
+        do {
+            n = verbs.poll(completions);
+            for (int i = 0; i < n; i++) {
+                onCompletion(completions[i]);
+            }
+            total += n;
+        } while (n == POLL_BATCH);
+        return total;
     }
 
     private void onCompletion(final Completion c) {
