@@ -90,7 +90,7 @@ class TrainerTest {
     void shouldUseEachStagesLearningRate() {
         final TrainerConfig config = new TrainerConfig(10, 8, 1, 7, LrScheduleKind.CURRICULUM, 1e-3, 0, 0, Kernels.FAST);
         try (Trainer trainer = new Trainer(config, TinyRuns.tinyModel(32), AdamWConfig.defaults(),
-            CurriculumConfig.defaults(10), data)) {
+            CurriculumConfig.defaults(CurriculumConfig.Kind.STAGED, 10, 1e-4), data)) {
             final double[] lr = new double[10];
             final String[] stage = new String[10];
             for (int s = 0; s < 10; s++) {
@@ -98,7 +98,8 @@ class TrainerTest {
                 lr[s] = m.lr;
                 stage[s] = m.stageName;
             }
-            // Default stages for 10 steps: 3 basic (1e-4), 4 intermediate (5e-5), 3 expert (2e-5).
+            // Default stages for 10 steps from base rate 1e-4 (1 : 0.5 : 0.2): 3 basic (1e-4), 4 intermediate (5e-5),
+            // 3 expert (2e-5). The base is given explicitly so the test does not follow the --base-lr default.
             assertArrayEquals(new double[] {1e-4, 1e-4, 1e-4, 5e-5, 5e-5, 5e-5, 5e-5, 2e-5, 2e-5, 2e-5}, lr);
             assertArrayEquals(new String[] {"basic", "basic", "basic", "intermediate", "intermediate", "intermediate",
                 "intermediate", "expert", "expert", "expert"}, stage);
