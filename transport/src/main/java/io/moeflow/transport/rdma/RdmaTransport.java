@@ -345,8 +345,10 @@ public final class RdmaTransport implements Transport {
         final int index = (int) c.workId;
         if (c.status != Completion.SUCCESS) {
             if (!closing && !byeReceived[peer] && lost[peer] == null) {
-                markLost(peer, "rank " + peer + ": " + Completion.opcodeName(c.opcode) + " completed with error status "
-                    + c.status + (c.status == Completion.FLUSHED ? " (flushed)" : "") + "; the queue pair is in the error state");
+                markLost(peer, c.status == Completion.FLUSHED
+                    ? "rank " + peer + ": connection lost (its queue pair disconnected without a goodbye; posted work flushed)"
+                    : "rank " + peer + ": " + Completion.opcodeName(c.opcode) + " completed with error status " + c.status
+                        + "; the queue pair is in the error state");
             }
             if (kind == WR_DATA || kind == WR_HANDSHAKE) {
                 sendBusy[peer][index] = false;

@@ -215,6 +215,40 @@ class RdmaProtocolTest {
     }
 
     @Test
+    void shouldSeeAGoodbyeAsExitedAndKeepTheOtherPeersWorking() {
+        final RdmaTransport[] t = job(3, 4);
+        assertTrue(send(t[0], 2, LANE, 100, 1) >= 0);
+        assertEquals(1, receive(t[2], 0, LANE, 1).size());
+        t[1].close(); // says goodbye and disconnects: rank 0 must see EXITED, not a failure
+        final long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+        while (t[0].peerState(1) == null && System.nanoTime() - deadline < 0) {
+            t[0].doHousekeeping();
+        }
+        assertEquals(PeerFailureException.Reason.EXITED, t[0].peerState(1), String.valueOf(t[0].peerLost(1)));
+        assertTrue(send(t[0], 2, LANE, 300, 5) >= 0, "rank 2 is still reachable");
+        assertEquals(1, receive(t[2], 0, LANE, 1).size());
+        RankThreads.run(2, 30_000, i -> t[i == 0 ? 0 : 2].close());
+    }
+
+    @Test
+    void shouldFailBothEndsByNameWhenTheConnectionDrops() {
+        final InMemoryFabric fabric = new InMemoryFabric(3, 6);
+        final JobToken token = JobToken.generate();
+        final RdmaTransport[] t = RdmaTestJob.open(fabric, rank -> RdmaTestJob.smallConfig(token, rank, 3));
+        fabric.disconnect(0, 2);
+        t[0].doHousekeeping();
+        t[2].doHousekeeping();
+        assertTrue(t[0].peerLost(2).startsWith("rank 2: connection lost (its queue pair disconnected without a goodbye"),
+            t[0].peerLost(2));
+        assertEquals(PeerFailureException.Reason.DISCONNECTED, t[2].peerState(0));
+        assertTrue(t[2].peerLost(0).startsWith("rank 0: "), t[2].peerLost(0));
+        assertNull(t[0].peerLost(1), "rank 1 is unaffected");
+        assertTrue(send(t[0], 1, LANE, 300, 5) >= 0);
+        assertEquals(1, receive(t[1], 0, LANE, 1).size());
+        close(t);
+    }
+
+    @Test
     void shouldRefuseAPeerWithAnotherJobToken() {
         final InMemoryFabric fabric = new InMemoryFabric(2, 1);
         final JobToken good = JobToken.generate();
