@@ -130,9 +130,14 @@ class BenchTransportCommandTest {
         assertTrue(text.contains("off-busbw copy(GB/s)      bound float[]%     off%"), "off-heap and bound columns:\n" + text);
         assertTrue(text.contains("memory bound of rec-dbl") && text.contains("(5.00 passes per byte)"), text);
         assertTrue(text.contains("allreduce busbw / memory bound: float[]"), text);
-        // the gloo peer ran (a table and its two aims), or said in one line that this Python has no torch
-        assertTrue(text.contains("# gloo peer: skipped (/usr/bin/python3 cannot import torch.distributed")
-            || text.contains("8 B latency: p50") && text.contains("65536 B busbw: float[]"), text);
+        // where /usr/bin/python3 has torch with gloo the peer must run (a table and its two aims); elsewhere one line says why not
+        final String glooMissing = GlooPeer.unavailable(Path.of("/usr/bin/python3"), Path.of("..", "bench", "torch_gloo_allreduce.py"));
+        if (glooMissing == null) {
+            assertTrue(text.contains("# gloo peer: torch.distributed all-reduce"), "gloo is available here, so it must run:\n" + text);
+            assertTrue(text.contains("8 B latency: p50") && text.contains("65536 B busbw: float[]"), text);
+        } else {
+            assertTrue(text.contains("# gloo peer: skipped (" + glooMissing + ")"), text);
+        }
         assertTrue(text.contains("chart: " + chart), text);
         final java.awt.image.BufferedImage image = javax.imageio.ImageIO.read(chart.toFile());
         assertEquals(900, image.getWidth(), "a PNG of the sweep");
