@@ -134,6 +134,39 @@ class BadFrameFuzzTest {
         assertEquals(RUNS, completed + failedByName);
     }
 
+    @Test
+    void shouldTimeOutWhileTheSilentPeersStreamCarriesOnlyGarbage() throws Exception {
+        // dropped frames are not progress: a stream that only carries garbage must not keep an operation alive
+        final InProcessCluster cluster = InProcessCluster.create(2, 1 << 16, 1024);
+        final List<Communicator> comms = cluster.communicators(CONFIG); // 400 ms operation timeout
+        final AtomicBoolean waiting = new AtomicBoolean(true);
+        final long injectForNs = TimeUnit.SECONDS.toNanos(30);
+        final int[] injected = {0};
+        final Thread injector = new Thread(() -> {
+            final UnsafeBuffer frame = new UnsafeBuffer(new byte[Wire.HEADER_LENGTH + 40]);
+            Wire.putPreamble(frame, 0, Wire.KIND_DATA, (byte) 1);
+            frame.putByte(Wire.OFFSET_MAGIC, (byte) 0x4E); // malformed: dropped on arrival
+            final long end = System.nanoTime() + injectForNs;
+            while (waiting.get() && System.nanoTime() < end) {
+                injected[0] += cluster.inject(1, 0, frame, 0, frame.capacity()) ? 1 : 0;
+                java.util.concurrent.locks.LockSupport.parkNanos(200_000);
+            }
+        }, "garbage-writer");
+        injector.start();
+        final long start = System.nanoTime();
+        final PeerFailureException failure = org.junit.jupiter.api.Assertions.assertThrows(PeerFailureException.class,
+            () -> comms.get(0).allReduce(new float[SMALL], 0, SMALL, ReduceOp.SUM)); // rank 1 never calls
+        final long failedAfterNs = System.nanoTime() - start;
+        waiting.set(false);
+        injector.join(5000);
+        assertTrue(failedAfterNs < injectForNs, "timed out while garbage still arrived, after " + failedAfterNs / 1_000_000 + " ms");
+        assertEquals(PeerFailureException.Reason.TIMEOUT, failure.reason(), failure.getMessage());
+        assertEquals(1, failure.peer(), failure.getMessage());
+        assertTrue(comms.get(0).counters().malformedFramesDropped() > 0, comms.get(0).counters().toString());
+        assertTrue(injected[0] > 0, "frames written");
+        cluster.close();
+    }
+
     private static float[][][] reference(final int p) {
         final List<Communicator> comms = InProcessCluster.create(p).communicators(CONFIG);
         final float[][][] out = new float[p][][];
