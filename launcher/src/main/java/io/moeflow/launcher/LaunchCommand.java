@@ -38,7 +38,7 @@ import picocli.CommandLine.Spec;
  * launch (issue 10) adds agents on other hosts that join the same rendezvous.
  */
 @Command(name = "launch", mixinStandardHelpOptions = true, sortOptions = false, usageHelpAutoWidth = true,
-    description = {"Train one model with several worker JVMs on this host (data parallel), like torchrun.",
+    description = {"Train one model with several worker JVMs on this host (data and expert parallel), like torchrun.",
         "The train options mean what they mean for moeflow train; the global batch (--batch-size) is the same whatever N.",
         "Each worker's output goes to runs/<name>/rank-<k>.log; rank 0's is echoed, prefixed [rank 0]."})
 public final class LaunchCommand implements Callable<Integer> {
@@ -150,22 +150,8 @@ public final class LaunchCommand implements Callable<Integer> {
             return fail("train options: " + e.getMessage());
         }
 
-        final String runName = train.runName != null ? train.runName
-            : "run-" + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss"));
-        final Path runDir;
-        try {
-            runDir = train.resume == null ? RunDirectory.create(train.runsDir, runName)
-                : train.resume.equals(CheckpointStore.AUTO) ? RunDirectory.createOrReuse(train.runsDir, runName)
-                : RunDirectory.ofCheckpoint(Path.of(train.resume));
-        } catch (final IllegalArgumentException e) {
-            return fail(e.getMessage());
-        }
-        final int cores = Runtime.getRuntime().availableProcessors();
-        final int threads = train.threads != null ? train.threads : Math.max(1, cores / nprocPerNode);
-        final List<String> workerArgs = new ArrayList<>(parsedArgs);
-        workerArgs.addAll(List.of("--run-name", runDir.getFileName().toString(), "--runs-dir", runDir.getParent().toString(),
-            "--threads", Integer.toString(threads)));
-
+        // The rendezvous port first: a busy port must not leave a new, empty run directory behind (the same command
+        // with another port would then be refused as "already exists").
         final String joinKey = JoinKey.generate();
         final RendezvousServer server;
         try {
@@ -174,6 +160,21 @@ public final class LaunchCommand implements Callable<Integer> {
             return fail(e.getMessage());
         }
         try (server) {
+            final String runName = train.runName != null ? train.runName
+                : "run-" + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss"));
+            final Path runDir;
+            try {
+                runDir = train.resume == null ? RunDirectory.create(train.runsDir, runName)
+                    : train.resume.equals(CheckpointStore.AUTO) ? RunDirectory.createOrReuse(train.runsDir, runName)
+                    : RunDirectory.ofCheckpoint(Path.of(train.resume));
+            } catch (final IllegalArgumentException e) {
+                return fail(e.getMessage());
+            }
+            final int cores = Runtime.getRuntime().availableProcessors();
+            final int threads = train.threads != null ? train.threads : Math.max(1, cores / nprocPerNode);
+            final List<String> workerArgs = new ArrayList<>(parsedArgs);
+            workerArgs.addAll(List.of("--run-name", runDir.getFileName().toString(), "--runs-dir", runDir.getParent().toString(),
+                "--threads", Integer.toString(threads)));
             final LaunchPlan plan = new LaunchPlan(runDir.getFileName().toString(), 1, nprocPerNode, maxRestarts,
                 TimeUnit.SECONDS.toNanos(joinTimeoutSeconds), TimeUnit.SECONDS.toNanos(stopTimeoutSeconds), workerArgs,
                 List.of("--resume", CheckpointStore.AUTO), runDir, train.steps);
