@@ -353,7 +353,8 @@ public final class TrainCommand implements Callable<Integer> {
     private CheckpointWriter checkpointWriter(final Path runDir, final Trainer trainer, final String configText,
                                               final FaultInjector faults) {
         final RunMetadata metadata = new RunMetadata(configText, Main.projectVersion(), Main.gitCommit(),
-            Runtime.version().toString(), 1, Map.of(ModelConfigCodec.ATTRIBUTE, ModelConfigCodec.encode(trainer.model().config())));
+            Runtime.version().toString(), session == null ? 1 : session.worldSize(),
+            Map.of(ModelConfigCodec.ATTRIBUTE, ModelConfigCodec.encode(trainer.model().config())));
         final CheckpointConfig config = CheckpointConfig.defaults(runDir.resolve("checkpoints")).withKeepLast(keepLast)
             .withAsyncSave(asyncSave);
         return RankCheckpoints.writer(config, metadata, trainer, faults);

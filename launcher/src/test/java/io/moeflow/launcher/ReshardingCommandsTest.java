@@ -46,6 +46,7 @@ class ReshardingCommandsTest {
         try (CheckpointReader r = CheckpointReader.open(checkpoints.resolve("step-00000008"))) {
             final ShardedMetadata m = r.shardedMetadata().orElseThrow();
             assertEquals(2, m.worldSize());
+            assertEquals(2, r.metadata().worldSize(), "the run metadata (inspect's 'world size') is the job's");
             assertEquals("2", m.properties().get("expert_parallel"));
             assertEquals("0:0 1:0 2:1 3:1", m.properties().get("expert_owners"));
         }
