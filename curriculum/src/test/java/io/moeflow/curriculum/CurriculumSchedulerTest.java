@@ -129,8 +129,9 @@ class CurriculumSchedulerTest {
         assertEquals(400, stages.get(1).lengthSteps());
         assertEquals(300, stages.get(2).lengthSteps());
         assertEquals(CurriculumConfig.DEFAULT_BASE_LR, stages.get(0).lr());
-        assertEquals(1.5e-3, stages.get(1).lr());
-        assertEquals(6e-4, stages.get(2).lr(), "the same double as --stage expert:0.7:1:30%:6e-4");
+        assertEquals(1e-3, stages.get(1).lr());
+        assertEquals(4e-4, stages.get(2).lr(), "the same double as --stage expert:0.7:1:30%:4e-4");
+        assertEquals(6e-4, CurriculumConfig.defaultStages(1000, 3e-3).get(2).lr(), "3e-3 x 0.2 rounds to 6e-4");
         // the article's values are one base rate away
         final List<Stage> article = CurriculumConfig.defaultStages(1000, CurriculumConfig.ARTICLE_BASE_LR);
         assertEquals(1e-4, article.get(0).lr());

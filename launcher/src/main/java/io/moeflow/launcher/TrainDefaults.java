@@ -8,7 +8,7 @@ package io.moeflow.launcher;
 final class TrainDefaults {
     /** Where runs go unless --runs-dir says otherwise (relative to the working directory). */
     static final String RUNS_DIR = "runs";
-    /** 80-90 s at 45-55k tokens/s on 2 quiet cores: copy, pattern, brackets 91-97% exact match (docs/quickstart.md). */
+    /** 80-90 s at 45-55k tokens/s on 2 quiet cores: copy, reverse, pattern 93-97% exact match (docs/quickstart.md). */
     static final long STEPS = 4000;
     static final int BATCH_SIZE = 16;
     static final long SEED = 42;
