@@ -24,7 +24,9 @@ import org.agrona.concurrent.IdleStrategy;
  * ABORT frame from a peer) fails the engine: the rank that detected it sends ABORT on the control
  * lane to every peer, naming the rank that failed and why, and every pending operation completes
  * with one {@link PeerFailureException}. The driver reads the control lane on every round, so a
- * peer's ABORT fails this rank's current and next operation at once.
+ * peer's ABORT fails this rank's current and next operation at once. A timeout waiting for a peer
+ * sends its ABORT first and fails only after a short grace in which a peer's verdict is taken
+ * instead: the peer it names, if itself waiting, passes the blame on to the rank it waits for.
  */
 final class Engine implements AutoCloseable {
     /**
@@ -36,6 +38,8 @@ final class Engine implements AutoCloseable {
     /** How often an idle driver checks peers' liveness and timeouts. */
     private static final long SWEEP_INTERVAL_NS = TimeUnit.MILLISECONDS.toNanos(1);
     private static final int CONTROL_FRAMES_PER_POLL = 8;
+    /** Upper bound of {@link #timeoutGraceNs}: a quarter of the operation timeout, at most this. */
+    private static final long MAX_TIMEOUT_GRACE_NS = TimeUnit.SECONDS.toNanos(1);
 
     private final Transport transport;
     private final CommunicatorConfig config;
@@ -61,6 +65,14 @@ final class Engine implements AutoCloseable {
     /** The frame reader and writer all lanes share. */
     private final FrameIo io;
     private long nextSweepNs;
+    /**
+     * A timeout this rank detected and asked about (ABORT sent) but has not failed with yet: the
+     * rank it waits for may answer with the rank it waits for itself (see {@link #sweep}).
+     */
+    private PeerFailureException pendingTimeout;
+    private Request pendingTimeoutOrigin;
+    private long pendingTimeoutDeadlineNs;
+    private final long timeoutGraceNs;
 
     /** One ordered lane: its queue and the executor of its head operation. */
     private static final class Lane {
@@ -99,6 +111,7 @@ final class Engine implements AutoCloseable {
         bulkLanes = laneCount - firstBulkLane;
         callerIdle = config.idleMode().newIdleStrategy(config.maxIdleParkNs());
         progressIdle = config.idleMode().newIdleStrategy(config.maxIdleParkNs());
+        timeoutGraceNs = Math.min(config.opTimeoutNs() / 4, MAX_TIMEOUT_GRACE_NS);
     }
 
     int rank() {
@@ -243,6 +256,9 @@ final class Engine implements AutoCloseable {
         }
         int work = 0;
         final long nowNs = System.nanoTime();
+        if (pendingTimeout != null) {
+            return driveTimeoutGrace(nowNs);
+        }
         final Lane[] all = lanes;
         int busy = 0;
         for (int i = 1; i < all.length; i++) {
@@ -295,6 +311,24 @@ final class Engine implements AutoCloseable {
                 nextSweepNs = nowNs + SWEEP_INTERVAL_NS;
                 sweep(nowNs);
             }
+        }
+        return work;
+    }
+
+    /**
+     * While a detected timeout waits for its grace: only the control lane is read, and a peer's
+     * ABORT (the rank this one waits for naming the rank it waits for, or any other failure) is
+     * taken instead of this rank's own verdict; at the deadline this rank fails with its own.
+     */
+    private int driveTimeoutGrace(final long nowNs) {
+        final int work = pollControl();
+        if (failure != null) {
+            failAll();
+            return 1;
+        }
+        if (nowNs - pendingTimeoutDeadlineNs >= 0) {
+            fail(pendingTimeout, pendingTimeoutOrigin, false); // its ABORT went out when it was detected
+            return 1;
         }
         return work;
     }
@@ -367,10 +401,21 @@ final class Engine implements AutoCloseable {
             }
             final long silentNs = nowNs - lane.lastProgressNs;
             if (silentNs > config.opTimeoutNs()) {
-                fail(new PeerFailureException(rank, peer, r.describe(), PeerFailureException.Reason.TIMEOUT,
-                    "no data moved for " + TimeUnit.NANOSECONDS.toMillis(silentNs) + " ms (timeout "
-                        + TimeUnit.NANOSECONDS.toMillis(config.opTimeoutNs()) + " ms), " + ex.describeWait()
-                        + (peer >= 0 ? ". Is rank " + peer + " alive and calling the same operation?" : "")), r, true);
+                final PeerFailureException timeout = new PeerFailureException(rank, peer, r.describe(),
+                    PeerFailureException.Reason.TIMEOUT, "no data moved for " + TimeUnit.NANOSECONDS.toMillis(silentNs)
+                        + " ms (timeout " + TimeUnit.NANOSECONDS.toMillis(config.opTimeoutNs()) + " ms), "
+                        + ex.describeWait() + (peer >= 0 ? ". Is rank " + peer + " alive and calling the same operation?" : ""));
+                if (peer < 0 || timeoutGraceNs <= 0) {
+                    fail(timeout, r, true);
+                    return;
+                }
+                // the rank waited for may itself wait for another (a chain ending at the silent
+                // rank): tell everyone now, which asks that rank to pass the blame on, and take its
+                // answer (or its own timeout's ABORT) if it comes within the grace
+                broadcastAbort(timeout);
+                pendingTimeout = timeout;
+                pendingTimeoutOrigin = r;
+                pendingTimeoutDeadlineNs = nowNs + timeoutGraceNs;
                 return;
             }
         }
@@ -397,6 +442,8 @@ final class Engine implements AutoCloseable {
                 first = true;
             }
         }
+        pendingTimeout = null;
+        pendingTimeoutOrigin = null;
         if (first && detectedHere) {
             broadcastAbort(f);
         }

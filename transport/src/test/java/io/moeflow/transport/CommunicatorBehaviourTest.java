@@ -112,6 +112,33 @@ class CommunicatorBehaviourTest {
         assertEquals(0, failures[0].rank());
         assertTrue(failures[0].getMessage().contains("rank 0: allReduce #0 (group 0, 2 floats) failed"), failures[0].getMessage());
         assertTrue(failures[0].getMessage().contains("waiting for data from rank 2"), failures[0].getMessage());
+        assertEquals(2, failures[1].peer(), "rank 1 waits for the healthy rank 0 but must name rank 2: " + failures[1].getMessage());
+        assertEquals(PeerFailureException.Reason.TIMEOUT, failures[1].reason(), failures[1].getMessage());
+    }
+
+    @Test
+    void shouldNameTheSilentRankOnEveryWaitingRankWhenTimeoutsRace() {
+        // rank 1 waits for rank 0, which waits for the silent rank 2: both time out at about the
+        // same moment, and rank 1 must still name rank 2 (not the healthy rank 0) in every run
+        final int p = 3;
+        final int runs = 30;
+        for (int run = 0; run < runs; run++) {
+            final List<Communicator> comms = InProcessCluster.create(p).communicators(
+                CONFIG.withOpTimeoutNs(TimeUnit.MILLISECONDS.toNanos(200)));
+            final PeerFailureException[] failures = new PeerFailureException[p];
+            RankThreads.run(p, 20_000, rank -> {
+                if (rank == 2) {
+                    return; // silent: never calls
+                }
+                final float[] buf = {1f, 2f};
+                failures[rank] = assertThrows(PeerFailureException.class, () -> comms.get(rank).allReduce(buf, 0, 2, ReduceOp.SUM));
+            });
+            for (int rank = 0; rank < 2; rank++) {
+                assertEquals(2, failures[rank].peer(), "run " + run + ", rank " + rank + " named a healthy rank: "
+                    + failures[rank].getMessage());
+                assertEquals(PeerFailureException.Reason.TIMEOUT, failures[rank].reason(), failures[rank].getMessage());
+            }
+        }
     }
 
     @Test
