@@ -368,7 +368,7 @@ class ExpertParallelTest {
     /**
      * A step of an expert-parallel rank allocates no arrays: only the transport's async handles (3 per layer, plus one
      * per layer for the replica sum when W &gt; K). Measured on the rank's thread (the only compute thread here) as
-     * the fewest bytes over windows of 10 steps after warm-up (until C2 compiles the Vector API kernels they
+     * the fewest bytes over 400 windows of 10 steps after warm-up (until C2 compiles the Vector API kernels they
      * allocate). Measured: 720 bytes per step with 2 layers (6 handles of 120 bytes); the bound allows 256 bytes per
      * handle, far below one activation row, and fails on any per-step array.
      */
@@ -388,7 +388,10 @@ class ExpertParallelTest {
                 try (ParallelGroups groups = split(comms.get(rank), 2, rank, 2, c.experts());
                      MoeModel m = new MoeModel(c, 2, 1, Kernels.FAST, 11, groups)) {
                     long best = Long.MAX_VALUE;
-                    for (int window = 0; window < 60; window++) {
+                    // Both ranks run the same fixed number of steps (every step is collective). 400 windows give
+                    // C2 time to compile the Vector API kernels also on a fast, idle machine, where 60 windows
+                    // (0.8 s) ended before the compiler had and a step still allocated boxed vectors (86 kB).
+                    for (int window = 0; window < 400; window++) {
                         final long before = mx.getThreadAllocatedBytes(self);
                         for (int s = 0; s < 10; s++) {
                             m.forward(mine);
