@@ -156,19 +156,7 @@ final class Engine implements AutoCloseable {
         final IdleStrategy idle = callerIdle;
         idle.reset();
         while (!r.done) {
-            int work = 0;
-            if (driveLock.tryLock()) {
-                try {
-                    work = drive();
-                } finally {
-                    driveLock.unlock();
-                }
-            }
-            if (work > 0) {
-                idle.reset();
-            } else {
-                idle.idle();
-            }
+            driveOnce(idle);
         }
         final TransportException error = r.error;
         if (error != null) {
@@ -227,19 +215,24 @@ final class Engine implements AutoCloseable {
                     }
                 }
             }
-            int work = 0;
-            if (driveLock.tryLock()) {
-                try {
-                    work = drive();
-                } finally {
-                    driveLock.unlock();
-                }
+            driveOnce(idle);
+        }
+    }
+
+    /** One turn of whichever thread waits: drives every busy lane unless another thread is, then idles if nothing moved. */
+    private void driveOnce(final IdleStrategy idle) {
+        int work = 0;
+        if (driveLock.tryLock()) {
+            try {
+                work = drive();
+            } finally {
+                driveLock.unlock();
             }
-            if (work > 0) {
-                idle.reset();
-            } else {
-                idle.idle();
-            }
+        }
+        if (work > 0) {
+            idle.reset();
+        } else {
+            idle.idle();
         }
     }
 
