@@ -12,6 +12,7 @@ import io.moeflow.trainer.parallel.ParallelConfig;
 import io.moeflow.trainer.parallel.ParallelGroups;
 import io.moeflow.transport.Communicator;
 import io.moeflow.transport.CommunicatorConfig;
+import io.moeflow.transport.RankThreads;
 import io.moeflow.transport.ReduceOp;
 import io.moeflow.transport.inprocess.InProcessCluster;
 import java.util.ArrayList;
@@ -100,7 +101,7 @@ class ExpertParallelTest {
         final int seqTokens = c.seqLen() + 1;
         try (InProcessCluster cluster = InProcessCluster.create(world)) {
             final List<Communicator> comms = cluster.communicators(COMM);
-            Ranks.run(world, 150_000, rank -> {
+            RankThreads.run(world, 150_000, rank -> {
                 final Communicator comm = comms.get(rank);
                 final Run run = new Run();
                 try (ParallelGroups groups = split(comm, world, rank, degree, c.experts());
@@ -341,7 +342,7 @@ class ExpertParallelTest {
             final List<Communicator> comms = cluster.communicators(COMM);
             final String[][] seen = new String[2][];
             final int[][] owners = new int[2][];
-            Ranks.run(2, 60_000, rank -> {
+            RankThreads.run(2, 60_000, rank -> {
                 try (ParallelGroups groups = split(comms.get(rank), 2, rank, 2, c.experts());
                      MoeModel m = new MoeModel(c, 1, 1, Kernels.FAST, 1, groups)) {
                     seen[rank] = m.paramSegments().stream().map(ParamSegment::name).toArray(String[]::new);
@@ -378,7 +379,7 @@ class ExpertParallelTest {
         final long[] fewest = new long[2];
         try (InProcessCluster cluster = InProcessCluster.create(2)) {
             final List<Communicator> comms = cluster.communicators(COMM);
-            Ranks.run(2, 170_000, rank -> {
+            RankThreads.run(2, 170_000, rank -> {
                 final com.sun.management.ThreadMXBean mx =
                     (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
                 final long self = Thread.currentThread().getId();
