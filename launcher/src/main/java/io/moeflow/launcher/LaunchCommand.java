@@ -2,12 +2,17 @@ package io.moeflow.launcher;
 
 import java.io.File;
 import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
 import java.time.LocalDateTime;
 import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
+import java.util.HexFormat;
 import java.util.List;
+import java.util.Optional;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.concurrent.Callable;
@@ -15,6 +20,7 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 
 import io.moeflow.checkpoint.CheckpointStore;
+import io.moeflow.launcher.launch.AgentHandle;
 import io.moeflow.launcher.launch.JobMaster;
 import io.moeflow.launcher.launch.JoinKey;
 import io.moeflow.launcher.launch.LaunchPlan;
@@ -32,38 +38,62 @@ import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 /**
- * {@code moeflow launch --nproc-per-node N train ...}: one training job over N worker JVMs on this
- * host, torchrun-style. The launcher is the job's master (it hosts the rendezvous and decides
- * restarts) and runs this host's node agent in a thread; the agent starts the workers. A cluster
- * launch (issue 10) adds agents on other hosts that join the same rendezvous.
+ * {@code moeflow launch --nproc-per-node N train ...}: one training job over N worker JVMs per node,
+ * torchrun-style. On one host (or node rank 0 of a static multi-node launch) the launcher is the
+ * job's master (it hosts the rendezvous and decides restarts) and runs this host's node agent in a
+ * thread; the agent starts the workers. On node rank R &gt; 0 it runs only that node's agent, which
+ * joins the master at {@code --master-addr:--master-port}.
+ *
+ * <p>The steps are small methods so that other ways to start a job reuse them: {@link #checkOptions},
+ * {@link #validateTrainArgs}, {@link #joinKey}, {@link #makePlan}, {@link #runMaster} and {@link #agentConfig}.
  */
 @Command(name = "launch", mixinStandardHelpOptions = true, sortOptions = false, usageHelpAutoWidth = true,
-    description = {"Train one model with several worker JVMs on this host (data and expert parallel), like torchrun.",
+    description = {"Train one model with several worker JVMs per node (data and expert parallel), like torchrun.",
+        "One host: moeflow launch --nproc-per-node N train ...; several: the same on every node, with --nnodes M --node-rank R "
+            + "--master-addr HOST-OF-NODE-0 and the job's key in MOEFLOW_JOIN_KEY (make it with openssl rand -hex 32).",
         "The train options mean what they mean for moeflow train; the global batch (--batch-size) is the same whatever N.",
         "Each worker's output goes to runs/<name>/rank-<k>.log; rank 0's is echoed, prefixed [rank 0]."})
 public final class LaunchCommand implements Callable<Integer> {
     /** Exit code of bad launch options. */
     static final int EXIT_BAD_INPUT = 2;
+    /** The master's port of a multi-node job when none is given (torchrun's). */
+    static final int DEFAULT_MULTI_NODE_PORT = 29500;
+
+    @Option(names = "--nnodes", paramLabel = "M", defaultValue = "1",
+        description = "Nodes (node agents) in the job. Default: ${DEFAULT-VALUE}")
+    int nnodes;
+
+    @Option(names = "--node-rank", paramLabel = "R", defaultValue = "0",
+        description = "This node's rank in [0, M): node 0 runs the master beside its agent, the others only their agent. "
+            + "Default: ${DEFAULT-VALUE}")
+    int nodeRank;
 
     @Option(names = "--nproc-per-node", paramLabel = "N", defaultValue = "1",
-        description = "Worker JVMs (ranks) on this host. Default: ${DEFAULT-VALUE}")
+        description = "Worker JVMs (ranks) on each node. Default: ${DEFAULT-VALUE}")
     int nprocPerNode;
 
     @Option(names = "--max-restarts", paramLabel = "K", defaultValue = "0",
-        description = "Restarts of the whole group after a worker fails, for the whole job; each restart resumes from the newest "
-            + "complete checkpoint. Default: ${DEFAULT-VALUE}")
+        description = "Restarts of the whole group after a worker or a node fails, for the whole job; each restart resumes from the "
+            + "newest complete checkpoint. Default: ${DEFAULT-VALUE}")
     int maxRestarts;
 
     @Option(names = "--master-addr", paramLabel = "ADDR", defaultValue = "127.0.0.1",
-        description = "Address the rendezvous listens on (the workers' MASTER_ADDR). Default: ${DEFAULT-VALUE}")
+        description = "Address of the rendezvous (node 0 listens there; the workers' MASTER_ADDR). Default: ${DEFAULT-VALUE}")
     String masterAddr;
 
-    @Option(names = "--master-port", paramLabel = "PORT", defaultValue = "0",
-        description = "TCP port of the rendezvous (MASTER_PORT); 0 = any free port. Default: ${DEFAULT-VALUE}")
-    int masterPort;
+    @Option(names = "--master-port", paramLabel = "PORT",
+        description = "TCP port of the rendezvous (MASTER_PORT). Default: any free port on one node, " + DEFAULT_MULTI_NODE_PORT
+            + " with --nnodes > 1")
+    Integer masterPort;
+
+    @Option(names = "--join-key-file", paramLabel = "FILE",
+        description = "File (mode 600) holding the job's join key, or - to read it from standard input; else the MOEFLOW_JOIN_KEY "
+            + "environment variable. Needed with --nnodes > 1. Make one with: openssl rand -hex 32")
+    String joinKeyFile;
 
     @Option(names = "--join-timeout", paramLabel = "SECONDS", defaultValue = "120",
-        description = "How long the workers of each (re)start have to join the rendezvous. Default: ${DEFAULT-VALUE}")
+        description = "How long the node agents, then the workers of each (re)start, have to join the rendezvous; also how long a "
+            + "lost node has to be replaced. Default: ${DEFAULT-VALUE}")
     long joinTimeoutSeconds;
 
     @Option(names = "--stop-timeout", paramLabel = "SECONDS", defaultValue = "30",
@@ -71,8 +101,14 @@ public final class LaunchCommand implements Callable<Integer> {
             + "Default: ${DEFAULT-VALUE}")
     long stopTimeoutSeconds;
 
+    @Option(names = "--heartbeat-interval", paramLabel = "SECONDS", defaultValue = "1",
+        description = "Master and node agents beat each other this often; a node that misses " + LaunchPlan.MISSED_BEATS
+            + " beats is lost. Default: ${DEFAULT-VALUE}")
+    double heartbeatIntervalSeconds;
+
     @Option(names = "--echo", paramLabel = "RANKS", defaultValue = "0",
-        description = "Ranks whose output is echoed with a [rank k] prefix: a list (0,1), 'all' or 'none'. Default: ${DEFAULT-VALUE}")
+        description = "Ranks whose output is echoed with a [rank k] prefix (by the node running them): a list (0,1), 'all' or 'none'. "
+            + "Default: ${DEFAULT-VALUE}")
     String echo;
 
     @Option(names = "--java", paramLabel = "PATH",
@@ -92,30 +128,91 @@ public final class LaunchCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
+    /** Bad launch input: one line, exit code 2, nothing started. */
+    static final class BadLaunchInput extends Exception {
+        private static final long serialVersionUID = 1L;
+
+        BadLaunchInput(final String message) {
+            super(message);
+        }
+    }
+
+    /**
+     * The train options, checked with the train command's own parser.
+     *
+     * @param train      the parsed options
+     * @param parsedArgs {@code train} and the options as given
+     * @param argsHash   a hash of the resolved options: every node of a job must show the same
+     */
+    record TrainJob(TrainCommand train, List<String> parsedArgs, String argsHash) {
+    }
+
     @Override
     public Integer call() throws InterruptedException {
-        final PrintStream out = System.out;
+        try {
+            checkOptions();
+            final Path javaExecutable = javaExecutable();
+            final Set<Integer> echoRanks = echoRanks(echo, worldSize());
+            final TrainJob job = validateTrainArgs();
+            final String joinKey = joinKey();
+            return nodeRank == 0 ? runNodeZero(job, joinKey, javaExecutable, echoRanks)
+                : runAgentOnly(job, joinKey, javaExecutable, echoRanks);
+        } catch (final BadLaunchInput e) {
+            return fail(e.getMessage());
+        } catch (final IllegalArgumentException e) {
+            return fail(e.getMessage()); // from echoRanks and the run directory's checks: messages of bad input
+        }
+    }
+
+    /** Ranks in the job. */
+    int worldSize() {
+        return nnodes * nprocPerNode;
+    }
+
+    /** The rendezvous port: as given, else any free one on one node, else torchrun's. */
+    int masterPort() {
+        return masterPort != null ? masterPort : nnodes > 1 ? DEFAULT_MULTI_NODE_PORT : 0;
+    }
+
+    /** Checks the launcher's own options (not the train options). */
+    void checkOptions() throws BadLaunchInput {
         if (!"train".equals(command)) {
-            return fail("'" + command + "': launch runs train only: moeflow launch --nproc-per-node 2 train [train options]");
+            throw new BadLaunchInput("'" + command + "': launch runs train only: moeflow launch --nproc-per-node 2 train [train options]");
         }
         if (nprocPerNode < 1 || nprocPerNode > 64) {
-            return fail("--nproc-per-node " + nprocPerNode + ": must be in [1, 64]");
+            throw new BadLaunchInput("--nproc-per-node " + nprocPerNode + ": must be in [1, 64]");
+        }
+        if (nnodes < 1 || nnodes > 4096) {
+            throw new BadLaunchInput("--nnodes " + nnodes + ": must be in [1, 4096]");
+        }
+        if (nodeRank < 0 || nodeRank >= nnodes) {
+            throw new BadLaunchInput("--node-rank " + nodeRank + " with --nnodes " + nnodes + ": must be in [0, " + nnodes + ")");
         }
         if (joinTimeoutSeconds < 1 || stopTimeoutSeconds < 1) {
-            return fail("--join-timeout " + joinTimeoutSeconds + " --stop-timeout " + stopTimeoutSeconds + ": must be >= 1 second");
+            throw new BadLaunchInput("--join-timeout " + joinTimeoutSeconds + " --stop-timeout " + stopTimeoutSeconds
+                + ": must be >= 1 second");
         }
+        if (!(heartbeatIntervalSeconds >= 0.05 && heartbeatIntervalSeconds <= 600)) {
+            throw new BadLaunchInput("--heartbeat-interval " + heartbeatIntervalSeconds + ": must be in [0.05, 600] seconds");
+        }
+        if (masterPort() < 0 || masterPort() > 65535) {
+            throw new BadLaunchInput("--master-port " + masterPort() + ": must be in [0, 65535]");
+        }
+        if (nodeRank > 0 && masterPort() == 0) {
+            throw new BadLaunchInput("--master-port 0 with --node-rank " + nodeRank + ": give the port node 0's master listens on");
+        }
+    }
+
+    private Path javaExecutable() throws BadLaunchInput {
         final Path javaExecutable = java != null ? java : Path.of(System.getProperty("java.home"), "bin", "java");
         if (!Files.isRegularFile(javaExecutable) || !Files.isExecutable(javaExecutable)) {
-            return fail("--java " + javaExecutable + ": no such executable; install Java 17 or give the path of its bin/java");
+            throw new BadLaunchInput("--java " + javaExecutable + ": no such executable; install Java 17 or give the path of its bin/java");
         }
-        final Set<Integer> echoRanks;
-        try {
-            echoRanks = echoRanks(echo, nprocPerNode);
-        } catch (final IllegalArgumentException e) {
-            return fail(e.getMessage());
-        }
+        return javaExecutable;
+    }
 
-        // The train options are checked here, before any JVM starts, with the train command's own parser.
+    /** Checks the train options here, on every node, before any JVM starts, with the train command's own parser. */
+    TrainJob validateTrainArgs() throws BadLaunchInput {
         final TrainCommand train = new TrainCommand();
         final CommandLine trainCli = new CommandLine(train);
         trainCli.setOverwrittenOptionsAllowed(true);
@@ -125,7 +222,7 @@ public final class LaunchCommand implements Callable<Integer> {
         final File config = Main.configFile(parsedArgs.toArray(new String[0]));
         if (config != null) {
             if (!config.isFile()) {
-                return fail("--config " + config + ": no such file; give the path of a .properties file");
+                throw new BadLaunchInput("--config " + config + ": no such file; give the path of a .properties file");
             }
             trainCli.setDefaultValueProvider(new CommandLine.PropertiesDefaultProvider(config));
         }
@@ -135,98 +232,188 @@ public final class LaunchCommand implements Callable<Integer> {
             train.optimizer.toConfig();
             train.curriculum.toConfig(train.steps);
         } catch (final CommandLine.ParameterException | IllegalArgumentException e) {
-            return fail("train options: " + e.getMessage());
+            throw new BadLaunchInput("train options: " + e.getMessage());
         }
         if (trainCli.isUsageHelpRequested() || trainCli.isVersionHelpRequested()) {
-            return fail("train options: --help: run moeflow train --help for the train options");
+            throw new BadLaunchInput("train options: --help: run moeflow train --help for the train options");
         }
-        if (train.batchSize % (nprocPerNode) != 0) {
-            return fail("--batch-size " + train.batchSize + " with --nproc-per-node " + nprocPerNode + ": the global batch must split "
-                + "evenly over the ranks; give a multiple of " + nprocPerNode);
+        final int world = worldSize();
+        if (train.batchSize % world != 0) {
+            throw new BadLaunchInput("--batch-size " + train.batchSize + " with " + (nnodes > 1 ? nnodes + " nodes of " : "")
+                + "--nproc-per-node " + nprocPerNode + ": the global batch must split evenly over the ranks; give a multiple of " + world);
         }
         try {
-            train.parallel.toConfig(nprocPerNode, 0).checkFits(train.model.toConfig().experts(), train.batchSize);
+            train.parallel.toConfig(world, 0).checkFits(train.model.toConfig().experts(), train.batchSize);
         } catch (final IllegalArgumentException e) {
-            return fail("train options: " + e.getMessage());
+            throw new BadLaunchInput("train options: " + e.getMessage());
         }
+        if (nnodes > 1 && train.runName == null && (train.resume == null || train.resume.equals(CheckpointStore.AUTO))) {
+            throw new BadLaunchInput("--nnodes " + nnodes + ": a multi-node job needs an explicit --run-name so that every node names "
+                + "the same run; add --run-name NAME to the train options of every node");
+        }
+        return new TrainJob(train, parsedArgs, hash(ResolvedOptions.text(ResolvedOptions.of(trainCli.getCommandSpec()), "train")));
+    }
 
+    /** The first 16 hex characters of the SHA-256 of {@code text}. */
+    static String hash(final String text) {
+        try {
+            final byte[] digest = MessageDigest.getInstance("SHA-256").digest(text.getBytes(StandardCharsets.UTF_8));
+            return HexFormat.of().formatHex(digest, 0, 8);
+        } catch (final NoSuchAlgorithmException e) {
+            throw new IllegalStateException("SHA-256 is part of every Java 17", e);
+        }
+    }
+
+    /** The job's join key: given (file, stdin or environment), needed with several nodes; generated on one. */
+    String joinKey() throws BadLaunchInput {
+        final Optional<String> given;
+        try {
+            given = JoinKey.read(joinKeyFile, System.getenv(), System.in);
+        } catch (final IllegalArgumentException e) {
+            throw new BadLaunchInput(e.getMessage());
+        }
+        if (given.isEmpty() && nnodes > 1) {
+            throw new BadLaunchInput("--nnodes " + nnodes + ": a multi-node job needs its join key on every node: make one with "
+                + JoinKey.HOW_TO_MAKE + " and give it in the " + JoinKey.ENV + " environment variable or with --join-key-file FILE "
+                + "(mode 600, or - for standard input); never on the command line");
+        }
+        return given.orElseGet(JoinKey::generate);
+    }
+
+    /** Node 0 (and one host): the master, with this node's agent in a thread. */
+    private int runNodeZero(final TrainJob job, final String joinKey, final Path javaExecutable, final Set<Integer> echoRanks)
+        throws BadLaunchInput, InterruptedException {
         // The rendezvous port first: a busy port must not leave a new, empty run directory behind (the same command
         // with another port would then be refused as "already exists").
-        final String joinKey = JoinKey.generate();
-        final RendezvousServer server;
-        try {
-            server = RendezvousServer.bind(masterAddr, masterPort, joinKey);
-        } catch (final IllegalArgumentException e) {
-            return fail(e.getMessage());
-        }
+        final RendezvousServer server = bindServer(joinKey);
         try (server) {
-            final String runName = train.runName != null ? train.runName
-                : "run-" + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss"));
-            final Path runDir;
-            try {
-                runDir = train.resume == null ? RunDirectory.create(train.runsDir, runName)
-                    : train.resume.equals(CheckpointStore.AUTO) ? RunDirectory.createOrReuse(train.runsDir, runName)
-                    : RunDirectory.ofCheckpoint(Path.of(train.resume));
-            } catch (final IllegalArgumentException e) {
-                return fail(e.getMessage());
-            }
-            final int cores = Runtime.getRuntime().availableProcessors();
-            final int threads = train.threads != null ? train.threads : Math.max(1, cores / nprocPerNode);
-            final List<String> workerArgs = new ArrayList<>(parsedArgs);
-            workerArgs.addAll(List.of("--run-name", runDir.getFileName().toString(), "--runs-dir", runDir.getParent().toString(),
-                "--threads", Integer.toString(threads)));
-            final LaunchPlan plan = new LaunchPlan(runDir.getFileName().toString(), 1, nprocPerNode, maxRestarts,
-                TimeUnit.SECONDS.toNanos(joinTimeoutSeconds), TimeUnit.SECONDS.toNanos(stopTimeoutSeconds), workerArgs,
-                List.of("--resume", CheckpointStore.AUTO), runDir, train.steps);
-            out.printf("moeflow launch: run %s, %d worker JVMs on this host (ranks 0-%d), %d compute thread%s each, rendezvous at "
-                    + "%s:%d; logs in %s/rank-<k>.log%n", runDir, nprocPerNode, nprocPerNode - 1, threads, threads == 1 ? "" : "s",
-                masterAddr, server.port(), runDir);
-            final NodeAgent agent = new NodeAgent(new NodeAgent.Config(masterAddr, server.port(), 0, nprocPerNode, joinKey,
-                javaExecutable, WorkerProcesses.inheritedJvmFlags(), System.getProperty("java.class.path"), Main.class.getName(), runDir,
-                echoRanks, out, TimeUnit.SECONDS.toNanos(joinTimeoutSeconds), TimeUnit.SECONDS.toNanos(stopTimeoutSeconds),
-                testNeverJoin));
-            final Thread agentThread = new Thread(agent, "moeflow-node-agent-0");
-            agentThread.start();
-            final JobProgress progress = new JobProgress(train.steps, out);
-            final JobMaster master = new JobMaster(plan, server, out, progress::onStep);
-            // Ctrl-C or SIGTERM: the agent's own hook stops the workers gracefully (they finish the step and save);
-            // this one makes sure the master takes their exits as the end of the job, not as a failure to restart.
-            final CountDownLatch masterDone = new CountDownLatch(1);
-            final Thread stopHook = new Thread(() -> {
-                master.requestStop();
-                try { // let the master see the workers' exits and say how to continue, then the JVM may end
-                    masterDone.await(2 * stopTimeoutSeconds + 10, TimeUnit.SECONDS);
-                } catch (final InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                }
-            }, "moeflow-launch-stop");
-            Runtime.getRuntime().addShutdownHook(stopHook);
-            final int code;
-            try {
-                code = master.run();
-                if (master.stopRequested()) {
-                    out.println("moeflow launch: stopped by a signal (exit code " + code + "); continue with: ./moeflow launch "
-                        + "--nproc-per-node " + nprocPerNode + " train --run-name " + runDir.getFileName() + " --runs-dir "
-                        + runDir.getParent() + " --resume auto");
-                }
-            } finally {
-                masterDone.countDown();
-                progress.close();
-                agentThread.join(TimeUnit.SECONDS.toMillis(stopTimeoutSeconds + 10));
-                try {
-                    Runtime.getRuntime().removeShutdownHook(stopHook);
-                } catch (final IllegalStateException shuttingDown) {
-                    // the hook runs or ran
-                }
-            }
-            if (agent.failure() != null && code != 0) {
-                out.println("moeflow launch: " + agent.failure());
-            }
-            if (code == 0) {
-                out.println("moeflow launch: all " + nprocPerNode + " ranks finished; run " + runDir);
-            }
-            return code;
+            final Path runDir = createRunDirectory(job.train());
+            final int threads = workerThreads(job.train());
+            final LaunchPlan plan = makePlan(job, runDir, threads);
+            System.out.printf("moeflow launch: run %s, %d worker JVMs %s (ranks 0-%d), %d compute thread%s each, rendezvous at "
+                    + "%s:%d; logs in %s/rank-<k>.log%n", runDir, nprocPerNode, nnodes == 1 ? "on this host" : "on each of " + nnodes
+                    + " nodes", worldSize() - 1, threads, threads == 1 ? "" : "s", masterAddr, server.port(), runDir);
+            final AgentHandle agent = new NodeAgent(agentConfig(0, server.port(), joinKey, job, runDir, javaExecutable, echoRanks))
+                .startThread();
+            return runMaster(plan, server, List.of(agent));
         }
+    }
+
+    /** Node R &gt; 0: only this node's agent, joined to the master of node 0. */
+    private int runAgentOnly(final TrainJob job, final String joinKey, final Path javaExecutable, final Set<Integer> echoRanks)
+        throws BadLaunchInput {
+        final Path runDir = sharedRunDirectory(job.train());
+        System.out.printf("moeflow launch: node %d of %d: %d worker JVMs (ranks %d-%d) of run %s; joining the master at %s:%d%n",
+            nodeRank, nnodes, nprocPerNode, nodeRank * nprocPerNode, nodeRank * nprocPerNode + nprocPerNode - 1, runDir, masterAddr,
+            masterPort());
+        final NodeAgent agent = new NodeAgent(agentConfig(nodeRank, masterPort(), joinKey, job, runDir, javaExecutable, echoRanks));
+        agent.run();
+        if (agent.failure() != null) {
+            System.out.println("moeflow launch: " + agent.failure());
+        } else {
+            System.out.println("moeflow launch: node " + nodeRank + ": the job ended with exit code " + agent.exitCode());
+        }
+        return agent.exitCode();
+    }
+
+    /** Listens for the rendezvous. */
+    RendezvousServer bindServer(final String joinKey) throws BadLaunchInput {
+        try {
+            return RendezvousServer.bind(masterAddr, masterPort(), joinKey);
+        } catch (final IllegalArgumentException e) {
+            throw new BadLaunchInput(e.getMessage());
+        }
+    }
+
+    /** Node 0: the run's directory, created (or reused when resuming). */
+    static Path createRunDirectory(final TrainCommand train) {
+        final String runName = train.runName != null ? train.runName
+            : "run-" + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss"));
+        return train.resume == null ? RunDirectory.create(train.runsDir, runName)
+            : train.resume.equals(CheckpointStore.AUTO) ? RunDirectory.createOrReuse(train.runsDir, runName)
+            : RunDirectory.ofCheckpoint(Path.of(train.resume));
+    }
+
+    /** Other nodes: node 0 creates the run's directory on the shared --runs-dir; the agent checks it can see it at START. */
+    static Path sharedRunDirectory(final TrainCommand train) {
+        return train.resume != null && !train.resume.equals(CheckpointStore.AUTO) ? RunDirectory.ofCheckpoint(Path.of(train.resume))
+            : RunDirectory.resolve(train.runsDir, train.runName).toAbsolutePath();
+    }
+
+    private int workerThreads(final TrainCommand train) {
+        final int cores = Runtime.getRuntime().availableProcessors();
+        return train.threads != null ? train.threads : Math.max(1, cores / nprocPerNode);
+    }
+
+    /** The master's plan: the job's shape, timeouts and the workers' arguments. */
+    LaunchPlan makePlan(final TrainJob job, final Path runDir, final int threads) {
+        final List<String> workerArgs = new ArrayList<>(job.parsedArgs());
+        workerArgs.addAll(List.of("--run-name", runDir.getFileName().toString(), "--runs-dir", runDir.getParent().toString(),
+            "--threads", Integer.toString(threads)));
+        return new LaunchPlan(runDir.getFileName().toString(), nnodes, nprocPerNode, maxRestarts,
+            TimeUnit.SECONDS.toNanos(joinTimeoutSeconds), TimeUnit.SECONDS.toNanos(stopTimeoutSeconds),
+            (long) (heartbeatIntervalSeconds * 1e9), job.argsHash(), workerArgs, List.of("--resume", CheckpointStore.AUTO), runDir,
+            job.train().steps);
+    }
+
+    /** The agent of node {@code node}, as this launcher's options say. */
+    NodeAgent.Config agentConfig(final int node, final int port, final String joinKey, final TrainJob job, final Path runDir,
+                                 final Path javaExecutable, final Set<Integer> echoRanks) {
+        return new NodeAgent.Config(masterAddr, port, node, nnodes, nprocPerNode, joinKey, job.argsHash(), javaExecutable,
+            WorkerProcesses.inheritedJvmFlags(), System.getProperty("java.class.path"), Main.class.getName(), runDir, echoRanks,
+            System.out, TimeUnit.SECONDS.toNanos(joinTimeoutSeconds), TimeUnit.SECONDS.toNanos(stopTimeoutSeconds), testNeverJoin);
+    }
+
+    /**
+     * Runs the job's master until the job ends, with the progress line and the stop hook, then awaits the agents this
+     * launcher started ({@code agents}: node 0's thread, or remote agents).
+     *
+     * @return the job's exit code
+     */
+    int runMaster(final LaunchPlan plan, final RendezvousServer server, final List<AgentHandle> agents) throws InterruptedException {
+        final PrintStream out = System.out;
+        final Path runDir = plan.runDir();
+        final JobProgress progress = new JobProgress(plan.totalSteps(), out);
+        final JobMaster master = new JobMaster(plan, server, out, progress::onStep);
+        // Ctrl-C or SIGTERM: the agent's own hook stops the workers gracefully (they finish the step and save);
+        // this one makes sure the master takes their exits as the end of the job, not as a failure to restart.
+        final CountDownLatch masterDone = new CountDownLatch(1);
+        final Thread stopHook = new Thread(() -> {
+            master.requestStop();
+            try { // let the master see the workers' exits and say how to continue, then the JVM may end
+                masterDone.await(2 * stopTimeoutSeconds + 10, TimeUnit.SECONDS);
+            } catch (final InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }, "moeflow-launch-stop");
+        Runtime.getRuntime().addShutdownHook(stopHook);
+        final int code;
+        try {
+            code = master.run();
+            if (master.stopRequested()) {
+                out.println("moeflow launch: stopped by a signal (exit code " + code + "); continue with: ./moeflow launch "
+                    + (nnodes > 1 ? "--nnodes " + nnodes + " " : "") + "--nproc-per-node " + nprocPerNode + " train --run-name "
+                    + runDir.getFileName() + " --runs-dir " + runDir.getParent() + " --resume auto");
+            }
+        } finally {
+            masterDone.countDown();
+            progress.close();
+            for (final AgentHandle agent : agents) {
+                agent.await(TimeUnit.SECONDS.toNanos(stopTimeoutSeconds + 10));
+            }
+            try {
+                Runtime.getRuntime().removeShutdownHook(stopHook);
+            } catch (final IllegalStateException shuttingDown) {
+                // the hook runs or ran
+            }
+        }
+        if (code != 0) {
+            agents.stream().map(AgentHandle::failure).filter(f -> f != null).forEach(f -> out.println("moeflow launch: " + f));
+        }
+        if (code == 0) {
+            out.println("moeflow launch: all " + plan.worldSize() + " ranks finished; run " + runDir);
+        }
+        return code;
     }
 
     private int fail(final String message) {

@@ -9,6 +9,9 @@ import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+
+import io.moeflow.launcher.launch.JoinKey;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -75,5 +78,72 @@ class LaunchCommandTest {
         final CliRun run = launch("launch", "--nproc-per-node", "2", "train", "--runs-dir", runs.toString(), "--run-name", "taken");
         assertEquals(2, run.exitCode(), run.err());
         assertTrue(run.err().contains("already exists; pick another name, or continue that run with --resume auto"), run.err());
+    }
+
+    private Path keyFile(final String mode) throws IOException {
+        final Path file = runs.resolve("key-" + mode);
+        Files.writeString(file, JoinKey.generate() + "\n");
+        Files.setPosixFilePermissions(file, PosixFilePermissions.fromString(mode));
+        return file;
+    }
+
+    @Test
+    void shouldAskForAJoinKeyOnSeveralNodesAndSayHowToMakeOne() {
+        final CliRun run = launch("launch", "--nnodes", "2", "--nproc-per-node", "1", "train", "--runs-dir", runs.toString(),
+            "--run-name", "nokey", "--steps", "5");
+        assertEquals(2, run.exitCode(), run.err());
+        assertTrue(run.err().contains("--nnodes 2: a multi-node job needs its join key on every node: make one with openssl rand -hex 32"),
+            run.err());
+        assertFalse(Files.exists(runs.resolve("nokey")), "nothing created");
+    }
+
+    @Test
+    void shouldRefuseAJoinKeyFileOthersMayRead() throws IOException {
+        final Path file = keyFile("rw-r--r--");
+        final CliRun run = launch("launch", "--nnodes", "2", "--join-key-file", file.toString(), "train", "--runs-dir", runs.toString(),
+            "--run-name", "open", "--steps", "5");
+        assertEquals(2, run.exitCode(), run.err());
+        assertTrue(run.err().contains("--join-key-file " + file + ": others may read it (rw-r--r--); make it private with chmod 600"),
+            run.err());
+    }
+
+    @Test
+    void shouldNeedAnExplicitRunNameOnSeveralNodes() throws IOException {
+        final CliRun run = launch("launch", "--nnodes", "2", "--join-key-file", keyFile("rw-------").toString(), "train", "--runs-dir",
+            runs.toString(), "--steps", "5");
+        assertEquals(2, run.exitCode(), run.err());
+        assertTrue(run.err().contains("a multi-node job needs an explicit --run-name so that every node names the same run"), run.err());
+    }
+
+    @Test
+    void shouldRejectANodeRankOutsideTheJob() {
+        final CliRun run = launch("launch", "--nnodes", "2", "--node-rank", "2", "train", "--steps", "5");
+        assertEquals(2, run.exitCode(), run.err());
+        assertTrue(run.err().contains("--node-rank 2 with --nnodes 2: must be in [0, 2)"), run.err());
+    }
+
+    @Test
+    void shouldSplitTheGlobalBatchOverEveryNodesRanks() throws IOException {
+        final CliRun run = launch("launch", "--nnodes", "3", "--node-rank", "1", "--join-key-file", keyFile("rw-------").toString(),
+            "--nproc-per-node", "2", "train", "--runs-dir", runs.toString(), "--run-name", "r", "--batch-size", "16");
+        assertEquals(2, run.exitCode(), run.err());
+        assertTrue(run.err().contains("--batch-size 16 with 3 nodes of --nproc-per-node 2: the global batch must split evenly over the "
+            + "ranks; give a multiple of 6"), run.err());
+    }
+
+    @Test
+    void shouldSayInOneLineWhenANodeCannotReachTheMaster() throws IOException {
+        final int port;
+        try (ServerSocket free = new ServerSocket(0, 1, InetAddress.getByName("127.0.0.1"))) {
+            port = free.getLocalPort(); // closed again: nobody listens there
+        }
+        final CliRun run = launch("launch", "--nnodes", "2", "--node-rank", "1", "--master-port", Integer.toString(port),
+            "--join-timeout", "1", "--join-key-file", keyFile("rw-------").toString(), "train", "--runs-dir", runs.toString(),
+            "--run-name", "lonely", "--steps", "5");
+        assertEquals(3, run.exitCode(), run.out() + run.err());
+        assertTrue(run.out().contains("moeflow launch: node agent 1: could not reach the master at 127.0.0.1:" + port + " within 1 s ("),
+            run.out());
+        assertTrue(run.out().contains("start node 0 (--node-rank 0) with the same --master-addr and --master-port"), run.out());
+        assertFalse(Files.exists(runs.resolve("lonely")), "only node 0 creates the run directory");
     }
 }

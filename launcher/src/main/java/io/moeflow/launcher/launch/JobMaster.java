@@ -25,13 +25,19 @@ import io.moeflow.transport.JobToken;
  * gets the generation's job token and transport details. When a worker fails the master stops the
  * group and, while the job's single restart counter allows, starts the next generation, which
  * resumes from the newest complete checkpoint.
+ *
+ * <p>Master and agents beat each other every {@link LaunchPlan#heartbeatIntervalNs()}. A node whose
+ * agent closed its connection or missed {@link LaunchPlan#MISSED_BEATS} beats is lost: the master
+ * stops the other nodes' workers and, with a restart left, waits up to the join timeout for a new
+ * agent of that node (only then may one join: an agent claiming a live node is rejected) before the
+ * next generation; without one it ends the job with {@link #EXIT_AGENT_LOST}, naming the node.
  */
 public final class JobMaster {
     /** Exit code when the job never got going (an agent or worker did not join). */
     public static final int EXIT_NOT_STARTED = 3;
     /** Exit code when the launcher was stopped by a signal and the workers' own codes did not arrive (128 + SIGTERM). */
     public static final int EXIT_STOPPED = 143;
-    /** Exit code when a node agent was lost. */
+    /** Exit code when a node (its agent) was lost and the job could not continue without it. */
     public static final int EXIT_AGENT_LOST = 4;
     /** Separates worker arguments in a message field (the unit separator: never in a command-line word). */
     static final String ARG_SEPARATOR = "\u001f";
@@ -43,11 +49,29 @@ public final class JobMaster {
         void onStep(Message step);
     }
 
+    /** A joined node agent. */
+    private static final class Agent {
+        final Connection connection;
+        final String host;
+        final long pid;
+        long lastHeardNs;
+
+        Agent(final Connection connection, final Message hello) {
+            this.connection = connection;
+            this.host = hello.get("host", connection.remote());
+            this.pid = Long.parseLong(hello.get("pid", "-1"));
+            this.lastHeardNs = System.nanoTime();
+        }
+    }
+
     private final LaunchPlan plan;
     private final RendezvousServer server;
     private final PrintStream out;
     private final StepListener steps;
-    private final Map<Integer, Connection> agents = new TreeMap<>();
+    private final Map<Integer, Agent> agents = new TreeMap<>();
+    /** Host of each node, remembered after it is lost (for the message). */
+    private final Map<Integer, String> hosts = new TreeMap<>();
+    private long lastBeatSentNs;
     private volatile boolean stopRequested;
 
     public JobMaster(final LaunchPlan plan, final RendezvousServer server, final PrintStream out, final StepListener steps) {
@@ -70,7 +94,7 @@ public final class JobMaster {
         return stopRequested;
     }
 
-    /** A failed generation: the first rank to fail and how. */
+    /** A failed generation: the first rank to fail and how (rank -1: a node or the whole group). */
     record Failure(int rank, int exitCode, String reason, boolean restartable) {
     }
 
@@ -80,8 +104,9 @@ public final class JobMaster {
      * @return 0, or the first failing worker's exit code, or {@link #EXIT_NOT_STARTED} / {@link #EXIT_AGENT_LOST}
      */
     public int run() throws InterruptedException {
+        int code = EXIT_NOT_STARTED;
         try {
-            final Optional<Failure> agentsMissing = awaitAgents();
+            final Optional<Failure> agentsMissing = awaitAgents(false);
             if (agentsMissing.isPresent()) {
                 out.println("moeflow launch: " + agentsMissing.get().reason());
                 return agentsMissing.get().exitCode();
@@ -90,27 +115,41 @@ public final class JobMaster {
             for (int generation = 0; ; generation++) {
                 final Optional<Failure> failure = runGeneration(generation);
                 if (failure.isEmpty()) {
-                    return 0;
+                    code = 0;
+                    return code;
                 }
                 final Failure f = failure.get();
+                code = f.exitCode();
                 stopGeneration(generation);
                 if (stopRequested) {
-                    return f.exitCode(); // the launcher says how to continue
+                    return code; // the launcher says how to continue
                 }
                 if (!f.restartable() || restarts >= plan.maxRestarts()) {
-                    final String budget = plan.maxRestarts() == 0 || !f.restartable() ? ""
+                    final String budget = !f.restartable() ? ""
+                        : plan.maxRestarts() == 0 ? (f.rank() < 0 ? "; no restarts allowed (--max-restarts 0)" : "")
                         : " (no restarts left: " + restarts + " of --max-restarts " + plan.maxRestarts() + " used)";
                     out.println("moeflow launch: " + describe(f) + budget);
-                    return f.exitCode();
+                    return code;
                 }
                 restarts++;
-                out.println("moeflow launch: " + describe(f) + "; restarting the group from the newest complete checkpoint"
-                    + " (restart " + restarts + " of " + plan.maxRestarts() + ")");
+                final String restart = " (restart " + restarts + " of " + plan.maxRestarts() + ")";
+                if (agents.size() < plan.nnodes()) {
+                    out.println("moeflow launch: " + describe(f) + "; waiting up to " + seconds(plan.joinTimeoutNs()) + " for a new agent"
+                        + " of " + nodes(missingNodes()) + ", then restarting the group from the newest complete checkpoint" + restart);
+                    final Optional<Failure> replacement = awaitAgents(true);
+                    if (replacement.isPresent()) {
+                        out.println("moeflow launch: " + replacement.get().reason());
+                        code = replacement.get().exitCode();
+                        return code;
+                    }
+                } else {
+                    out.println("moeflow launch: " + describe(f) + "; restarting the group from the newest complete checkpoint" + restart);
+                }
             }
         } finally {
-            for (final Connection agent : agents.values()) {
+            for (final Agent agent : agents.values()) {
                 try {
-                    agent.send(Message.of("END"));
+                    agent.connection.send(Message.of("END", "code", code));
                 } catch (final IOException e) {
                     // the agent is gone already
                 }
@@ -122,43 +161,88 @@ public final class JobMaster {
         return f.rank() < 0 ? f.reason() : "rank " + f.rank() + " failed: " + f.reason();
     }
 
-    private Optional<Failure> awaitAgents() throws InterruptedException {
+    private List<Integer> missingNodes() {
+        return IntStream.range(0, plan.nnodes()).filter(n -> !agents.containsKey(n)).boxed().toList();
+    }
+
+    /** "node 1 (host a)" or "nodes [1, 2]". */
+    private String nodes(final List<Integer> nodes) {
+        return nodes.size() == 1 ? "node " + nodes.get(0) + (hosts.containsKey(nodes.get(0)) ? " (host " + hosts.get(nodes.get(0)) + ")" : "")
+            : "nodes " + nodes;
+    }
+
+    /**
+     * Waits until every node has its agent: at the start, or after nodes were lost ({@code replacing}), when only agents
+     * of the lost nodes may join.
+     */
+    private Optional<Failure> awaitAgents(final boolean replacing) throws InterruptedException {
         final long deadline = System.nanoTime() + plan.joinTimeoutNs();
         while (agents.size() < plan.nnodes()) {
             final long left = deadline - System.nanoTime();
             if (left <= 0) {
-                final List<Integer> missing = IntStream.range(0, plan.nnodes()).filter(n -> !agents.containsKey(n)).boxed().toList();
-                return Optional.of(new Failure(-1, EXIT_NOT_STARTED, "node agent(s) " + missing + " did not join the rendezvous within "
-                    + seconds(plan.joinTimeoutNs()) + "; check that they can reach the master (--master-addr, --master-port)", false));
+                final List<Integer> missing = missingNodes();
+                return Optional.of(replacing
+                    ? new Failure(-1, EXIT_AGENT_LOST, "no new agent of " + nodes(missing) + " joined within " + seconds(plan.joinTimeoutNs())
+                        + " after it was lost; giving up (start one with --node-rank " + missing.get(0) + " and the same options)", false)
+                    : new Failure(-1, EXIT_NOT_STARTED, "node agent(s) " + missing + " did not join the rendezvous within "
+                        + seconds(plan.joinTimeoutNs()) + "; check that they can reach the master (--master-addr, --master-port)", false));
             }
+            checkHeartbeats().ifPresent(lost -> out.println("moeflow launch: " + lost.reason()));
             final Optional<Event> event = server.poll(Math.min(left, POLL_NS));
-            if (event.isEmpty() || event.get().kind() != Kind.HELLO) {
+            if (event.isEmpty()) {
                 continue;
             }
             final Event e = event.get();
+            final Agent from = heard(e);
+            if (e.kind() == Kind.CLOSED && from != null) {
+                out.println("moeflow launch: " + lose(nodeOf(e.connection()), "its agent's connection closed"));
+            }
+            if (e.kind() != Kind.HELLO) {
+                continue;
+            }
             if (!e.hello().verb().equals("AGENT")) {
                 reject(e.connection(), "no generation is running yet");
                 continue;
             }
-            final int node = e.hello().getInt("node");
-            final int nproc = e.hello().getInt("nproc");
-            if (node < 0 || node >= plan.nnodes() || agents.containsKey(node) || nproc != plan.nprocPerNode()) {
-                reject(e.connection(), "node " + node + " with " + nproc + " workers does not fit this job (" + plan.nnodes()
-                    + " nodes of " + plan.nprocPerNode() + ", joined " + agents.keySet() + ")");
-                continue;
-            }
-            agents.put(node, e.connection());
-            send(e.connection(), Message.of("JOB", "run", plan.runId(), "node", node, "nnodes", plan.nnodes(), "nproc",
-                plan.nprocPerNode(), "world", plan.worldSize()));
+            admit(e);
         }
         return Optional.empty();
+    }
+
+    /** Admits an agent's hello when it fits a node without an agent, or rejects it with the reason. */
+    private void admit(final Event e) {
+        final Message hello = e.hello();
+        final int node = hello.getInt("node");
+        final int nproc = hello.getInt("nproc");
+        final int nnodes = Integer.parseInt(hello.get("nnodes", Integer.toString(plan.nnodes())));
+        if (node < 0 || node >= plan.nnodes() || nproc != plan.nprocPerNode() || nnodes != plan.nnodes()) {
+            reject(e.connection(), "node " + node + " of " + nnodes + " with " + nproc + " workers does not fit this job (" + plan.nnodes()
+                + " nodes of " + plan.nprocPerNode() + " workers)");
+            return;
+        }
+        final Agent live = agents.get(node);
+        if (live != null) {
+            reject(e.connection(), "node " + node + " already has a live agent (pid " + live.pid + " on " + live.host + "); a new agent of"
+                + " node " + node + " may join only after that one is lost");
+            return;
+        }
+        if (!hello.get("args", "").equals(plan.argsHash())) {
+            reject(e.connection(), "train options differ from node 0's (their hash " + hello.get("args", "none") + ", node 0's "
+                + plan.argsHash() + "); give every node the same train options");
+            return;
+        }
+        final Agent agent = new Agent(e.connection(), hello);
+        agents.put(node, agent);
+        hosts.put(node, agent.host);
+        send(agent.connection, Message.of("JOB", "run", plan.runId(), "node", node, "nnodes", plan.nnodes(), "nproc",
+            plan.nprocPerNode(), "world", plan.worldSize(), "beatMs", TimeUnit.NANOSECONDS.toMillis(plan.heartbeatIntervalNs())));
     }
 
     /** Runs one generation; empty when every worker exited with 0. */
     private Optional<Failure> runGeneration(final int generation) throws InterruptedException {
         final String args = String.join(ARG_SEPARATOR, plan.argsOf(generation));
-        for (final Connection agent : agents.values()) {
-            send(agent, Message.of("START", "gen", generation, "args", args));
+        for (final Agent agent : agents.values()) {
+            send(agent.connection, Message.of("START", "gen", generation, "args", args));
         }
         final int world = plan.worldSize();
         final Connection[] workers = new Connection[world];
@@ -177,28 +261,30 @@ public final class JobMaster {
                     + missing.stream().map(r -> "rank-" + r + ".log").collect(Collectors.joining(", ")) + " in " + plan.runDir()
                     + "); on a busy host raise --join-timeout", false));
             }
+            final Optional<Failure> silent = checkHeartbeats();
+            if (silent.isPresent()) {
+                return silent;
+            }
             final Optional<Event> polled = server.poll(POLL_NS);
             if (polled.isEmpty()) {
                 continue;
             }
             final Event e = polled.get();
             final boolean fromAgent = e.hello().verb().equals("AGENT");
+            final Agent agent = heard(e);
             if (e.kind() == Kind.CLOSED) {
-                if (fromAgent && agents.containsValue(e.connection())) {
-                    final int node = nodeOf(e.connection());
-                    agents.remove(node);
-                    return Optional.of(new Failure(-1, EXIT_AGENT_LOST, "the node agent of node " + node + " was lost (its connection"
-                        + " closed)", false));
+                if (agent != null) {
+                    return Optional.of(new Failure(-1, EXIT_AGENT_LOST, lose(nodeOf(e.connection()), "its agent's connection closed"), true));
                 }
                 // a worker's connection: its agent reports the exit; after a stop signal the agent may be gone first
-                if (stopRequested && ++closedWorkers == world) {
+                if (!fromAgent && stopRequested && ++closedWorkers == world) {
                     return Optional.of(new Failure(-1, EXIT_STOPPED, "stopped by a signal", false));
                 }
                 continue;
             }
             if (e.kind() == Kind.HELLO) {
                 if (fromAgent) {
-                    reject(e.connection(), "the job's agents have all joined");
+                    admit(e); // rejected: every node has its live agent
                     continue;
                 }
                 final int gen = e.hello().getInt("gen");
@@ -219,12 +305,12 @@ public final class JobMaster {
                 continue;
             }
             final Message m = e.message();
-            if (fromAgent && m.verb().equals("EXIT") && m.getInt("gen") == generation) {
+            if (agent != null && m.verb().equals("EXIT") && m.getInt("gen") == generation) {
                 final int rank = m.getInt("rank");
                 final int code = m.getInt("code");
                 exited[rank] = true;
                 if (code != 0) {
-                    return Optional.of(new Failure(rank, code, m.get("reason", "exit code " + code), true));
+                    return Optional.of(new Failure(rank, code, m.get("reason", "exit code " + code), !m.get("fatal", "").equals("yes")));
                 }
                 finished++;
             } else if (!fromAgent && m.verb().equals("STEP") && e.hello().getInt("rank") == 0
@@ -237,18 +323,21 @@ public final class JobMaster {
 
     /** Tells every agent to stop generation {@code generation} and waits (bounded) until they say they did. */
     private void stopGeneration(final int generation) throws InterruptedException {
-        for (final Connection agent : agents.values()) {
-            send(agent, Message.of("STOP", "gen", generation));
+        for (final Agent agent : agents.values()) {
+            send(agent.connection, Message.of("STOP", "gen", generation));
         }
         final List<Integer> waiting = new ArrayList<>(agents.keySet());
         final long deadline = System.nanoTime() + plan.stopTimeoutNs();
         while (!waiting.isEmpty() && System.nanoTime() - deadline < 0) {
+            checkHeartbeats().ifPresent(lost -> out.println("moeflow launch: " + lost.reason()));
+            waiting.retainAll(agents.keySet());
             final Optional<Event> polled = server.poll(POLL_NS);
             if (polled.isEmpty()) {
                 continue;
             }
             final Event e = polled.get();
-            if (!e.hello().verb().equals("AGENT") || !agents.containsValue(e.connection())) {
+            final Agent agent = heard(e);
+            if (agent == null) {
                 if (e.kind() == Kind.HELLO) {
                     reject(e.connection(), "generation " + generation + " is stopping");
                 }
@@ -256,7 +345,7 @@ public final class JobMaster {
             }
             final int node = nodeOf(e.connection());
             if (e.kind() == Kind.CLOSED) {
-                agents.remove(node);
+                out.println("moeflow launch: " + lose(node, "its agent's connection closed"));
                 waiting.remove(Integer.valueOf(node));
             } else if (e.message().verb().equals("STOPPED") && e.message().getInt("gen") == generation) {
                 waiting.remove(Integer.valueOf(node));
@@ -268,8 +357,52 @@ public final class JobMaster {
         }
     }
 
+    /** The joined agent an event came from (noting that it was heard from), or null (a worker, a lost or rejected agent). */
+    private Agent heard(final Event e) {
+        if (!e.hello().verb().equals("AGENT")) {
+            return null;
+        }
+        final int node = nodeOf(e.connection());
+        final Agent agent = node < 0 ? null : agents.get(node);
+        if (agent != null) {
+            agent.lastHeardNs = System.nanoTime();
+        }
+        return agent;
+    }
+
+    /**
+     * Beats every agent once per interval, and declares lost the first node whose agent was silent for
+     * {@link LaunchPlan#MISSED_BEATS} intervals.
+     */
+    private Optional<Failure> checkHeartbeats() {
+        final long now = System.nanoTime();
+        if (now - lastBeatSentNs >= plan.heartbeatIntervalNs()) {
+            lastBeatSentNs = now;
+            for (final Agent agent : agents.values()) {
+                send(agent.connection, Message.of("HEARTBEAT"));
+            }
+        }
+        for (final Map.Entry<Integer, Agent> en : agents.entrySet()) {
+            if (now - en.getValue().lastHeardNs > LaunchPlan.MISSED_BEATS * plan.heartbeatIntervalNs()) {
+                return Optional.of(new Failure(-1, EXIT_AGENT_LOST, lose(en.getKey(), "its agent stopped answering ("
+                    + LaunchPlan.MISSED_BEATS + " heartbeats of " + millis(plan.heartbeatIntervalNs()) + " missed)"), true));
+            }
+        }
+        return Optional.empty();
+    }
+
+    /** Declares node {@code node} lost: drops its agent (closing its connection, so a live one stops) and says so. */
+    private String lose(final int node, final String why) {
+        final Agent agent = agents.remove(node);
+        if (agent != null) {
+            agent.connection.close();
+        }
+        return nodes(List.of(node)) + " was lost: " + why;
+    }
+
     private int nodeOf(final Connection connection) {
-        return agents.entrySet().stream().filter(en -> en.getValue() == connection).map(Map.Entry::getKey).findFirst().orElse(-1);
+        return agents.entrySet().stream().filter(en -> en.getValue().connection == connection).map(Map.Entry::getKey).findFirst()
+            .orElse(-1);
     }
 
     private static void reject(final Connection connection, final String reason) {
@@ -291,6 +424,12 @@ public final class JobMaster {
 
     static String seconds(final long ns) {
         return TimeUnit.NANOSECONDS.toSeconds(ns) + " s";
+    }
+
+    /** "1 s", "0.2 s". */
+    static String millis(final long ns) {
+        final long ms = TimeUnit.NANOSECONDS.toMillis(ns);
+        return ms % 1000 == 0 ? ms / 1000 + " s" : ms / 1000.0 + " s";
     }
 
     /** Splits a START message's {@code args} field. */

@@ -13,13 +13,18 @@ import java.util.List;
  * @param maxRestarts    restarts of the whole group allowed for the job (one counter, not per agent)
  * @param joinTimeoutNs  how long agents, then workers of each generation, have to join
  * @param stopTimeoutNs  how long an agent has to stop its workers when told to
+ * @param heartbeatIntervalNs how often master and agents beat each other; a node silent for {@link #MISSED_BEATS} beats is dead
+ * @param argsHash       the hash of the train options ({@code NodeAgent}s must show the same)
  * @param workerArgs     the {@code moeflow} arguments of every worker, e.g. {@code train --run-name x ...}
  * @param restartArgs    added to {@code workerArgs} from the first restart on, e.g. {@code --resume auto}
  * @param runDir         where {@code rank-<k>.log} go
  * @param totalSteps     steps of the run (the progress line's denominator)
  */
 public record LaunchPlan(String runId, int nnodes, int nprocPerNode, int maxRestarts, long joinTimeoutNs, long stopTimeoutNs,
-                         List<String> workerArgs, List<String> restartArgs, Path runDir, long totalSteps) {
+                         long heartbeatIntervalNs, String argsHash, List<String> workerArgs, List<String> restartArgs, Path runDir, long totalSteps) {
+
+    /** Heartbeats a node may miss before it is declared dead. */
+    public static final int MISSED_BEATS = 3;
 
     public LaunchPlan {
         if (runId == null || !runId.matches("[A-Za-z0-9._-]+")) {
@@ -33,6 +38,12 @@ public record LaunchPlan(String runId, int nnodes, int nprocPerNode, int maxRest
         }
         if (joinTimeoutNs <= 0 || stopTimeoutNs <= 0) {
             throw new IllegalArgumentException("joinTimeoutNs=" + joinTimeoutNs + " stopTimeoutNs=" + stopTimeoutNs + ": must be > 0");
+        }
+        if (heartbeatIntervalNs <= 0) {
+            throw new IllegalArgumentException("heartbeatIntervalNs=" + heartbeatIntervalNs + ": must be > 0");
+        }
+        if (argsHash == null || argsHash.isEmpty()) {
+            throw new IllegalArgumentException("argsHash: give the hash of the train options");
         }
         workerArgs = List.copyOf(workerArgs);
         restartArgs = List.copyOf(restartArgs);

@@ -7,6 +7,7 @@ import java.io.InputStreamReader;
 import java.io.PrintStream;
 import java.io.UncheckedIOException;
 import java.io.Writer;
+import java.net.InetAddress;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -40,6 +41,12 @@ public final class NodeAgent implements Runnable {
     /** Prefix of job directories ({@link JobDirectory#removeAbandoned} removes those of dead owners). */
     public static final String JOB_DIR_PREFIX = "moeflow-";
     private static final long POLL_NS = TimeUnit.MILLISECONDS.toNanos(100);
+    /** Between attempts to reach a master that is not listening yet. */
+    private static final long CONNECT_RETRY_MS = 500;
+    /** Exit code of an agent that never joined the job (the master was unreachable or refused it). */
+    public static final int EXIT_NOT_JOINED = 3;
+    /** Exit code of an agent that lost its master (connection closed or heartbeats missed). */
+    public static final int EXIT_MASTER_LOST = 4;
     /** Progress lines of a worker are not echoed: the launcher shows its own for the whole job. */
     private static final Pattern PROGRESS_LINE = Pattern.compile("^step \\d+/\\d+ \\(.*");
     /** Java 17 prints it at the start of every JVM with the Vector API: harmless, and N copies say nothing. */
@@ -51,8 +58,10 @@ public final class NodeAgent implements Runnable {
      * @param masterAddr    where the rendezvous listens
      * @param masterPort    its port
      * @param node          this node's rank
+     * @param nnodes        nodes in the job
      * @param nproc         workers on this node
      * @param joinKey       the job's join key
+     * @param argsHash      the hash of this node's train options (the master checks it is node 0's)
      * @param java          the java executable for workers
      * @param jvmFlags      JVM flags for workers
      * @param classPath     the workers' class path
@@ -60,11 +69,12 @@ public final class NodeAgent implements Runnable {
      * @param logDir        where {@code rank-<k>.log} go
      * @param echoRanks     ranks whose output is echoed to {@code console}, prefixed {@code [rank k]}
      * @param console       where echoed lines go
-     * @param connectTimeoutNs how long to try to reach the master
+     * @param connectTimeoutNs how long to try to reach the master (retrying while it is not listening yet)
      * @param stopTimeoutNs how long workers get to exit after SIGTERM before SIGKILL
      * @param neverJoinRank test hook: this rank never joins (-1: none)
      */
-    public record Config(String masterAddr, int masterPort, int node, int nproc, String joinKey, Path java, List<String> jvmFlags,
+    public record Config(String masterAddr, int masterPort, int node, int nnodes, int nproc, String joinKey, String argsHash, Path java,
+                         List<String> jvmFlags,
                          String classPath, String mainClass, Path logDir, Set<Integer> echoRanks, PrintStream console,
                          long connectTimeoutNs, long stopTimeoutNs, int neverJoinRank) {
     }
@@ -82,6 +92,10 @@ public final class NodeAgent implements Runnable {
     /** Set by the shutdown hook: no new worker starts once the launcher is exiting. */
     private volatile boolean shuttingDown;
     private volatile String failure;
+    private volatile boolean joined;
+    private volatile int endCode = -1;
+    /** When the master was last heard from (any message). */
+    private volatile long lastHeardNs;
 
     public NodeAgent(final Config config) {
         this.config = config;
@@ -92,6 +106,34 @@ public final class NodeAgent implements Runnable {
         return failure;
     }
 
+    /** Runs this agent on a thread of its own (node 0's agent, beside the master). */
+    public AgentHandle startThread() {
+        final Thread thread = new Thread(this, "moeflow-node-agent-" + config.node());
+        thread.start();
+        return new AgentHandle() {
+            @Override
+            public void await(final long timeoutNs) throws InterruptedException {
+                thread.join(Math.max(1, TimeUnit.NANOSECONDS.toMillis(timeoutNs)));
+            }
+
+            @Override
+            public String failure() {
+                return failure;
+            }
+        };
+    }
+
+    /**
+     * The exit code of a launcher that runs only this agent: the job's (from the master's END),
+     * {@link #EXIT_NOT_JOINED} or {@link #EXIT_MASTER_LOST}.
+     */
+    public int exitCode() {
+        if (endCode >= 0 && failure == null) {
+            return endCode;
+        }
+        return joined ? EXIT_MASTER_LOST : EXIT_NOT_JOINED;
+    }
+
     @Override
     public void run() {
         final Thread hook = new Thread(() -> {
@@ -99,22 +141,28 @@ public final class NodeAgent implements Runnable {
             cleanUp(true);
         }, "moeflow-agent-cleanup");
         Runtime.getRuntime().addShutdownHook(hook);
-        try (Connection master = Connection.open(config.masterAddr(), config.masterPort(), config.connectTimeoutNs())) {
-            master.send(Message.of("AGENT", "node", config.node(), "nproc", config.nproc(), "key", config.joinKey(),
-                "pid", ProcessHandle.current().pid()));
+        try (Connection master = connect()) {
+            master.send(Message.of("AGENT", "node", config.node(), "nnodes", config.nnodes(), "nproc", config.nproc(), "key",
+                config.joinKey(), "pid", ProcessHandle.current().pid(), "args", config.argsHash(), "host", hostName()));
             final Message job = master.receive(config.connectTimeoutNs()).orElseThrow(
                 () -> new IOException("the master did not answer within " + JobMaster.seconds(config.connectTimeoutNs())));
             if (!job.verb().equals("JOB")) {
                 throw new IOException("the master refused this agent: " + job.get("reason", job.toString()));
             }
+            joined = true;
+            lastHeardNs = System.nanoTime();
             worldSize = job.getInt("world");
+            startHeartbeats(master, TimeUnit.MILLISECONDS.toNanos(Long.parseLong(job.get("beatMs", "1000"))));
             serve(master, job.get("run"));
         } catch (final EOFException e) {
-            if (!finished) {
-                failure = "node agent " + config.node() + ": the master closed the connection";
+            if (!finished && failure == null) {
+                failure = "node agent " + config.node() + ": the master closed the connection (it ended, or declared this node lost); "
+                    + "stopped this node's workers";
             }
         } catch (final IOException e) {
-            failure = "node agent " + config.node() + ": " + e.getMessage();
+            if (failure == null) {
+                failure = "node agent " + config.node() + ": " + e.getMessage();
+            }
         } catch (final InterruptedException e) {
             Thread.currentThread().interrupt();
         } finally {
@@ -124,6 +172,59 @@ public final class NodeAgent implements Runnable {
             } catch (final IllegalStateException shuttingDown) {
                 // the hook runs or ran
             }
+        }
+    }
+
+    /** Connects to the master, retrying while it is not listening yet (its node may start later), until the connect timeout. */
+    private Connection connect() throws IOException, InterruptedException {
+        final long deadline = System.nanoTime() + config.connectTimeoutNs();
+        while (true) {
+            try {
+                return Connection.open(config.masterAddr(), config.masterPort(), Math.max(1, deadline - System.nanoTime()));
+            } catch (final IOException e) {
+                if (System.nanoTime() - deadline > 0) {
+                    throw new IOException("could not reach the master at " + config.masterAddr() + ":" + config.masterPort() + " within "
+                        + JobMaster.seconds(config.connectTimeoutNs()) + " (" + e.getMessage() + "); start node 0 (--node-rank 0) with the "
+                        + "same --master-addr and --master-port, or check the address, the port and the firewall", e);
+                }
+                Thread.sleep(CONNECT_RETRY_MS);
+            }
+        }
+    }
+
+    /**
+     * Beats the master every {@code intervalNs} on a thread of its own (starting workers or stopping them may hold the
+     * agent's thread); when the master was silent for {@link LaunchPlan#MISSED_BEATS} beats, closes the connection, which
+     * ends the agent and with it this node's workers.
+     */
+    private void startHeartbeats(final Connection master, final long intervalNs) {
+        final Thread beats = new Thread(() -> {
+            while (!finished && !master.isClosed()) {
+                if (System.nanoTime() - lastHeardNs > LaunchPlan.MISSED_BEATS * intervalNs) {
+                    failure = "node agent " + config.node() + ": the master at " + config.masterAddr() + ":" + config.masterPort()
+                        + " stopped answering (" + LaunchPlan.MISSED_BEATS + " heartbeats of " + JobMaster.millis(intervalNs)
+                        + " missed); stopped this node's workers";
+                    master.close();
+                    return;
+                }
+                try {
+                    master.send(Message.of("HEARTBEAT"));
+                    Thread.sleep(TimeUnit.NANOSECONDS.toMillis(intervalNs));
+                } catch (final IOException | InterruptedException e) {
+                    return;
+                }
+            }
+        }, "moeflow-agent-heartbeat");
+        beats.setDaemon(true);
+        beats.start();
+    }
+
+    /** This host's name, for the master's messages. */
+    static String hostName() {
+        try {
+            return InetAddress.getLocalHost().getHostName();
+        } catch (final IOException e) {
+            return System.getenv().getOrDefault("HOSTNAME", "unknown");
         }
     }
 
@@ -137,14 +238,34 @@ public final class NodeAgent implements Runnable {
         while (true) {
             final Optional<Message> received = master.receive(POLL_NS);
             if (received.isPresent()) {
+                lastHeardNs = System.nanoTime();
                 final Message m = received.get();
                 switch (m.verb()) {
-                    case "START" -> start(m.getInt("gen"), JobMaster.splitArgs(m.get("args")), runId);
+                    case "START" -> {
+                        final int gen = m.getInt("gen");
+                        if (gen <= generation) {
+                            config.console().println("moeflow launch: node agent " + config.node() + ": ignored START of generation " + gen
+                                + ": generation " + generation + " started already");
+                        } else if (!Files.isDirectory(config.logDir())) {
+                            generation = gen;
+                            master.send(Message.of("EXIT", "gen", gen, "rank", config.node() * config.nproc(), "code", 2, "fatal", "yes",
+                                "reason", "node " + config.node() + " (host " + hostName() + ") cannot see the run directory "
+                                + config.logDir() + ": --runs-dir must be storage every node shares, at the same path"));
+                        } else {
+                            start(gen, JobMaster.splitArgs(m.get("args")), runId);
+                        }
+                    }
                     case "STOP" -> {
-                        stopWorkers(false);
+                        if (m.getInt("gen") == generation) {
+                            stopWorkers(false);
+                        }
                         master.send(Message.of("STOPPED", "gen", m.getInt("gen")));
                     }
+                    case "HEARTBEAT" -> {
+                        // heard: that is all
+                    }
                     case "END" -> {
+                        endCode = Integer.parseInt(m.get("code", "0"));
                         finished = true;
                         return;
                     }
@@ -163,7 +284,6 @@ public final class NodeAgent implements Runnable {
         generation = gen;
         final Path aeronDir = jobDir.resolve("aeron-g" + gen);
         driver = JobMediaDriver.launch(aeronDir.toString(), IdleMode.BACKOFF);
-        Files.createDirectories(config.logDir());
         reported = new boolean[config.nproc()];
         for (int local = 0; local < config.nproc(); local++) {
             final int rank = config.node() * config.nproc() + local;

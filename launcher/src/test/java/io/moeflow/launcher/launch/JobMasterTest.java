@@ -23,12 +23,13 @@ import org.junit.jupiter.api.Timeout;
 @Timeout(60)
 class JobMasterTest {
     private static final long SECOND_NS = TimeUnit.SECONDS.toNanos(1);
+    private static final String ARGS_HASH = "0123456789abcdef";
     private final String key = JoinKey.generate();
     private final ByteArrayOutputStream console = new ByteArrayOutputStream();
     private final List<Message> steps = new CopyOnWriteArrayList<>();
 
     private LaunchPlan plan(final int maxRestarts, final long joinTimeoutNs) {
-        return new LaunchPlan("job", 1, 2, maxRestarts, joinTimeoutNs, 5 * SECOND_NS, List.of("train", "--steps", "10"),
+        return new LaunchPlan("job", 1, 2, maxRestarts, joinTimeoutNs, 5 * SECOND_NS, 60 * SECOND_NS, ARGS_HASH, List.of("train", "--steps", "10"),
             List.of("--resume", "auto"), Path.of("runs", "job"), 10);
     }
 
@@ -45,7 +46,7 @@ class JobMasterTest {
 
     private Connection agent(final RendezvousServer server) throws IOException {
         final Connection agent = Connection.open("127.0.0.1", server.port(), 5 * SECOND_NS);
-        agent.send(Message.of("AGENT", "node", 0, "nproc", 2, "key", key));
+        agent.send(Message.of("AGENT", "node", 0, "nproc", 2, "key", key, "args", ARGS_HASH));
         assertEquals("JOB", receive(agent).verb());
         return agent;
     }
