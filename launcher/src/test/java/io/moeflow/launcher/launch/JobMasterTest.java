@@ -24,6 +24,7 @@ import org.junit.jupiter.api.Timeout;
 class JobMasterTest {
     private static final long SECOND_NS = TimeUnit.SECONDS.toNanos(1);
     private static final String ARGS_HASH = "0123456789abcdef";
+    private static final long BEAT_NS = TimeUnit.MILLISECONDS.toNanos(200);
     private final String key = JoinKey.generate();
     private final ByteArrayOutputStream console = new ByteArrayOutputStream();
     private final List<Message> steps = new CopyOnWriteArrayList<>();
@@ -57,8 +58,67 @@ class JobMasterTest {
         return worker;
     }
 
+    /** The next message that is not a heartbeat. */
     private static Message receive(final Connection c) throws IOException {
-        return c.receive(10 * SECOND_NS).orElseThrow(() -> new AssertionError("no message within 10 s"));
+        while (true) {
+            final Message m = c.receive(10 * SECOND_NS).orElseThrow(() -> new AssertionError("no message within 10 s"));
+            if (!m.verb().equals("HEARTBEAT")) {
+                return m;
+            }
+        }
+    }
+
+    /** A plan of {@code nnodes} nodes of one worker that beat every 200 ms. */
+    private static LaunchPlan nodesPlan(final int nnodes, final int maxRestarts, final long joinTimeoutNs) {
+        return new LaunchPlan("job", nnodes, 1, maxRestarts, joinTimeoutNs, 5 * SECOND_NS, BEAT_NS, ARGS_HASH,
+            List.of("train", "--steps", "10"), List.of("--resume", "auto"), Path.of("runs", "job"), 10);
+    }
+
+    /** Says hello as the agent of {@code node} (one worker) and returns the connection and the master's answer. */
+    private Connection hello(final RendezvousServer server, final int node, final String argsHash) throws IOException {
+        final Connection agent = Connection.open("127.0.0.1", server.port(), 5 * SECOND_NS);
+        agent.send(Message.of("AGENT", "node", node, "nnodes", 2, "nproc", 1, "key", key, "args", argsHash, "pid", 100 + node,
+            "host", "h" + node));
+        return agent;
+    }
+
+    /** A fake agent that beats the master every 100 ms until stopped (or the connection closes). */
+    private static final class Beats implements AutoCloseable {
+        private final Thread thread;
+        private volatile boolean stopped;
+
+        Beats(final Connection agent) {
+            thread = new Thread(() -> {
+                while (!stopped) {
+                    try {
+                        agent.send(Message.of("HEARTBEAT"));
+                        Thread.sleep(100);
+                    } catch (final IOException | InterruptedException e) {
+                        return;
+                    }
+                }
+            });
+            thread.setDaemon(true);
+            thread.start();
+        }
+
+        @Override
+        public void close() {
+            stopped = true;
+        }
+    }
+
+    /** True once the master closed {@code c} (heartbeats and other lines before the end are skipped). */
+    private static boolean closedByMaster(final Connection c) throws IOException {
+        final long deadline = System.nanoTime() + 10 * SECOND_NS;
+        try {
+            while (System.nanoTime() < deadline) {
+                c.receive(SECOND_NS);
+            }
+            return false;
+        } catch (final java.io.EOFException e) {
+            return true;
+        }
     }
 
     @Test
@@ -162,6 +222,140 @@ class JobMasterTest {
                 () -> RendezvousServer.bind("127.0.0.1", first.port(), key));
             assertTrue(e.getMessage().startsWith("--master-port " + first.port() + ": cannot listen on 127.0.0.1:" + first.port()), e.getMessage());
             assertTrue(e.getMessage().contains("pick another with --master-port, or 0 for any free port"), e.getMessage());
+        }
+    }
+
+    @Test
+    void shouldRejectAnAgentWithOtherTrainOptionsASecondAgentOfALiveNodeAndANodeOutsideTheJob() throws Exception {
+        try (RendezvousServer server = RendezvousServer.bind("127.0.0.1", 0, key)) {
+            final CompletableFuture<Integer> result = master(server, nodesPlan(2, 0, 10 * SECOND_NS));
+            final Connection a0 = hello(server, 0, ARGS_HASH);
+            assertEquals("JOB", receive(a0).verb());
+            try (Beats beats0 = new Beats(a0)) {
+                final Message otherArgs = receive(hello(server, 1, "fedcba9876543210"));
+                assertEquals("REJECT", otherArgs.verb());
+                assertTrue(otherArgs.get("reason").startsWith("train options differ from node 0's"), otherArgs.get("reason"));
+                final Message duplicate = receive(hello(server, 0, ARGS_HASH));
+                assertEquals("REJECT", duplicate.verb());
+                assertTrue(duplicate.get("reason").contains("node 0 already has a live agent (pid 100 on h0)"), duplicate.get("reason"));
+                final Message outside = receive(hello(server, 2, ARGS_HASH));
+                assertEquals("REJECT", outside.verb());
+                assertTrue(outside.get("reason").contains("does not fit this job (2 nodes of 1 workers)"), outside.get("reason"));
+                final Connection a1 = hello(server, 1, ARGS_HASH);
+                final Message job = receive(a1);
+                assertEquals("JOB", job.verb());
+                assertEquals(2, job.getInt("world"));
+                assertEquals(200, job.getInt("beatMs"));
+                try (Beats beats1 = new Beats(a1)) {
+                    assertEquals(0, receive(a0).getInt("gen"));
+                    assertEquals(0, receive(a1).getInt("gen"));
+                    final Message late = receive(hello(server, 1, ARGS_HASH));
+                    assertEquals("REJECT", late.verb(), "a second agent of live node 1 while the generation runs");
+                    worker(server, 0, 0, key);
+                    worker(server, 0, 1, key);
+                    a0.send(Message.of("EXIT", "gen", 0, "rank", 0, "code", 0));
+                    a1.send(Message.of("EXIT", "gen", 0, "rank", 1, "code", 0));
+                    assertEquals(0, result.get(10, TimeUnit.SECONDS));
+                    assertEquals("END", receive(a1).verb());
+                }
+            }
+        }
+    }
+
+    @Test
+    void shouldDeclareANodeLostAfterThreeMissedHeartbeatsAndRestartOnlyWithAReplacementOfThatNode() throws Exception {
+        try (RendezvousServer server = RendezvousServer.bind("127.0.0.1", 0, key)) {
+            final CompletableFuture<Integer> result = master(server, nodesPlan(2, 1, 10 * SECOND_NS));
+            final Connection a0 = hello(server, 0, ARGS_HASH);
+            assertEquals("JOB", receive(a0).verb());
+            try (Beats beats0 = new Beats(a0)) {
+                final Connection a1 = hello(server, 1, ARGS_HASH);
+                assertEquals("JOB", receive(a1).verb());
+                final Beats beats1 = new Beats(a1);
+                assertEquals("START", receive(a0).verb());
+                assertEquals("START", receive(a1).verb());
+                worker(server, 0, 0, key);
+                worker(server, 0, 1, key);
+                beats1.close(); // node 1's agent hangs: connected, silent
+                final Message stop = receive(a0);
+                assertEquals("STOP", stop.verb(), "the master stops the surviving node's workers");
+                assertEquals(0, stop.getInt("gen"));
+                a0.send(Message.of("STOPPED", "gen", 0));
+                assertTrue(closedByMaster(a1), "the master dropped the silent agent");
+                final String lost = "node 1 (host h1) was lost: its agent stopped answering (3 heartbeats of 0.2 s missed); waiting up to"
+                    + " 10 s for a new agent of node 1 (host h1), then restarting the group from the newest complete checkpoint (restart 1"
+                    + " of 1)";
+                final long deadline = System.nanoTime() + 10 * SECOND_NS;
+                while (!console.toString(StandardCharsets.UTF_8).contains(lost) && System.nanoTime() < deadline) {
+                    Thread.sleep(10);
+                }
+                assertTrue(console.toString(StandardCharsets.UTF_8).contains(lost), console.toString(StandardCharsets.UTF_8));
+
+                final Message notLost = receive(hello(server, 0, ARGS_HASH));
+                assertEquals("REJECT", notLost.verb(), "only the lost node may be replaced");
+                final Connection replacement = hello(server, 1, ARGS_HASH);
+                assertEquals("JOB", receive(replacement).verb());
+                try (Beats beats2 = new Beats(replacement)) {
+                    final Message start0 = receive(a0);
+                    final Message start1 = receive(replacement);
+                    assertEquals(1, start0.getInt("gen"));
+                    assertEquals(1, start1.getInt("gen"));
+                    assertTrue(JobMaster.splitArgs(start1.get("args")).containsAll(List.of("--resume", "auto")), start1.get("args"));
+                    final Message stale = receive(worker(server, 0, 1, key));
+                    assertEquals("REJECT", stale.verb(), "a worker of the lost generation");
+                    assertTrue(stale.get("reason").contains("generation 0 is stale"), stale.get("reason"));
+                    worker(server, 1, 0, key);
+                    worker(server, 1, 1, key);
+                    a0.send(Message.of("EXIT", "gen", 0, "rank", 0, "code", 1)); // stale: ignored
+                    a0.send(Message.of("EXIT", "gen", 1, "rank", 0, "code", 0));
+                    replacement.send(Message.of("EXIT", "gen", 1, "rank", 1, "code", 0));
+                    assertEquals(0, result.get(10, TimeUnit.SECONDS), console.toString(StandardCharsets.UTF_8));
+                }
+            }
+        }
+    }
+
+    @Test
+    void shouldEndWithExitCode4NamingTheNodeWhenANodeIsLostWithoutRestartsLeft() throws Exception {
+        try (RendezvousServer server = RendezvousServer.bind("127.0.0.1", 0, key)) {
+            final CompletableFuture<Integer> result = master(server, nodesPlan(2, 0, 10 * SECOND_NS));
+            final Connection a0 = hello(server, 0, ARGS_HASH);
+            assertEquals("JOB", receive(a0).verb());
+            try (Beats beats0 = new Beats(a0)) {
+                final Connection a1 = hello(server, 1, ARGS_HASH);
+                assertEquals("JOB", receive(a1).verb());
+                assertEquals("START", receive(a0).verb());
+                a1.close(); // node 1's agent was killed
+                assertEquals("STOP", receive(a0).verb());
+                a0.send(Message.of("STOPPED", "gen", 0));
+                assertEquals(JobMaster.EXIT_AGENT_LOST, result.get(10, TimeUnit.SECONDS));
+                final Message end = receive(a0);
+                assertEquals("END", end.verb());
+                assertEquals(JobMaster.EXIT_AGENT_LOST, end.getInt("code"), "node 0's launcher exits with the job's code");
+                final String text = console.toString(StandardCharsets.UTF_8);
+                assertTrue(text.contains("moeflow launch: node 1 (host h1) was lost: its agent's connection closed; no restarts allowed "
+                    + "(--max-restarts 0)"), text);
+            }
+        }
+    }
+
+    @Test
+    void shouldGiveUpNamingTheNodeWhenNoReplacementJoinsInTime() throws Exception {
+        try (RendezvousServer server = RendezvousServer.bind("127.0.0.1", 0, key)) {
+            final CompletableFuture<Integer> result = master(server, nodesPlan(2, 3, 2 * SECOND_NS));
+            final Connection a0 = hello(server, 0, ARGS_HASH);
+            assertEquals("JOB", receive(a0).verb());
+            try (Beats beats0 = new Beats(a0)) {
+                final Connection a1 = hello(server, 1, ARGS_HASH);
+                assertEquals("JOB", receive(a1).verb());
+                assertEquals("START", receive(a0).verb());
+                a1.close();
+                assertEquals("STOP", receive(a0).verb());
+                a0.send(Message.of("STOPPED", "gen", 0));
+                assertEquals(JobMaster.EXIT_AGENT_LOST, result.get(20, TimeUnit.SECONDS));
+                final String text = console.toString(StandardCharsets.UTF_8);
+                assertTrue(text.contains("moeflow launch: no new agent of node 1 (host h1) joined within 2 s after it was lost"), text);
+            }
         }
     }
 }
