@@ -9,6 +9,7 @@ import java.security.SecureRandom;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.Consumer;
 
@@ -41,8 +42,10 @@ import io.moeflow.transport.Wire;
 /**
  * {@link Transport} over Aeron: one exclusive publication per ordered pair of ranks and lane (stream
  * id {@code base + (lane * size + from) * size + to}; {@link #LANES} lanes: control, urgent and three
- * bulk lanes), IPC through a shared media driver or UDP unicast to each rank's endpoint. Frames
- * are at most one MTU, so every frame is one Aeron fragment, written in place with
+ * bulk lanes), IPC through a shared media driver or UDP unicast to each rank's endpoint, or both
+ * ({@link AeronMedia#HYBRID}: one Aeron client on the node's shared driver for the peers of this node,
+ * one on this rank's own driver for the others; everything else is the same for both kinds of peers).
+ * Frames are at most one MTU, so every frame is one Aeron fragment, written in place with
  * {@code tryClaim} and read in place from the log buffer.
  *
  * <p><b>Authentication.</b> On connect every rank sends each peer a HELLO with a fresh random nonce,
@@ -56,7 +59,7 @@ import io.moeflow.transport.Wire;
  * {@link TransportCounters#unauthenticatedFramesDropped()}), and the job goes on.
  *
  * <p><b>Frame authentication</b> ({@link AeronTransportConfig#frameAuthentication()}, on by default
- * for UDP). Once a peer is authenticated, both sides derive one key per direction and lane from the
+ * for UDP and for HYBRID's UDP peers). Once a peer is authenticated, both sides derive one key per direction and lane from the
  * token, both nonces and the stream's session ({@link FrameAuthenticator#deriveKey}); every data and BYE
  * frame then carries a sequence number (also in Aeron's reserved value, which marks it as
  * authenticated) and a tag over its bytes, sequence number and stream position. Over UDP the
@@ -93,7 +96,12 @@ public final class AeronTransport implements Transport {
     private final int rank;
     private final int size;
     private final JobMediaDriver driver;
-    private final Aeron aeron;
+    /** The client on the node's shared driver (IPC peers), or null if this rank has none. */
+    private final Client ipcClient;
+    /** The client on this rank's own driver (UDP peers), or null if this rank has none. */
+    private final Client udpClient;
+    /** The client that reaches each peer (null for this rank). */
+    private final Client[] clientOf;
     private final ExclusivePublication[] publications;
     private final Subscription[] subscriptions;
     /** The authenticated image of each peer's stream, null until its PROOF verified. */
@@ -113,8 +121,8 @@ public final class AeronTransport implements Transport {
     private final int[][] expectedSessions;
     private final boolean[] proofVerified;
     private final TransportCounters counters;
-    /** Frame authentication state, per lane and peer; unused when it is off. */
-    private final boolean authenticateFrames;
+    /** Frame authentication: whether each peer's frames carry tags; then the state per lane and peer. */
+    private final boolean[] authenticateFrames;
     private final FrameAuthenticationFilter filter;
     private final FrameAuthenticator[][] sendAuthenticators;
     private final FrameAuthenticator[][] receiveAuthenticators;
@@ -134,19 +142,27 @@ public final class AeronTransport implements Transport {
     private final ForeignDataHandler foreignDataHandler = new ForeignDataHandler();
     private final int maxFrameLength;
     private final String description;
-    private volatile Throwable clientError;
     private boolean handshakeDone;
     private boolean closed;
 
-    private AeronTransport(final AeronTransportConfig config, final JobMediaDriver driver, final Aeron aeron,
-                           final TransportCounters counters, final FrameAuthenticationFilter filter) {
+    private AeronTransport(final AeronTransportConfig config, final JobMediaDriver driver, final Client ipcClient,
+                           final Client udpClient, final TransportCounters counters, final FrameAuthenticationFilter filter) {
         this.config = config;
         this.counters = counters;
         this.filter = filter;
         this.rank = config.rank();
         this.size = config.size();
         this.driver = driver;
-        this.aeron = aeron;
+        this.ipcClient = ipcClient;
+        this.udpClient = udpClient;
+        this.clientOf = new Client[size];
+        this.authenticateFrames = new boolean[size];
+        for (int peer = 0; peer < size; peer++) {
+            if (peer != rank) {
+                clientOf[peer] = config.isIpcPeer(peer) ? ipcClient : udpClient;
+                authenticateFrames[peer] = config.authenticatesFramesOf(peer);
+            }
+        }
         this.publications = new ExclusivePublication[size];
         this.subscriptions = new Subscription[size];
         this.authenticated = new Image[size];
@@ -175,18 +191,67 @@ public final class AeronTransport implements Transport {
         this.proofVerified = new boolean[size];
         this.jobHash = jobHash(config.jobId());
         new SecureRandom().nextBytes(nonce);
-        this.authenticateFrames = config.frameAuthentication();
-        // Aeron's data header takes 32 bytes of the MTU, the authentication trailer 24 more
+        // Aeron's data header takes 32 bytes of the MTU, the authentication trailer 24 more (one length for every peer)
         this.maxFrameLength = config.mtuBytes() - DataHeaderFlyweight.HEADER_LENGTH
-            - (authenticateFrames ? FrameAuthenticator.TRAILER_LENGTH : 0);
+            - (config.frameAuthentication() ? FrameAuthenticator.TRAILER_LENGTH : 0);
         this.sendAuthenticators = new FrameAuthenticator[LANES][size];
         this.receiveAuthenticators = new FrameAuthenticator[LANES][size];
         this.nextSendSequence = new long[LANES][size];
         this.nextReceiveSequence = new long[LANES][size];
         this.claimedLength = new int[LANES][size];
         this.streamBroken = new String[size];
-        this.description = "aeron-" + config.media().name().toLowerCase(java.util.Locale.ROOT) + ":" + config.aeronDirectory()
-            + (config.media() == AeronMedia.UDP ? "@" + config.endpoints().get(rank) : "");
+        this.description = "aeron-" + config.media().name().toLowerCase(java.util.Locale.ROOT) + ":"
+            + (ipcClient != null ? ipcClient.directory : "") + (ipcClient != null && udpClient != null ? "+" : "")
+            + (udpClient != null ? udpClient.directory + "@" + config.endpoints().get(rank) : "");
+    }
+
+    /** One Aeron client and the driver it talks to: the node's shared one (IPC peers) or this rank's own (UDP peers). */
+    private static final class Client implements AutoCloseable {
+        final Aeron aeron;
+        final String directory;
+        final boolean udp;
+        /** The client's first error (reported by Aeron on its conductor thread). */
+        final AtomicReference<Throwable> error;
+
+        private Client(final Aeron aeron, final String directory, final boolean udp, final AtomicReference<Throwable> error) {
+            this.aeron = aeron;
+            this.directory = directory;
+            this.udp = udp;
+            this.error = error;
+        }
+
+        static Client connect(final AeronTransportConfig config, final String directory, final boolean udp) {
+            final AtomicReference<Throwable> error = new AtomicReference<>();
+            try {
+                return new Client(Aeron.connect(new Aeron.Context()
+                    .aeronDirectoryName(directory)
+                    .driverTimeoutMs(Math.max(1000, TimeUnit.NANOSECONDS.toMillis(config.connectTimeoutNs())))
+                    .keepAliveIntervalNs(JobMediaDriver.livenessIntervalNs(config.failureBoundNs()))
+                    .errorHandler(e -> {
+                        if (error.compareAndSet(null, e)) {
+                            System.err.println("moeflow transport: rank " + config.rank() + ": Aeron client error: " + e);
+                        }
+                    })), directory, udp, error);
+            } catch (final RuntimeException e) {
+                throw new TransportException("rank " + config.rank() + ": no Aeron media driver answered in " + directory + " ("
+                    + e.getMessage() + "); " + (udp ? "set launchDriver, or start this rank's driver first"
+                    : "the launcher (or node agent) must start the job's driver for this host first"), e);
+            }
+        }
+
+        /** Why this client stopped working, or null while it works. */
+        String failure() {
+            final Throwable e = error.get();
+            if (aeron.isClosed() || e instanceof io.aeron.exceptions.DriverTimeoutException) {
+                return "this rank's Aeron client stopped (" + e + "); is the media driver in " + directory + " still running?";
+            }
+            return null;
+        }
+
+        @Override
+        public void close() {
+            CloseHelper.quietClose(aeron);
+        }
     }
 
     /**
@@ -196,39 +261,28 @@ public final class AeronTransport implements Transport {
      * @throws TransportException if the driver or a peer cannot be reached in {@code connectTimeoutNs}
      */
     public static AeronTransport connect(final AeronTransportConfig config) {
+        final String ipcDirectory = config.ipcDirectory();
+        final String udpDirectory = config.udpDirectory();
         JobMediaDriver driver = null;
-        Aeron aeron = null;
+        Client ipcClient = null;
+        Client udpClient = null;
         AeronTransport transport = null;
         final TransportCounters counters = new TransportCounters();
-        final FrameAuthenticationFilter filter = config.frameAuthentication() && config.launchDriver()
-            && config.media() == AeronMedia.UDP
+        final FrameAuthenticationFilter filter = config.frameAuthentication() && config.launchDriver() && udpDirectory != null
             ? new FrameAuthenticationFilter(counters, config.mtuBytes() - DataHeaderFlyweight.HEADER_LENGTH) : null;
         try {
-            if (config.launchDriver()) {
-                driver = JobMediaDriver.launch(config.aeronDirectory(), config.driverIdleMode(), config.failureBoundNs(),
-                    filter, config.media() != AeronMedia.UDP);
+            if (config.launchDriver() && (udpDirectory != null || config.media() == AeronMedia.IPC)) {
+                // UDP and HYBRID: this rank's own driver; IPC: the host's shared one (the node's, in HYBRID, is never ours)
+                driver = JobMediaDriver.launch(udpDirectory != null ? udpDirectory : ipcDirectory, config.driverIdleMode(),
+                    config.failureBoundNs(), filter, udpDirectory == null);
             }
-            final Throwable[] firstError = new Throwable[1];
-            final AeronTransport[] holder = new AeronTransport[1];
-            try {
-                aeron = Aeron.connect(new Aeron.Context()
-                    .aeronDirectoryName(config.aeronDirectory())
-                    .driverTimeoutMs(Math.max(1000, TimeUnit.NANOSECONDS.toMillis(config.connectTimeoutNs())))
-                    .keepAliveIntervalNs(JobMediaDriver.livenessIntervalNs(config.failureBoundNs()))
-                    .errorHandler(e -> {
-                        if (holder[0] != null) {
-                            holder[0].onClientError(e);
-                        } else {
-                            firstError[0] = e;
-                        }
-                    }));
-            } catch (final RuntimeException e) {
-                throw new TransportException("rank " + config.rank() + ": no Aeron media driver answered in "
-                    + config.aeronDirectory() + " (" + e.getMessage() + "); for IPC the launcher must start the job's driver"
-                    + " first, for UDP set launchDriver", e);
+            if (ipcDirectory != null) {
+                ipcClient = Client.connect(config, ipcDirectory, false);
             }
-            transport = new AeronTransport(config, driver, aeron, counters, filter);
-            holder[0] = transport;
+            if (udpDirectory != null) {
+                udpClient = Client.connect(config, udpDirectory, true);
+            }
+            transport = new AeronTransport(config, driver, ipcClient, udpClient, counters, filter);
             transport.open();
             transport.handshake();
             return transport;
@@ -236,17 +290,9 @@ public final class AeronTransport implements Transport {
             if (transport != null) {
                 transport.closeResources();
             } else {
-                CloseHelper.quietClose(aeron);
-                CloseHelper.quietClose(driver);
+                CloseHelper.quietCloseAll(ipcClient, udpClient, driver);
             }
             throw e;
-        }
-    }
-
-    private void onClientError(final Throwable e) {
-        if (clientError == null) {
-            clientError = e;
-            System.err.println("moeflow transport: rank " + rank + ": Aeron client error: " + e);
         }
     }
 
@@ -254,17 +300,18 @@ public final class AeronTransport implements Transport {
         return config.streamIdBase() + (lane * size + from) * size + to;
     }
 
+    /** Opens every lane to and from every peer, through the client that reaches the peer. */
     private void open() {
-        final boolean udp = config.media() == AeronMedia.UDP;
         for (int lane = 0; lane < LANES; lane++) {
             for (int peer = 0; peer < size; peer++) {
                 if (peer == rank) {
                     continue;
                 }
+                final boolean udp = clientOf[peer].udp;
                 final String in = udp
                     ? new ChannelUriStringBuilder().media("udp").endpoint(config.endpoints().get(rank)).build()
                     : "aeron:ipc";
-                laneSubscriptions[lane][peer] = aeron.addSubscription(in, streamId(lane, peer, rank));
+                laneSubscriptions[lane][peer] = clientOf[peer].aeron.addSubscription(in, streamId(lane, peer, rank));
             }
         }
         for (int lane = 0; lane < LANES; lane++) {
@@ -274,12 +321,13 @@ public final class AeronTransport implements Transport {
                 if (peer == rank) {
                     continue;
                 }
+                final boolean udp = clientOf[peer].udp;
                 final ChannelUriStringBuilder out = new ChannelUriStringBuilder().media(udp ? "udp" : "ipc")
                     .termLength(term).mtu(mtu);
                 if (udp) {
                     out.endpoint(config.endpoints().get(peer));
                 }
-                lanePublications[lane][peer] = aeron.addExclusivePublication(out.build(), streamId(lane, rank, peer));
+                lanePublications[lane][peer] = clientOf[peer].aeron.addExclusivePublication(out.build(), streamId(lane, rank, peer));
                 laneClaims[lane][peer] = new BufferClaim();
             }
         }
@@ -310,7 +358,7 @@ public final class AeronTransport implements Transport {
                 throw new TransportException("rank " + rank + ": no authenticated connection with rank(s) " + pendingPeers()
                     + " within " + TimeUnit.NANOSECONDS.toMillis(config.connectTimeoutNs()) + " ms over " + description
                     + ": are they running, in job '" + config.jobId() + "', with the same job token and frameAuthentication="
-                    + authenticateFrames + "? (" + counters + ")");
+                    + config.frameAuthentication() + "? (" + counters + ")");
             }
             if (now - nextHello >= 0) {
                 for (int peer = 0; peer < size; peer++) {
@@ -485,7 +533,7 @@ public final class AeronTransport implements Transport {
 
         @Override
         public Action onFragment(final DirectBuffer buffer, final int offset, final int length, final Header header) {
-            final boolean sealed = authenticateFrames && header.reservedValue() != 0;
+            final boolean sealed = authenticateFrames[peer] && header.reservedValue() != 0;
             if (!sealed && lane == 0 && Wire.isWellFormed(buffer, offset, length)) {
                 final byte kind = Wire.kind(buffer, offset);
                 if (kind == Wire.KIND_HELLO) {
@@ -497,12 +545,12 @@ public final class AeronTransport implements Transport {
                 }
             }
             int frameLength = length;
-            if (authenticateFrames) {
+            if (authenticateFrames[peer]) {
                 if (!sealed) {
                     counters.onForgedFrame(); // only handshake frames may come without a tag
                     return Action.CONTINUE;
                 }
-                if (filter == null && !receiveAuthenticators[lane][peer].verify(buffer, offset, length,
+                if ((filter == null || !clientOf[peer].udp) && !receiveAuthenticators[lane][peer].verify(buffer, offset, length,
                     FrameAuthenticationFilter.position(header.termId(), header.termOffset()))) {
                     counters.onForgedFrame();
                     return Action.CONTINUE;
@@ -592,7 +640,7 @@ public final class AeronTransport implements Transport {
      * from the token, both nonces and each direction's session; over UDP the driver starts checking.
      */
     private void onAuthenticated(final int peer, final int session) {
-        if (!authenticateFrames) {
+        if (!authenticateFrames[peer]) {
             return;
         }
         final byte[] theirNonce = lastProofNonce;
@@ -606,7 +654,7 @@ public final class AeronTransport implements Transport {
             receiveAuthenticators[lane][peer] = new FrameAuthenticator(receiveKey, maxFrameLength);
             nextSendSequence[lane][peer] = 1;
             nextReceiveSequence[lane][peer] = 1;
-            if (filter != null) {
+            if (filter != null && clientOf[peer].udp) {
                 filter.install(streamId(lane, peer, rank), theirSession, receiveKey);
             }
         }
@@ -617,7 +665,7 @@ public final class AeronTransport implements Transport {
                                    final int expectedLength) {
         return length == expectedLength && buffer.getInt(offset + FIELD_FROM) == peer && buffer.getInt(offset + FIELD_TO) == rank
             && buffer.getInt(offset + FIELD_SIZE) == size && buffer.getLong(offset + FIELD_JOB) == jobHash
-            && buffer.getByte(offset + Wire.OFFSET_OP) == (authenticateFrames ? 1 : 0);
+            && buffer.getByte(offset + Wire.OFFSET_OP) == (authenticateFrames[peer] ? 1 : 0);
     }
 
     private byte[] macInput(final int from, final int to, final byte[] fromNonce, final byte[] toNonce, final int session,
@@ -639,7 +687,7 @@ public final class AeronTransport implements Transport {
     /** The fields HELLO and PROOF share: who to whom, in which job, with this rank's nonce. */
     private void putHandshake(final byte kind, final int peer) {
         control.setMemory(0, PROOF_LENGTH, (byte) 0);
-        Wire.putPreamble(control, 0, kind, (byte) (authenticateFrames ? 1 : 0)); // both sides must agree on it
+        Wire.putPreamble(control, 0, kind, (byte) (authenticateFrames[peer] ? 1 : 0)); // both sides must agree on it
         control.putInt(FIELD_FROM, rank);
         control.putInt(FIELD_TO, peer);
         control.putInt(FIELD_SIZE, size);
@@ -691,7 +739,7 @@ public final class AeronTransport implements Transport {
 
     @Override
     public int tryClaim(final int peer, final int lane, final int lengthBytes) {
-        final int trailer = authenticateFrames ? FrameAuthenticator.TRAILER_LENGTH : 0;
+        final int trailer = authenticateFrames[peer] ? FrameAuthenticator.TRAILER_LENGTH : 0;
         final BufferClaim claim = laneClaims[lane][peer];
         final long result = lanePublications[lane][peer].tryClaim(lengthBytes + trailer, claim);
         if (result > 0) {
@@ -712,7 +760,7 @@ public final class AeronTransport implements Transport {
     @Override
     public void commit(final int peer, final int lane) {
         final BufferClaim claim = laneClaims[lane][peer];
-        if (authenticateFrames) {
+        if (authenticateFrames[peer]) {
             final MutableDirectBuffer frame = claim.buffer(); // index 0: Aeron's data header, filled in by tryClaim
             final long sequence = nextSendSequence[lane][peer]++;
             claim.reservedValue(sequence); // marks the frame as authenticated for the receiving driver
@@ -734,9 +782,9 @@ public final class AeronTransport implements Transport {
 
     @Override
     public String peerLost(final int peer) {
-        if (aeron.isClosed() || clientError != null && clientError instanceof io.aeron.exceptions.DriverTimeoutException) {
-            return "this rank's Aeron client stopped (" + clientError + "); is the media driver in "
-                + config.aeronDirectory() + " still running?";
+        final String clientFailure = clientOf[peer].failure();
+        if (clientFailure != null) {
+            return clientFailure;
         }
         if (streamBroken[peer] != null) {
             return streamBroken[peer];
@@ -761,11 +809,8 @@ public final class AeronTransport implements Transport {
 
     @Override
     public String localFailure() {
-        if (aeron.isClosed() || clientError instanceof io.aeron.exceptions.DriverTimeoutException) {
-            return "this rank's Aeron client stopped (" + clientError + "); is the media driver in "
-                + config.aeronDirectory() + " still running?";
-        }
-        return null;
+        final String ipcFailure = ipcClient == null ? null : ipcClient.failure();
+        return ipcFailure != null || udpClient == null ? ipcFailure : udpClient.failure();
     }
 
     @Override
@@ -838,7 +883,8 @@ public final class AeronTransport implements Transport {
         }
         closed = true;
         try {
-            if (handshakeDone && !aeron.isClosed()) {
+            final boolean clientOpen = ipcClient != null && !ipcClient.aeron.isClosed() || udpClient != null && !udpClient.aeron.isClosed();
+            if (handshakeDone && clientOpen) {
                 sayGoodbye();
             }
         } finally {
@@ -885,15 +931,14 @@ public final class AeronTransport implements Transport {
             }
             LockSupport.parkNanos(TimeUnit.MICROSECONDS.toNanos(200));
         }
-        if (config.media() == AeronMedia.UDP) {
+        if (udpClient != null) {
             // give this rank's driver a moment to put the last BYEs on the wire before it stops
             LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(20));
         }
     }
 
     private void closeResources() {
-        CloseHelper.quietClose(aeron);
-        CloseHelper.quietClose(driver);
+        CloseHelper.quietCloseAll(ipcClient, udpClient, driver);
     }
 
     @Override

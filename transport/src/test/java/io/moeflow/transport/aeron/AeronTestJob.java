@@ -42,6 +42,19 @@ public final class AeronTestJob implements AutoCloseable {
             .withTimeouts(TimeUnit.SECONDS.toNanos(20), TimeUnit.SECONDS.toNanos(2));
     }
 
+    /** The shared driver directory of node {@code node} of a HYBRID job (launched by the test, as a node agent would). */
+    public String nodeDirectory(final int node) {
+        return root.resolve("aeron-node-" + node).toString();
+    }
+
+    /** A HYBRID config for one rank: its node's shared driver, its own UDP driver, short timeouts for tests. */
+    public AeronTransportConfig hybrid(final int rank, final int[] nodeOfRank, final List<String> endpoints) {
+        return AeronTransportConfig.hybrid(rank, nodeOfRank.length, nodeDirectory(nodeOfRank[rank]),
+                root.resolve("aeron-own-" + rank).toString(), endpoints, nodeOfRank, jobId, token)
+            .withTermAndMtu(1 << 20, 8192)
+            .withTimeouts(TimeUnit.SECONDS.toNanos(20), TimeUnit.SECONDS.toNanos(2));
+    }
+
     @Override
     public void close() {
         IoUtil.delete(root.toFile(), true);

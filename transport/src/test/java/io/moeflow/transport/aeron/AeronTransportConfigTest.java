@@ -47,6 +47,51 @@ class AeronTransportConfigTest {
     }
 
     @Test
+    void shouldPlaceHybridPeersByNodeAndValidateTheirSettings() {
+        final List<String> endpoints = List.of("10.0.0.1:1", "10.0.0.1:2", "10.0.0.2:1", "10.0.0.2:2");
+        final int[] nodes = {0, 0, 1, 1};
+        final AeronTransportConfig hybrid = AeronTransportConfig.hybrid(1, 4, "/dev/shm/j/node", "/dev/shm/j/own-1", endpoints, nodes,
+            "job", TOKEN);
+        assertEquals(AeronMedia.HYBRID, hybrid.media());
+        assertEquals(List.of(true, true, false, false), List.of(hybrid.isIpcPeer(0), hybrid.isIpcPeer(1), hybrid.isIpcPeer(2),
+            hybrid.isIpcPeer(3)));
+        assertEquals(List.of(false, true, true), List.of(hybrid.authenticatesFramesOf(0), hybrid.authenticatesFramesOf(2),
+            hybrid.authenticatesFramesOf(3)));
+        assertEquals(false, hybrid.withFrameAuthentication(false).authenticatesFramesOf(2));
+        assertEquals("/dev/shm/j/node", hybrid.ipcDirectory());
+        assertEquals("/dev/shm/j/own-1", hybrid.udpDirectory());
+        nodes[0] = 1; // the factory copied the array
+        assertEquals(List.of(0, 0, 1, 1), hybrid.nodeOfRank());
+        // degenerate: one node is IPC only, one rank per node UDP only
+        final AeronTransportConfig oneNode = AeronTransportConfig.hybrid(0, 2, "/dev/shm/j/node", null, List.of(), new int[] {3, 3},
+            "job", TOKEN);
+        assertEquals("/dev/shm/j/node", oneNode.ipcDirectory());
+        assertEquals(null, oneNode.udpDirectory());
+        final AeronTransportConfig spread = AeronTransportConfig.hybrid(0, 2, "/dev/shm/j/node", "/dev/shm/j/own", endpoints.subList(1, 3),
+            new int[] {0, 1}, "job", TOKEN);
+        assertEquals(null, spread.ipcDirectory());
+        assertEquals("/dev/shm/j/own", spread.udpDirectory());
+
+        assertEquals("nodeOfRank=[0, 0, 1]: HYBRID needs the node index of every rank (4 entries, from the rendezvous)",
+            assertThrows(IllegalArgumentException.class, () -> AeronTransportConfig.hybrid(0, 4, "/dev/shm/j/node", "/dev/shm/j/own",
+                endpoints, new int[] {0, 0, 1}, "job", TOKEN)).getMessage());
+        assertEquals("nodeOfRank=[0, -1]: rank 1 has no node index >= 0",
+            assertThrows(IllegalArgumentException.class, () -> AeronTransportConfig.hybrid(0, 2, "/dev/shm/j/node", "/dev/shm/j/own",
+                endpoints.subList(0, 2), new int[] {0, -1}, "job", TOKEN)).getMessage());
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> AeronTransportConfig.hybrid(0, 4, "/dev/shm/j/node", null,
+            endpoints, new int[] {0, 0, 1, 1}, "job", TOKEN)).getMessage().startsWith("ownAeronDirectory=null: rank 0 has peers on"
+            + " other nodes and needs its own driver's directory for UDP"));
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> AeronTransportConfig.hybrid(0, 4, "/dev/shm/j/node",
+            "/dev/shm/j/node", endpoints, new int[] {0, 0, 1, 1}, "job", TOKEN)).getMessage().contains("must differ from"));
+        assertEquals("endpoints=[10.0.0.1:1]: HYBRID needs one host:port per rank (4)",
+            assertThrows(IllegalArgumentException.class, () -> AeronTransportConfig.hybrid(0, 4, "/dev/shm/j/node", "/dev/shm/j/own",
+                endpoints.subList(0, 1), new int[] {0, 0, 1, 1}, "job", TOKEN)).getMessage());
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> new AeronTransportConfig(0, 2, AeronMedia.UDP, "/dev/shm/y", true,
+            endpoints.subList(0, 2), "job", TOKEN, 1 << 20, 8192, 0, 1, 1, io.moeflow.transport.IdleMode.BACKOFF, true,
+            JobMediaDriver.DEFAULT_FAILURE_BOUND_NS, null, List.of(0, 1))).getMessage().contains("only HYBRID uses them"));
+    }
+
+    @Test
     void shouldTuneAeronLivenessToTheFailureBound() {
         final AeronTransportConfig ipc = AeronTransportConfig.ipc(0, 2, "/dev/shm/x", "job", TOKEN);
         assertEquals(JobMediaDriver.DEFAULT_FAILURE_BOUND_NS, ipc.failureBoundNs());

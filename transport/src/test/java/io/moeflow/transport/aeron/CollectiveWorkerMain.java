@@ -24,8 +24,9 @@ import io.moeflow.transport.TransportException;
 
 /**
  * A worker JVM for the multi-process tests (test sources only; the launcher is the production main).
- * Arguments are {@code key=value}: mode, rank, size, dir, endpoints, job, token, role, result, stop,
- * opTimeoutS (operation timeout, default 3).
+ * Arguments are {@code key=value}: mode (ipc, udp, hybrid), rank, size, dir (hybrid: the node's), endpoints,
+ * own and nodes (hybrid: this rank's own driver directory, node index by rank), job, token, role,
+ * result, stop, opTimeoutS (operation timeout, default 3).
  * Exit codes: 0 done, 3 a peer failed, 4 could not connect, 1 anything else.
  */
 public final class CollectiveWorkerMain {
@@ -43,9 +44,12 @@ public final class CollectiveWorkerMain {
         final int size = Integer.parseInt(a.get("size"));
         final Path result = Paths.get(a.get("result"));
         final JobToken token = JobToken.readFrom(Paths.get(a.get("token")));
-        AeronTransportConfig config = "udp".equals(a.get("mode"))
-            ? AeronTransportConfig.udp(rank, size, a.get("dir"), List.of(a.get("endpoints").split(",")), a.get("job"), token)
-            : AeronTransportConfig.ipc(rank, size, a.get("dir"), a.get("job"), token);
+        AeronTransportConfig config = switch (a.get("mode")) {
+            case "udp" -> AeronTransportConfig.udp(rank, size, a.get("dir"), List.of(a.get("endpoints").split(",")), a.get("job"), token);
+            case "hybrid" -> AeronTransportConfig.hybrid(rank, size, a.get("dir"), a.get("own"), List.of(a.get("endpoints").split(",")),
+                Arrays.stream(a.get("nodes").split(",")).mapToInt(Integer::parseInt).toArray(), a.get("job"), token);
+            default -> AeronTransportConfig.ipc(rank, size, a.get("dir"), a.get("job"), token);
+        };
         config = config.withTermAndMtu(1 << 20, config.mtuBytes())
             .withTimeouts(TimeUnit.SECONDS.toNanos("impostor".equals(a.get("role")) ? 3 : 30), TimeUnit.SECONDS.toNanos(3));
         final CommunicatorConfig commConfig = CommunicatorConfig.DEFAULT.withOpTimeoutNs(

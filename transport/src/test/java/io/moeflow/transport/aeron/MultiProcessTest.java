@@ -26,13 +26,11 @@ class MultiProcessTest {
 
     private static List<String> worker(final AeronTestJob job, final String mode, final int rank, final int size,
                                        final String dir, final String endpoints, final Path token, final String role,
-                                       final String extra) {
+                                       final String... extra) {
         final List<String> args = new ArrayList<>(List.of("mode=" + mode, "rank=" + rank, "size=" + size, "dir=" + dir,
             "endpoints=" + endpoints, "job=" + job.jobId, "token=" + token, "role=" + role,
             "result=" + job.root.resolve("result-" + role + "-" + rank)));
-        if (extra != null) {
-            args.add(extra);
-        }
+        args.addAll(List.of(extra));
         return WorkerProcesses.javaCommand(WorkerProcesses.inheritedJvmFlags(), CollectiveWorkerMain.class.getName(), args);
     }
 
@@ -72,7 +70,7 @@ class MultiProcessTest {
         final Path token = tokenFile(job, "job.token", job.token);
         final List<List<String>> commands = new ArrayList<>();
         for (int r = 0; r < p; r++) {
-            commands.add(worker(job, mode, r, p, dir.apply(r), endpoints, token, "collectives", null));
+            commands.add(worker(job, mode, r, p, dir.apply(r), endpoints, token, "collectives"));
         }
         try (WorkerProcesses workers = WorkerProcesses.start(commands, job.root.resolve("logs"), null)) {
             final int[] codes = workers.awaitAll(WAIT_NS);
@@ -96,6 +94,12 @@ class MultiProcessTest {
     }
 
     @Test
+    void shouldNameTheKilledRankOnEverySurvivorOverHybridWithTwoNodesOfTwoRanks() throws Exception {
+        // rank 1's node peer (rank 0) loses it over IPC, ranks 2 and 3 over UDP
+        assertSurvivorsNameTheKilledRank("hybrid", 4, 1);
+    }
+
+    @Test
     void shouldNameTheKilledRankOnEverySurvivorOverUdpWithThreeRanks() throws Exception {
         assertSurvivorsNameTheKilledRank("udp", 3, 2);
     }
@@ -114,15 +118,25 @@ class MultiProcessTest {
      * 2 s by default, is not asserted on a shared machine).
      */
     private static void assertSurvivorsNameTheKilledRank(final String mode, final int p, final int victim) throws Exception {
+        final int[] nodes = new int[p]; // hybrid: two ranks per node
+        for (int r = 0; r < p; r++) {
+            nodes[r] = r / 2;
+        }
         try (AeronTestJob job = new AeronTestJob();
-             JobMediaDriver driver = "ipc".equals(mode) ? JobMediaDriver.launch(job.ipcDirectory(), IdleMode.BACKOFF) : null) {
+             JobMediaDriver driver = "ipc".equals(mode) ? JobMediaDriver.launch(job.ipcDirectory(), IdleMode.BACKOFF) : null;
+             AeronHybridTest.NodeDrivers nodeDrivers = "hybrid".equals(mode) ? new AeronHybridTest.NodeDrivers(job, nodes) : null) {
             final Path token = tokenFile(job, "job.token", job.token);
-            final String endpoints = "udp".equals(mode)
-                ? String.join(",", io.moeflow.transport.bench.LoopbackPorts.udpEndpoints(p)) : "";
+            final String endpoints = "ipc".equals(mode) ? "" : String.join(",", io.moeflow.transport.bench.LoopbackPorts.udpEndpoints(p));
             final List<List<String>> commands = new ArrayList<>();
             for (int r = 0; r < p; r++) {
-                final String dir = "ipc".equals(mode) ? job.ipcDirectory() : job.root.resolve("aeron-udp-" + r).toString();
-                commands.add(worker(job, mode, r, p, dir, endpoints, token, "loop", "opTimeoutS=60"));
+                final String own = job.root.resolve("aeron-udp-" + r).toString();
+                final String dir = switch (mode) {
+                    case "ipc" -> job.ipcDirectory();
+                    case "hybrid" -> job.nodeDirectory(nodes[r]);
+                    default -> own;
+                };
+                commands.add(worker(job, mode, r, p, dir, endpoints, token, "loop", "opTimeoutS=60", "own=" + own,
+                    "nodes=" + java.util.Arrays.stream(nodes).mapToObj(String::valueOf).collect(java.util.stream.Collectors.joining(","))));
             }
             try (WorkerProcesses workers = WorkerProcesses.start(commands, job.root.resolve("logs"), null)) {
                 final long deadline = System.nanoTime() + WAIT_NS;
@@ -167,7 +181,7 @@ class MultiProcessTest {
             }
             try (WorkerProcesses workers = WorkerProcesses.start(commands, job.root.resolve("logs"), null);
                  WorkerProcesses impostor = WorkerProcesses.start(List.of(worker(job, "ipc", 1, 2, job.ipcDirectory(), "",
-                     wrongToken, "impostor", null)), job.root.resolve("impostor-logs"), null)) {
+                     wrongToken, "impostor")), job.root.resolve("impostor-logs"), null)) {
                 final int[] impostorCode = impostor.awaitAll(WAIT_NS);
                 Files.writeString(stop, "stop");
                 final int[] codes = workers.awaitAll(WAIT_NS);
