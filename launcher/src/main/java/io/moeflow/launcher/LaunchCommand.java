@@ -2,6 +2,10 @@ package io.moeflow.launcher;
 
 import java.io.File;
 import java.io.PrintStream;
+import java.net.InetAddress;
+import java.net.NetworkInterface;
+import java.net.SocketException;
+import java.net.UnknownHostException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -29,7 +33,10 @@ import io.moeflow.launcher.launch.NodeAgent;
 import io.moeflow.launcher.launch.RendezvousServer;
 import io.moeflow.launcher.report.TrainingProgress;
 import io.moeflow.trainer.StepMetrics;
+import io.moeflow.transport.TransportException;
 import io.moeflow.transport.bench.WorkerProcesses;
+import io.moeflow.transport.rdma.RdmaSupport;
+import io.moeflow.transport.rdma.TransportChoice;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -110,6 +117,17 @@ public final class LaunchCommand implements Callable<Integer> {
         description = "Ranks whose output is echoed with a [rank k] prefix (by the node running them): a list (0,1), 'all' or 'none'. "
             + "Default: ${DEFAULT-VALUE}")
     String echo;
+
+    @Option(names = "--transport", paramLabel = "KIND", defaultValue = "auto",
+        description = "How ranks exchange data: auto (RDMA if every node has it, else IPC within a node and UDP across nodes), "
+            + "ipc (one node), udp (every pair over UDP, even on one host) or rdma (fails at start where a node lacks it). "
+            + "Default: ${DEFAULT-VALUE}")
+    String transport;
+
+    @Option(names = "--node-addr", paramLabel = "ADDR",
+        description = "Address of this node that its workers receive UDP and RDMA on (the other nodes must reach it; for RDMA the "
+            + "address of the RDMA interface). Default: the local address of this node's connection to the master")
+    String nodeAddr;
 
     @Option(names = "--java", paramLabel = "PATH",
         description = "Java executable of the workers. Default: the one running this launcher")
@@ -201,6 +219,46 @@ public final class LaunchCommand implements Callable<Integer> {
         if (nodeRank > 0 && masterPort() == 0) {
             throw new BadLaunchInput("--master-port 0 with --node-rank " + nodeRank + ": give the port node 0's master listens on");
         }
+        try {
+            transport = TransportChoice.checkFlag(transport);
+            nodeAddr = nodeAddr == null ? null : checkNodeAddr(nodeAddr);
+            // One node: its agent runs in this process, so this host's probe is the node's, and a transport that cannot run
+            // here fails now, before a run directory exists. Across nodes the master decides once every agent reported.
+            if (nnodes == 1 && transport.equals("rdma")) {
+                TransportChoice.resolve(transport, nprocPerNode, List.of(new TransportChoice.NodeRdma("node 0 (this host)",
+                    RdmaSupport.probe())));
+            }
+        } catch (final IllegalArgumentException | TransportException e) {
+            throw new BadLaunchInput(e.getMessage());
+        }
+    }
+
+    /**
+     * The {@code --node-addr} value as an IP literal, if it is an address of this host.
+     *
+     * @throws IllegalArgumentException naming the value and what to give instead
+     */
+    static String checkNodeAddr(final String addr) {
+        final InetAddress address;
+        try {
+            address = InetAddress.getByName(addr);
+        } catch (final UnknownHostException e) {
+            throw new IllegalArgumentException("--node-addr " + addr + ": unknown host; give an IP address of this host that the "
+                + "other nodes reach", e);
+        }
+        if (address.isAnyLocalAddress()) {
+            throw new IllegalArgumentException("--node-addr " + addr + ": a wildcard address; give the IP address of this host that "
+                + "the other nodes reach");
+        }
+        try {
+            if (!address.isLoopbackAddress() && NetworkInterface.getByInetAddress(address) == null) {
+                throw new IllegalArgumentException("--node-addr " + addr + ": not an address of this host (see ip -br addr); give "
+                    + "the IP address of this host that the other nodes reach");
+            }
+        } catch (final SocketException e) {
+            throw new IllegalArgumentException("--node-addr " + addr + ": cannot list this host's interfaces: " + e.getMessage(), e);
+        }
+        return address.getHostAddress();
     }
 
     private Path javaExecutable() throws BadLaunchInput {
@@ -353,7 +411,7 @@ public final class LaunchCommand implements Callable<Integer> {
         return new LaunchPlan(runDir.getFileName().toString(), nnodes, nprocPerNode, maxRestarts,
             TimeUnit.SECONDS.toNanos(joinTimeoutSeconds), TimeUnit.SECONDS.toNanos(stopTimeoutSeconds),
             (long) (heartbeatIntervalSeconds * 1e9), job.argsHash(), workerArgs, List.of("--resume", CheckpointStore.AUTO), runDir,
-            job.train().steps);
+            job.train().steps, transport);
     }
 
     /** The agent of node {@code node}, as this launcher's options say. */
@@ -361,7 +419,8 @@ public final class LaunchCommand implements Callable<Integer> {
                                  final Path javaExecutable, final Set<Integer> echoRanks) {
         return new NodeAgent.Config(masterAddr, port, node, nnodes, nprocPerNode, joinKey, job.argsHash(), javaExecutable,
             WorkerProcesses.inheritedJvmFlags(), System.getProperty("java.class.path"), Main.class.getName(), runDir, echoRanks,
-            System.out, TimeUnit.SECONDS.toNanos(joinTimeoutSeconds), TimeUnit.SECONDS.toNanos(stopTimeoutSeconds), testNeverJoin);
+            System.out, TimeUnit.SECONDS.toNanos(joinTimeoutSeconds), TimeUnit.SECONDS.toNanos(stopTimeoutSeconds), testNeverJoin,
+            nodeAddr, transport);
     }
 
     /**

@@ -146,4 +146,39 @@ class LaunchCommandTest {
         assertTrue(run.out().contains("start node 0 (--node-rank 0) with the same --master-addr and --master-port"), run.out());
         assertFalse(Files.exists(runs.resolve("lonely")), "only node 0 creates the run directory");
     }
+
+    @Test
+    void shouldFailTransportRdmaWithoutRdmaInOneLineNamingWhatIsMissing() {
+        org.junit.jupiter.api.Assumptions.assumeFalse(io.moeflow.transport.rdma.RdmaSupport.probe().available(),
+            "this host has RDMA, so --transport rdma would run");
+        final CliRun run = launch("launch", "--nproc-per-node", "2", "--transport", "rdma", "train", "--runs-dir", runs.toString(),
+            "--run-name", "rdma", "--steps", "5");
+        assertEquals(2, run.exitCode(), run.err());
+        final String[] lines = run.err().strip().split("\n");
+        assertEquals(1, lines.length, "one line: " + run.err());
+        assertTrue(lines[0].startsWith("moeflow launch: --transport rdma: node 0 (this host): RDMA unavailable: "), lines[0]);
+        assertTrue(lines[0].contains("an RDMA device") || lines[0].contains("libdisni"), lines[0]);
+        assertTrue(lines[0].contains("docs/rdma.md") || lines[0].contains("modprobe rdma_rxe"), "says how to install: " + lines[0]);
+        assertTrue(lines[0].endsWith("(or use --transport auto to fall back to ipc)"), lines[0]);
+        assertFalse(run.err().contains("UnsatisfiedLinkError\n") || run.err().contains("\tat "), "no stack trace");
+        assertFalse(Files.exists(runs.resolve("rdma")), "nothing created");
+    }
+
+    @Test
+    void shouldRejectAnUnknownTransportAndANodeAddressOfAnotherHost() {
+        final CliRun bogus = launch("launch", "--nproc-per-node", "2", "--transport", "bogus", "train", "--runs-dir", runs.toString(),
+            "--run-name", "bogus");
+        assertEquals(2, bogus.exitCode(), bogus.err());
+        assertEquals("moeflow launch: --transport bogus: must be one of auto|ipc|udp|rdma", bogus.err().strip());
+        assertFalse(Files.exists(runs.resolve("bogus")), "nothing created");
+
+        final CliRun foreign = launch("launch", "--nproc-per-node", "2", "--node-addr", "192.0.2.1", "train", "--runs-dir",
+            runs.toString(), "--run-name", "foreign");
+        assertEquals(2, foreign.exitCode(), foreign.err());
+        assertTrue(foreign.err().contains("--node-addr 192.0.2.1: not an address of this host"), foreign.err());
+        final CliRun wildcard = launch("launch", "--nproc-per-node", "2", "--node-addr", "0.0.0.0", "train", "--runs-dir",
+            runs.toString(), "--run-name", "wildcard");
+        assertEquals(2, wildcard.exitCode(), wildcard.err());
+        assertTrue(wildcard.err().contains("--node-addr 0.0.0.0: a wildcard address"), wildcard.err());
+    }
 }

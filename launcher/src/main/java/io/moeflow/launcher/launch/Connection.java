@@ -91,6 +91,11 @@ public final class Connection implements AutoCloseable {
         return String.valueOf(socket.getRemoteSocketAddress());
     }
 
+    /** This side's address (an IP literal): the interface the connection leaves by. */
+    public String localAddress() {
+        return socket.getLocalAddress().getHostAddress();
+    }
+
     /** True once this side closed it. */
     public boolean isClosed() {
         return socket.isClosed();

@@ -6,6 +6,7 @@ import java.security.SecureRandom;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HexFormat;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -17,6 +18,9 @@ import java.util.stream.IntStream;
 import io.moeflow.launcher.launch.RendezvousServer.Event;
 import io.moeflow.launcher.launch.RendezvousServer.Kind;
 import io.moeflow.transport.JobToken;
+import io.moeflow.transport.TransportException;
+import io.moeflow.transport.rdma.RdmaSupport;
+import io.moeflow.transport.rdma.TransportChoice;
 
 /**
  * The master of one job, on one thread: waits for the node agents, then runs generations. Each
@@ -39,6 +43,8 @@ public final class JobMaster {
     public static final int EXIT_STOPPED = 143;
     /** Exit code when a node (its agent) was lost and the job could not continue without it. */
     public static final int EXIT_AGENT_LOST = 4;
+    /** Exit code when the transport asked for cannot run on the job's nodes ({@code --transport rdma} without RDMA). */
+    public static final int EXIT_BAD_TRANSPORT = 2;
     /** Separates worker arguments in a message field (the unit separator: never in a command-line word). */
     static final String ARG_SEPARATOR = "\u001f";
     private static final long POLL_NS = TimeUnit.MILLISECONDS.toNanos(100);
@@ -54,12 +60,15 @@ public final class JobMaster {
         final Connection connection;
         final String host;
         final long pid;
+        /** Its RDMA probe ({@link RdmaSupport.Status#toField()}), or null. */
+        final String rdma;
         long lastHeardNs;
 
         Agent(final Connection connection, final Message hello) {
             this.connection = connection;
             this.host = hello.get("host", connection.remote());
             this.pid = Long.parseLong(hello.get("pid", "-1"));
+            this.rdma = hello.get("rdma", null);
             this.lastHeardNs = System.nanoTime();
         }
     }
@@ -72,6 +81,7 @@ public final class JobMaster {
     /** Host of each node, remembered after it is lost (for the message). */
     private final Map<Integer, String> hosts = new TreeMap<>();
     private long lastBeatSentNs;
+    private TransportChoice transport;
     private volatile boolean stopRequested;
 
     public JobMaster(final LaunchPlan plan, final RendezvousServer server, final PrintStream out, final StepListener steps) {
@@ -111,6 +121,14 @@ public final class JobMaster {
                 out.println("moeflow launch: " + agentsMissing.get().reason());
                 return agentsMissing.get().exitCode();
             }
+            try {
+                transport = chooseTransport();
+            } catch (final IllegalArgumentException | TransportException e) {
+                out.println("moeflow launch: " + e.getMessage());
+                code = EXIT_BAD_TRANSPORT;
+                return code;
+            }
+            out.println("moeflow launch: transport " + transport.reason());
             int restarts = 0;
             for (int generation = 0; ; generation++) {
                 final Optional<Failure> failure = runGeneration(generation);
@@ -238,6 +256,42 @@ public final class JobMaster {
             plan.nprocPerNode(), "world", plan.worldSize(), "beatMs", TimeUnit.NANOSECONDS.toMillis(plan.heartbeatIntervalNs())));
     }
 
+    /** Resolves {@code --transport} from every node's RDMA probe (reported in its AGENT hello), once, at the start. */
+    private TransportChoice chooseTransport() {
+        final List<TransportChoice.NodeRdma> probes = new ArrayList<>();
+        agents.forEach((node, agent) -> probes.add(new TransportChoice.NodeRdma("node " + node + " (host " + agent.host + ")",
+            RdmaSupport.Status.ofField(agent.rdma))));
+        return TransportChoice.resolve(plan.transport(), plan.nprocPerNode(), probes);
+    }
+
+    /** The transport part of READY, from the workers' hellos (checked by {@link #checkWorkerHello}). */
+    private WorkerTransport workerTransport(final Message[] hellos) {
+        final List<String> endpoints = new ArrayList<>();
+        final List<String> rdma = new ArrayList<>();
+        final int[] nodes = new int[hellos.length];
+        for (int r = 0; r < hellos.length; r++) {
+            endpoints.add(WorkerTransport.endpointOf(hellos[r]));
+            nodes[r] = r / plan.nprocPerNode();
+            if (transport.kind() == TransportChoice.Kind.RDMA) {
+                rdma.add(hellos[r].get("rdma"));
+            }
+        }
+        return new WorkerTransport(transport.kind(), endpoints, nodes, rdma);
+    }
+
+    /** Null when a worker's hello says where it receives, as the chosen transport needs; else why not. */
+    private String checkWorkerHello(final Message hello) {
+        try {
+            WorkerTransport.endpointOf(hello);
+            if (transport.kind() == TransportChoice.Kind.RDMA) {
+                WorkerTransport.portOf(hello.get("rdma"));
+            }
+            return null;
+        } catch (final IllegalArgumentException | IndexOutOfBoundsException bad) {
+            return bad.getMessage() + " (the " + transport.kind().wireName() + " transport needs where each rank receives)";
+        }
+    }
+
     /** Runs one generation; empty when every worker exited with 0. */
     private Optional<Failure> runGeneration(final int generation) throws InterruptedException {
         final String args = String.join(ARG_SEPARATOR, plan.argsOf(generation));
@@ -246,6 +300,7 @@ public final class JobMaster {
         }
         final int world = plan.worldSize();
         final Connection[] workers = new Connection[world];
+        final Message[] hellos = new Message[world];
         final boolean[] exited = new boolean[world];
         int joined = 0;
         int finished = 0;
@@ -294,12 +349,22 @@ public final class JobMaster {
                         + " generation " + generation + ")");
                     continue;
                 }
+                final String badHello = checkWorkerHello(e.hello());
+                if (badHello != null) {
+                    reject(e.connection(), "worker rank " + rank + ": " + badHello);
+                    continue;
+                }
                 workers[rank] = e.connection();
+                hellos[rank] = e.hello();
                 if (++joined == world) {
-                    final String hex = HexFormat.of().formatHex(token);
+                    final Map<String, String> ready = new LinkedHashMap<>();
+                    ready.put("gen", Integer.toString(generation));
+                    ready.put("world", Integer.toString(world));
+                    ready.put("job", plan.runId() + "-g" + generation);
+                    ready.put("token", HexFormat.of().formatHex(token));
+                    ready.putAll(workerTransport(hellos).readyFields());
                     for (int r = 0; r < world; r++) {
-                        send(workers[r], Message.of("READY", "gen", generation, "world", world, "job", plan.runId() + "-g" + generation,
-                            "token", hex));
+                        send(workers[r], new Message("READY", ready));
                     }
                 }
                 continue;

@@ -3,6 +3,8 @@ package io.moeflow.launcher.launch;
 import java.nio.file.Path;
 import java.util.List;
 
+import io.moeflow.transport.rdma.TransportChoice;
+
 /**
  * What the master of one job needs: the job's shape, its restart budget and timeouts, and the
  * command arguments every worker runs (the agents add the JVM and the per-rank environment).
@@ -19,9 +21,12 @@ import java.util.List;
  * @param restartArgs    added to {@code workerArgs} from the first restart on, e.g. {@code --resume auto}
  * @param runDir         where {@code rank-<k>.log} go
  * @param totalSteps     steps of the run (the progress line's denominator)
+ * @param transport      the {@code --transport} flag ({@code auto|ipc|udp|rdma}); the master resolves it once every agent
+ *                       has reported its RDMA probe
  */
 public record LaunchPlan(String runId, int nnodes, int nprocPerNode, int maxRestarts, long joinTimeoutNs, long stopTimeoutNs,
-                         long heartbeatIntervalNs, String argsHash, List<String> workerArgs, List<String> restartArgs, Path runDir, long totalSteps) {
+                         long heartbeatIntervalNs, String argsHash, List<String> workerArgs, List<String> restartArgs, Path runDir, long totalSteps,
+                         String transport) {
 
     /** Heartbeats a node may miss before it is declared dead. */
     public static final int MISSED_BEATS = 3;
@@ -45,6 +50,7 @@ public record LaunchPlan(String runId, int nnodes, int nprocPerNode, int maxRest
         if (argsHash == null || argsHash.isEmpty()) {
             throw new IllegalArgumentException("argsHash: give the hash of the train options");
         }
+        transport = TransportChoice.checkFlag(transport);
         workerArgs = List.copyOf(workerArgs);
         restartArgs = List.copyOf(restartArgs);
     }

@@ -26,6 +26,7 @@ import org.agrona.IoUtil;
 import io.moeflow.transport.IdleMode;
 import io.moeflow.transport.aeron.JobMediaDriver;
 import io.moeflow.transport.bench.JobDirectory;
+import io.moeflow.transport.rdma.RdmaSupport;
 
 /**
  * The node agent of one host: joins the rendezvous at the master, and for each generation the
@@ -72,11 +73,14 @@ public final class NodeAgent implements Runnable {
      * @param connectTimeoutNs how long to try to reach the master (retrying while it is not listening yet)
      * @param stopTimeoutNs how long workers get to exit after SIGTERM before SIGKILL
      * @param neverJoinRank test hook: this rank never joins (-1: none)
+     * @param nodeAddr      the address this node's workers receive UDP and RDMA on ({@code --node-addr}); null: the local
+     *                      address of this agent's connection to the master
+     * @param transport     the {@code --transport} flag, passed to the workers
      */
     public record Config(String masterAddr, int masterPort, int node, int nnodes, int nproc, String joinKey, String argsHash, Path java,
                          List<String> jvmFlags,
                          String classPath, String mainClass, Path logDir, Set<Integer> echoRanks, PrintStream console,
-                         long connectTimeoutNs, long stopTimeoutNs, int neverJoinRank) {
+                         long connectTimeoutNs, long stopTimeoutNs, int neverJoinRank, String nodeAddr, String transport) {
     }
 
     private final Config config;
@@ -88,6 +92,7 @@ public final class NodeAgent implements Runnable {
     private JobMediaDriver driver;
     private int generation = -1;
     private int worldSize;
+    private String nodeAddr;
     private volatile boolean finished;
     /** Set by the shutdown hook: no new worker starts once the launcher is exiting. */
     private volatile boolean shuttingDown;
@@ -142,8 +147,10 @@ public final class NodeAgent implements Runnable {
         }, "moeflow-agent-cleanup");
         Runtime.getRuntime().addShutdownHook(hook);
         try (Connection master = connect()) {
+            nodeAddr = config.nodeAddr() != null ? config.nodeAddr() : master.localAddress();
             master.send(Message.of("AGENT", "node", config.node(), "nnodes", config.nnodes(), "nproc", config.nproc(), "key",
-                config.joinKey(), "pid", ProcessHandle.current().pid(), "args", config.argsHash(), "host", hostName()));
+                config.joinKey(), "pid", ProcessHandle.current().pid(), "args", config.argsHash(), "host", hostName(),
+                "rdma", RdmaSupport.probe().toField()));
             final Message job = master.receive(config.connectTimeoutNs()).orElseThrow(
                 () -> new IOException("the master did not answer within " + JobMaster.seconds(config.connectTimeoutNs())));
             if (!job.verb().equals("JOB")) {
@@ -301,6 +308,9 @@ public final class NodeAgent implements Runnable {
             env.put(WorkerEnv.WORLD_SIZE, Integer.toString(worldSize));
             env.put(WorkerEnv.LOCAL_WORLD_SIZE, Integer.toString(config.nproc()));
             env.put(WorkerEnv.GROUP_RANK, Integer.toString(config.node()));
+            env.put(WorkerEnv.NODE_RANK, Integer.toString(config.node()));
+            env.put(WorkerEnv.NODE_ADDR, nodeAddr);
+            env.put(WorkerEnv.TRANSPORT, config.transport());
             env.put(WorkerEnv.MASTER_ADDR, config.masterAddr());
             env.put(WorkerEnv.MASTER_PORT, Integer.toString(config.masterPort()));
             env.put(WorkerEnv.RUN_ID, runId);

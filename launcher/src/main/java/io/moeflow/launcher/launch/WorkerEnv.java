@@ -22,6 +22,12 @@ public final class WorkerEnv {
     public static final String AGENT_PID = "MOEFLOW_AGENT_PID";
     /** Seconds a worker waits for the rendezvous to complete (the launcher's --join-timeout). */
     public static final String JOIN_TIMEOUT_S = "MOEFLOW_JOIN_TIMEOUT_S";
+    /** The node's rank (the same as {@link #GROUP_RANK}). */
+    public static final String NODE_RANK = "MOEFLOW_NODE_RANK";
+    /** The address this node's workers receive UDP and RDMA on ({@code --node-addr}, or the agent's address towards the master). */
+    public static final String NODE_ADDR = "MOEFLOW_NODE_ADDR";
+    /** The {@code --transport} flag ({@code auto|ipc|udp|rdma}); READY says what the master chose. */
+    public static final String TRANSPORT = "MOEFLOW_TRANSPORT";
     /** Test hook: this worker never joins the rendezvous (the launcher must time out and say so). */
     public static final String TEST_NEVER_JOIN = "MOEFLOW_TEST_NEVER_JOIN";
 

@@ -2,8 +2,12 @@ package io.moeflow.launcher.launch;
 
 import java.io.EOFException;
 import java.io.IOException;
+import java.net.DatagramSocket;
+import java.net.InetAddress;
+import java.net.ServerSocket;
 import java.nio.file.Path;
 import java.util.HexFormat;
+import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
@@ -15,8 +19,10 @@ import io.moeflow.transport.Communicator;
 import io.moeflow.transport.CommunicatorConfig;
 import io.moeflow.transport.Communicators;
 import io.moeflow.transport.JobToken;
+import io.moeflow.transport.Transport;
 import io.moeflow.transport.aeron.AeronTransport;
 import io.moeflow.transport.aeron.AeronTransportConfig;
+import io.moeflow.transport.rdma.RdmaSupport;
 
 /**
  * A worker's side of a launched job: reads the environment its node agent set, joins the
@@ -32,10 +38,15 @@ public final class WorkerSession implements AutoCloseable {
     /** Rank 0 reports at most this often to the launcher's progress line (and always the last step). */
     private static final long STEP_REPORT_INTERVAL_NS = TimeUnit.MILLISECONDS.toNanos(200);
 
-    /** What the agent put in the environment. */
+    /**
+     * What the agent put in the environment.
+     *
+     * @param nodeAddr  where this node's workers receive UDP and RDMA ({@link WorkerEnv#NODE_ADDR})
+     * @param transport the {@code --transport} flag ({@link WorkerEnv#TRANSPORT}); READY says what the master chose
+     */
     public record Environment(int rank, int localRank, int worldSize, int localWorldSize, String masterAddr, int masterPort,
                               String runId, int generation, String joinKey, Path jobDir, String aeronDir, long agentPid,
-                              long joinTimeoutNs, boolean neverJoin) {
+                              long joinTimeoutNs, boolean neverJoin, String nodeAddr, String transport) {
 
         /** The environment of a launched worker, or empty when this process was not started by {@code moeflow launch}. */
         public static Optional<Environment> current() {
@@ -53,7 +64,7 @@ public final class WorkerSession implements AutoCloseable {
                     text(env, JoinKey.ENV), Path.of(text(env, WorkerEnv.JOB_DIR)), text(env, WorkerEnv.AERON_DIR),
                     Long.parseLong(text(env, WorkerEnv.AGENT_PID)),
                     TimeUnit.SECONDS.toNanos(Long.parseLong(text(env, WorkerEnv.JOIN_TIMEOUT_S))),
-                    env.containsKey(WorkerEnv.TEST_NEVER_JOIN)));
+                    env.containsKey(WorkerEnv.TEST_NEVER_JOIN), text(env, WorkerEnv.NODE_ADDR), text(env, WorkerEnv.TRANSPORT)));
             } catch (final NumberFormatException e) {
                 throw new IllegalArgumentException("a launched worker's environment holds a bad number (" + e.getMessage()
                     + "); start workers with moeflow launch");
@@ -78,16 +89,19 @@ public final class WorkerSession implements AutoCloseable {
     private final Connection master;
     private final JobToken token;
     private final String transportJobId;
+    private final WorkerTransport transport;
     private final StepMetricsLine stepLine = new StepMetricsLine();
     private volatile boolean closing;
     private Communicator communicator;
     private long lastStepReportNs;
 
-    private WorkerSession(final Environment env, final Connection master, final JobToken token, final String transportJobId) {
+    private WorkerSession(final Environment env, final Connection master, final JobToken token, final String transportJobId,
+                          final WorkerTransport transport) {
         this.env = env;
         this.master = master;
         this.token = token;
         this.transportJobId = transportJobId;
+        this.transport = transport;
     }
 
     /**
@@ -103,9 +117,16 @@ public final class WorkerSession implements AutoCloseable {
             System.out.println("rank " + env.rank() + ": test hook " + WorkerEnv.TEST_NEVER_JOIN + ": not joining the rendezvous");
             Thread.sleep(Long.MAX_VALUE); // the watchdog ends this process once the launcher has given up
         }
+        final int udpPort = freePort(env, false);
+        final String rdmaAddress = rdmaAddress(env);
         final Connection master = Connection.open(env.masterAddr(), env.masterPort(), timeoutNs);
         try {
-            master.send(Message.of("WORKER", "gen", env.generation(), "rank", env.rank(), "key", env.joinKey()));
+            final Map<String, String> hello = new LinkedHashMap<>();
+            hello.put("gen", Integer.toString(env.generation()));
+            hello.put("rank", Integer.toString(env.rank()));
+            hello.put("key", env.joinKey());
+            hello.putAll(WorkerTransport.helloFields(env.nodeAddr(), udpPort, rdmaAddress));
+            master.send(new Message("WORKER", hello));
             final Message ready = master.receive(timeoutNs).orElseThrow(() -> new IOException("rank " + env.rank()
                 + ": the rendezvous at " + env.masterAddr() + ":" + env.masterPort() + " did not complete within "
                 + TimeUnit.NANOSECONDS.toSeconds(timeoutNs) + " s"));
@@ -116,8 +137,18 @@ public final class WorkerSession implements AutoCloseable {
                 throw new IOException("rank " + env.rank() + ": the rendezvous says " + ready.getInt("world") + " ranks, the environment "
                     + env.worldSize());
             }
+            final WorkerTransport transport;
+            try {
+                transport = WorkerTransport.ofReady(ready);
+            } catch (final IllegalArgumentException e) {
+                throw new IOException("rank " + env.rank() + ": " + e.getMessage(), e);
+            }
+            if (transport.worldSize() != env.worldSize()) {
+                throw new IOException("rank " + env.rank() + ": the rendezvous gave " + transport.worldSize() + " endpoints for "
+                    + env.worldSize() + " ranks");
+            }
             final WorkerSession session = new WorkerSession(env, master, JobToken.of(HexFormat.of().parseHex(ready.get("token"))),
-                ready.get("job"));
+                ready.get("job"), transport);
             session.watchMaster();
             return session;
         } catch (final IOException | RuntimeException e) {
@@ -138,13 +169,81 @@ public final class WorkerSession implements AutoCloseable {
         return env.worldSize();
     }
 
-    /** The job-wide communicator over Aeron IPC through the node agent's media driver (created on first use). */
+    /** What the master chose and every rank's endpoints (from READY). */
+    public WorkerTransport transport() {
+        return transport;
+    }
+
+    /**
+     * The job-wide communicator (created on first use) over the transport the master chose: Aeron
+     * IPC through the node agent's media driver, Aeron UDP with this rank's own media driver, hybrid
+     * (IPC within the node, UDP across), or RDMA.
+     */
     public synchronized Communicator communicator() {
         if (communicator == null) {
-            final AeronTransportConfig config = AeronTransportConfig.ipc(env.rank(), env.worldSize(), env.aeronDir(), transportJobId, token);
-            communicator = Communicators.create(AeronTransport.connect(config), CommunicatorConfig.DEFAULT);
+            final Transport connected = connect();
+            System.out.println("moeflow train: rank " + env.rank() + " transport " + transport.kind().wireName() + ": "
+                + connected.describe());
+            communicator = Communicators.create(connected, CommunicatorConfig.DEFAULT);
         }
         return communicator;
+    }
+
+    private Transport connect() {
+        final int rank = env.rank();
+        final int world = env.worldSize();
+        switch (transport.kind()) {
+            case IPC:
+                return AeronTransport.connect(AeronTransportConfig.ipc(rank, world, env.aeronDir(), transportJobId, token));
+            case UDP:
+            case HYBRID: // until AeronTransportConfig.hybrid lands: UDP between every pair, also within a node
+                return AeronTransport.connect(AeronTransportConfig.udp(rank, world, ownAeronDirectory(), transport.endpoints(),
+                    transportJobId, token));
+            case RDMA:
+                return rdma();
+            default:
+                throw new IllegalStateException("transport " + transport.kind());
+        }
+    }
+
+    /** This rank's own media driver's directory (UDP), in the node's job directory, which the agent removes. */
+    private String ownAeronDirectory() {
+        return env.jobDir().resolve("aeron-g" + env.generation() + "-rank" + env.rank()).toString();
+    }
+
+    private Transport rdma() {
+        throw new io.moeflow.transport.TransportException("rank " + env.rank() + ": the RDMA transport is not wired yet");
+    }
+
+    /**
+     * A port the operating system says is free on the node address (UDP, or TCP for RDMA CM), released
+     * at once for the transport to bind (another process could take it in between: the bind then fails
+     * loudly, naming the endpoint).
+     */
+    private static int freePort(final Environment env, final boolean tcp) throws IOException {
+        try {
+            final InetAddress address = InetAddress.getByName(env.nodeAddr());
+            if (tcp) {
+                try (ServerSocket socket = new ServerSocket(0, 1, address)) {
+                    return socket.getLocalPort();
+                }
+            }
+            try (DatagramSocket socket = new DatagramSocket(0, address)) {
+                return socket.getLocalPort();
+            }
+        } catch (final IOException e) {
+            throw new IOException("rank " + env.rank() + ": cannot bind a " + (tcp ? "TCP" : "UDP") + " port on the node address "
+                + env.nodeAddr() + " (" + WorkerEnv.NODE_ADDR + ", from --node-addr or the agent's connection to the master): "
+                + e.getMessage() + "; give --node-addr an address of this host", e);
+        }
+    }
+
+    /** This rank's RDMA CM address when the job may use RDMA and this host has it, else null. */
+    private static String rdmaAddress(final Environment env) throws IOException {
+        if (!env.transport().equals("rdma") && !env.transport().equals("auto") || !RdmaSupport.probe().available()) {
+            return null;
+        }
+        return WorkerTransport.hostPort(env.nodeAddr(), freePort(env, true));
     }
 
     /** Rank 0: sends the step to the launcher's progress line (at most every 200 ms, and the run's last step). */

@@ -9,12 +9,15 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+
+import io.moeflow.transport.rdma.TransportChoice;
 
 /**
  * The master's decisions, driven over real TCP by a scripted agent and scripted workers in this JVM
@@ -30,8 +33,12 @@ class JobMasterTest {
     private final List<Message> steps = new CopyOnWriteArrayList<>();
 
     private LaunchPlan plan(final int maxRestarts, final long joinTimeoutNs) {
-        return new LaunchPlan("job", 1, 2, maxRestarts, joinTimeoutNs, 5 * SECOND_NS, 60 * SECOND_NS, ARGS_HASH, List.of("train", "--steps", "10"),
-            List.of("--resume", "auto"), Path.of("runs", "job"), 10);
+        return plan(maxRestarts, joinTimeoutNs, "auto");
+    }
+
+    private LaunchPlan plan(final int maxRestarts, final long joinTimeoutNs, final String transport) {
+        return new LaunchPlan("job", 1, 2, maxRestarts, joinTimeoutNs, 5 * SECOND_NS, 60 * SECOND_NS, ARGS_HASH,
+            List.of("train", "--steps", "10"), List.of("--resume", "auto"), Path.of("runs", "job"), 10, transport);
     }
 
     private CompletableFuture<Integer> master(final RendezvousServer server, final LaunchPlan plan) {
@@ -54,7 +61,16 @@ class JobMasterTest {
 
     private Connection worker(final RendezvousServer server, final int gen, final int rank, final String joinKey) throws IOException {
         final Connection worker = Connection.open("127.0.0.1", server.port(), 5 * SECOND_NS);
-        worker.send(Message.of("WORKER", "gen", gen, "rank", rank, "key", joinKey));
+        worker.send(Message.of("WORKER", "gen", gen, "rank", rank, "key", joinKey, "addr", "127.0.0.1", "port", 40000 + rank));
+        return worker;
+    }
+
+    private Connection worker(final RendezvousServer server, final int gen, final int rank, final String joinKey,
+                              final Map<String, String> where) throws IOException {
+        final Connection worker = Connection.open("127.0.0.1", server.port(), 5 * SECOND_NS);
+        final Map<String, String> hello = new java.util.LinkedHashMap<>(Map.of("gen", "" + gen, "rank", "" + rank, "key", joinKey));
+        hello.putAll(where);
+        worker.send(new Message("WORKER", hello));
         return worker;
     }
 
@@ -71,7 +87,7 @@ class JobMasterTest {
     /** A plan of {@code nnodes} nodes of one worker that beat every 200 ms. */
     private static LaunchPlan nodesPlan(final int nnodes, final int maxRestarts, final long joinTimeoutNs) {
         return new LaunchPlan("job", nnodes, 1, maxRestarts, joinTimeoutNs, 5 * SECOND_NS, BEAT_NS, ARGS_HASH,
-            List.of("train", "--steps", "10"), List.of("--resume", "auto"), Path.of("runs", "job"), 10);
+            List.of("train", "--steps", "10"), List.of("--resume", "auto"), Path.of("runs", "job"), 10, "auto");
     }
 
     /** Says hello as the agent of {@code node} (one worker) and returns the connection and the master's answer. */
@@ -356,6 +372,50 @@ class JobMasterTest {
                 final String text = console.toString(StandardCharsets.UTF_8);
                 assertTrue(text.contains("moeflow launch: no new agent of node 1 (host h1) joined within 2 s after it was lost"), text);
             }
+        }
+    }
+
+    @Test
+    void shouldTellEveryWorkerTheChosenTransportAndEveryRanksEndpoint() throws Exception {
+        try (RendezvousServer server = RendezvousServer.bind("127.0.0.1", 0, key)) {
+            final CompletableFuture<Integer> result = master(server, plan(0, 10 * SECOND_NS, "udp"));
+            final Connection agent = agent(server);
+            receive(agent); // START
+            final Message noAddress = receive(worker(server, 0, 0, key, Map.of()));
+            assertEquals("REJECT", noAddress.verb(), "a worker that does not say where it receives");
+            assertTrue(noAddress.get("reason").contains("field 'port' is missing"), noAddress.get("reason"));
+            final Connection w1 = worker(server, 0, 1, key, Map.of("addr", "::1", "port", "40001"));
+            final Connection w0 = worker(server, 0, 0, key, Map.of("addr", "127.0.0.1", "port", "40000"));
+            final WorkerTransport expected = new WorkerTransport(TransportChoice.Kind.UDP, List.of("127.0.0.1:40000", "[::1]:40001"),
+                new int[] {0, 0}, List.of());
+            for (final Connection w : List.of(w0, w1)) {
+                final Message ready = receive(w);
+                assertEquals("udp", ready.get("transport"));
+                assertEquals("127.0.0.1:40000,[::1]:40001", ready.get("endpoints"));
+                assertEquals("0,0", ready.get("nodes"));
+                assertEquals(expected, WorkerTransport.ofReady(ready));
+            }
+            agent.send(Message.of("EXIT", "gen", 0, "rank", 0, "code", 0));
+            agent.send(Message.of("EXIT", "gen", 0, "rank", 1, "code", 0));
+            assertEquals(0, result.get(10, TimeUnit.SECONDS));
+            assertTrue(console.toString(StandardCharsets.UTF_8).contains("moeflow launch: transport udp between every pair of ranks"
+                + " (--transport udp)"), console.toString(StandardCharsets.UTF_8));
+        }
+    }
+
+    @Test
+    void shouldFailTransportRdmaAtStartNamingTheNodeThatLacksIt() throws Exception {
+        try (RendezvousServer server = RendezvousServer.bind("127.0.0.1", 0, key)) {
+            final CompletableFuture<Integer> result = master(server, plan(0, 10 * SECOND_NS, "rdma"));
+            final Connection agent = Connection.open("127.0.0.1", server.port(), 5 * SECOND_NS);
+            agent.send(Message.of("AGENT", "node", 0, "nproc", 2, "key", key, "args", ARGS_HASH, "host", "gpu-1", "rdma",
+                "no: librdmacm.so.1 (apt-get install librdmacm1, or dnf install librdmacm)"));
+            assertEquals("JOB", receive(agent).verb());
+            assertEquals(JobMaster.EXIT_BAD_TRANSPORT, result.get(10, TimeUnit.SECONDS));
+            assertEquals("END", receive(agent).verb(), "no generation started");
+            assertEquals("moeflow launch: --transport rdma: node 0 (host gpu-1): RDMA unavailable: librdmacm.so.1 (apt-get install "
+                + "librdmacm1, or dnf install librdmacm) (or use --transport auto to fall back to ipc)",
+                console.toString(StandardCharsets.UTF_8).strip());
         }
     }
 }

@@ -36,7 +36,7 @@ class NodeAgentTest {
     private NodeAgent agent(final int port, final Path runDir) {
         return new NodeAgent(new NodeAgent.Config("127.0.0.1", port, 1, 2, 1, key, "0123456789abcdef", Path.of("/nonexistent/java"),
             List.of(), "", "io.moeflow.launcher.Main", runDir, Set.of(), new PrintStream(console, true, StandardCharsets.UTF_8),
-            10 * SECOND_NS, 5 * SECOND_NS, -1));
+            10 * SECOND_NS, 5 * SECOND_NS, -1, null, "auto"));
     }
 
     /** The next message that is not a heartbeat. */

@@ -39,6 +39,22 @@ public final class RdmaSupport {
         public String describe() {
             return available ? "RDMA available (device, libibverbs, librdmacm, libdisni)" : "RDMA unavailable: " + missing;
         }
+
+        /** The probe as one field of a rendezvous message: {@code yes}, or {@code no: <what is missing>}. */
+        public String toField() {
+            return available ? "yes" : "no: " + missing;
+        }
+
+        /** Reads {@link #toField()}; a node that sent nothing (an older agent) counts as lacking RDMA. */
+        public static Status ofField(final String field) {
+            if ("yes".equals(field)) {
+                return new Status(true, "");
+            }
+            if (field != null && field.startsWith("no: ")) {
+                return new Status(false, field.substring(4));
+            }
+            return new Status(false, "its agent did not report an RDMA probe (" + field + ")");
+        }
     }
 
     private RdmaSupport() {

@@ -22,36 +22,61 @@ class TransportChoiceTest {
     private static final RdmaSupport.Status YES = new RdmaSupport.Status(true, "");
     private static final RdmaSupport.Status NO = new RdmaSupport.Status(false, "libdisni (UnsatisfiedLinkError: no disni)");
 
+    private static List<TransportChoice.NodeRdma> nodes(final RdmaSupport.Status... probes) {
+        final List<TransportChoice.NodeRdma> list = new java.util.ArrayList<>();
+        for (int n = 0; n < probes.length; n++) {
+            list.add(new TransportChoice.NodeRdma("node " + n + " (host h" + n + ")", probes[n]));
+        }
+        return list;
+    }
+
     @Test
-    void shouldPickRdmaInAutoOnlyWhereItIsAvailable() {
-        assertEquals(TransportChoice.Kind.RDMA, TransportChoice.resolve("auto", true, () -> YES).kind());
-        final TransportChoice local = TransportChoice.resolve("auto", true, () -> NO);
+    void shouldPickRdmaInAutoOnlyWhereEveryNodeHasIt() {
+        assertEquals(TransportChoice.Kind.RDMA, TransportChoice.resolve("auto", 2, nodes(YES)).kind());
+        assertEquals(TransportChoice.Kind.RDMA, TransportChoice.resolve("auto", 2, nodes(YES, YES, YES)).kind());
+        final TransportChoice local = TransportChoice.resolve("auto", 2, nodes(NO));
         assertEquals(TransportChoice.Kind.IPC, local.kind());
-        assertTrue(local.reason().contains("all ranks on this host") && local.reason().contains("libdisni"), local.reason());
-        assertEquals(TransportChoice.Kind.UDP, TransportChoice.resolve(null, false, () -> NO).kind());
+        assertTrue(local.reason().contains("one node") && local.reason().contains("libdisni"), local.reason());
+        final TransportChoice across = TransportChoice.resolve(null, 2, nodes(YES, NO));
+        assertEquals(TransportChoice.Kind.HYBRID, across.kind(), "ipc within a node, udp across");
+        assertTrue(across.reason().contains("node 1 (host h1): RDMA unavailable: libdisni"), across.reason());
+        assertEquals(TransportChoice.Kind.UDP, TransportChoice.resolve("auto", 1, nodes(NO, NO)).kind(), "one rank per node");
     }
 
     @Test
-    void shouldFailRdmaWithoutSupportInOneLineNamingWhatIsMissing() {
-        final TransportException e = assertThrows(TransportException.class, () -> TransportChoice.resolve("RDMA", false, () -> NO));
-        assertTrue(e.getMessage().startsWith("--transport rdma: RDMA unavailable: libdisni"), e.getMessage());
-        assertTrue(e.getMessage().contains("--transport auto to fall back to udp"), e.getMessage());
+    void shouldFailRdmaWhereANodeLacksItInOneLineNamingTheNodeAndWhatIsMissing() {
+        final TransportException e = assertThrows(TransportException.class,
+            () -> TransportChoice.resolve("RDMA", 2, nodes(YES, NO, NO)));
+        assertTrue(e.getMessage().startsWith("--transport rdma: node 1 (host h1): RDMA unavailable: libdisni"), e.getMessage());
+        assertTrue(e.getMessage().contains("(and 1 other node lack RDMA too)"), e.getMessage());
+        assertTrue(e.getMessage().contains("--transport auto to fall back to hybrid"), e.getMessage());
         assertFalse(e.getMessage().contains("\n"), "one line");
+        final TransportException one = assertThrows(TransportException.class, () -> TransportChoice.resolve("rdma", 2, nodes(NO)));
+        assertTrue(one.getMessage().endsWith("(or use --transport auto to fall back to ipc)"), one.getMessage());
     }
 
     @Test
-    void shouldNotProbeForExplicitUdpOrIpcAndRejectBadValues() {
-        final AtomicInteger probes = new AtomicInteger();
-        assertEquals(TransportChoice.Kind.UDP, TransportChoice.resolve("udp", true, () -> {
-            probes.incrementAndGet();
-            return NO;
-        }).kind());
-        assertEquals(TransportChoice.Kind.IPC, TransportChoice.resolve("ipc", true, () -> NO).kind());
-        assertEquals(0, probes.get());
-        assertThrows(IllegalArgumentException.class, () -> TransportChoice.resolve("ipc", false, () -> NO));
+    void shouldNotConsultTheProbeForExplicitUdpOrIpcAndRejectBadValues() {
+        assertEquals(TransportChoice.Kind.UDP, TransportChoice.resolve("udp", 2, nodes(NO)).kind());
+        assertEquals(TransportChoice.Kind.UDP, TransportChoice.resolve("udp", 2, nodes(YES, YES)).kind(), "udp even with RDMA");
+        assertEquals(TransportChoice.Kind.IPC, TransportChoice.resolve("ipc", 2, nodes(YES)).kind());
+        final IllegalArgumentException across = assertThrows(IllegalArgumentException.class,
+            () -> TransportChoice.resolve("ipc", 2, nodes(NO, NO)));
+        assertTrue(across.getMessage().startsWith("--transport ipc: the job spans 2 nodes"), across.getMessage());
         final IllegalArgumentException bad = assertThrows(IllegalArgumentException.class,
-            () -> TransportChoice.resolve("tcp", true, () -> NO));
-        assertTrue(bad.getMessage().contains("rdma|udp|ipc|auto"), bad.getMessage());
+            () -> TransportChoice.resolve("tcp", 2, nodes(NO)));
+        assertEquals("--transport tcp: must be one of auto|ipc|udp|rdma", bad.getMessage());
+        assertEquals("udp", TransportChoice.checkFlag(" UDP "));
+        assertEquals("auto", TransportChoice.checkFlag(null));
+    }
+
+    @Test
+    void shouldCarryAProbeThroughARendezvousField() {
+        assertEquals(YES, RdmaSupport.Status.ofField(YES.toField()));
+        assertEquals(NO, RdmaSupport.Status.ofField(NO.toField()));
+        assertFalse(RdmaSupport.Status.ofField(null).available(), "an agent that reported nothing lacks RDMA");
+        assertEquals(TransportChoice.Kind.HYBRID, TransportChoice.Kind.ofWireName("hybrid"));
+        assertThrows(IllegalArgumentException.class, () -> TransportChoice.Kind.ofWireName("tcp"));
     }
 
     @Test
