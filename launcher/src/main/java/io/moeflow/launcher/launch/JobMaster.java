@@ -55,6 +55,13 @@ public final class JobMaster {
         void onStep(Message step);
     }
 
+    /** Told when the master waits for new agents of lost nodes: a launcher that started the agents starts new ones. */
+    @FunctionalInterface
+    public interface ReplacementListener {
+        /** The master now waits (up to the join timeout) for a new agent of each of {@code nodes}. */
+        void replacementWanted(List<Integer> nodes);
+    }
+
     /** A joined node agent. */
     private static final class Agent {
         final Connection connection;
@@ -83,6 +90,7 @@ public final class JobMaster {
     private long lastBeatSentNs;
     private TransportChoice transport;
     private volatile boolean stopRequested;
+    private volatile ReplacementListener replacements = nodes -> { };
 
     public JobMaster(final LaunchPlan plan, final RendezvousServer server, final PrintStream out, final StepListener steps) {
         this.plan = plan;
@@ -97,6 +105,11 @@ public final class JobMaster {
      */
     public void requestStop() {
         stopRequested = true;
+    }
+
+    /** Sets who is told when the master waits for new agents of lost nodes (default: nobody; agents are started by hand). */
+    public void onReplacementWanted(final ReplacementListener listener) {
+        replacements = listener;
     }
 
     /** True once {@link #requestStop} was called. */
@@ -154,6 +167,7 @@ public final class JobMaster {
                 if (agents.size() < plan.nnodes()) {
                     out.println("moeflow launch: " + describe(f) + "; waiting up to " + seconds(plan.joinTimeoutNs()) + " for a new agent"
                         + " of " + nodes(missingNodes()) + ", then restarting the group from the newest complete checkpoint" + restart);
+                    replacements.replacementWanted(missingNodes());
                     final Optional<Failure> replacement = awaitAgents(true);
                     if (replacement.isPresent()) {
                         out.println("moeflow launch: " + replacement.get().reason());
