@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -17,7 +18,14 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
-/** {@code launch --transport}: the same job over Aeron UDP (each rank its own driver) and over IPC gives the same bits. */
+import io.moeflow.launcher.launch.JoinKey;
+import io.moeflow.transport.bench.LoopbackPorts;
+import io.moeflow.transport.bench.WorkerProcesses;
+
+/**
+ * {@code launch --transport}: the same job gives the same bits whatever carries the frames: Aeron UDP
+ * (each rank its own driver) or IPC on one node, and hybrid on two nodes (two launchers on this host).
+ */
 @Tag("slow")
 @Timeout(value = 600, unit = TimeUnit.SECONDS)
 class LaunchTransportTest {
@@ -56,6 +64,53 @@ class LaunchTransportTest {
         }
         assertEquals(Files.readString(runs.resolve("ipc").resolve("eval.json")), Files.readString(runs.resolve("udp").resolve("eval.json")),
             "the same evaluation");
+    }
+
+    @Test
+    void shouldTrainBitwiseTheSameOnTwoNodesOverHybridAsOnOneNodeOverIpc() throws Exception {
+        // Two nodes on this host: node 1 is a second launcher (its agent only), node 0 runs the master and its agent here.
+        final Path key = runs.resolve("join.key");
+        Files.writeString(key, JoinKey.generate() + "\n");
+        Files.setPosixFilePermissions(key, PosixFilePermissions.fromString("rw-------"));
+        final String port = Integer.toString(LoopbackPorts.tcpPorts(1).get(0));
+        final List<String> train = new ArrayList<>(List.of("train"));
+        train.addAll(List.of(TINY));
+        train.addAll(List.of("--run-name", "hybrid", "--runs-dir", runs.toString(), "--steps", "12"));
+        final List<String> node1 = new ArrayList<>(List.of("launch", "--nnodes", "2", "--node-rank", "1", "--nproc-per-node", "2",
+            "--master-port", port, "--join-key-file", key.toString()));
+        node1.addAll(train);
+        final Path node1Log = runs.resolve("node1.log");
+        final Process other = new ProcessBuilder(WorkerProcesses.javaCommand(WorkerProcesses.inheritedJvmFlags(), Main.class.getName(),
+            node1)).redirectErrorStream(true).redirectOutput(node1Log.toFile()).start();
+        try {
+            final List<String> node0 = new ArrayList<>(List.of("launch", "--nnodes", "2", "--node-rank", "0", "--nproc-per-node", "2",
+                "--master-port", port, "--join-key-file", key.toString()));
+            node0.addAll(train);
+            final CliRun hybrid = CliRun.of(node0.toArray(new String[0]));
+            assertEquals(0, hybrid.exitCode(), hybrid.out() + hybrid.err() + Files.readString(node1Log));
+            assertTrue(other.waitFor(60, TimeUnit.SECONDS), "node 1's launcher ends with the job");
+            assertEquals(0, other.exitValue(), Files.readString(node1Log));
+            assertTrue(hybrid.out().contains("moeflow launch: transport hybrid: ipc within a node, udp across nodes (auto: 2 nodes;"),
+                hybrid.out());
+        } finally {
+            other.descendants().forEach(ProcessHandle::destroyForcibly);
+            other.destroyForcibly();
+        }
+        for (int rank = 0; rank < 4; rank++) {
+            assertTrue(Files.readString(runs.resolve("hybrid").resolve("rank-" + rank + ".log")).contains("moeflow train: rank " + rank
+                + " transport hybrid: "), "rank " + rank + " connected over hybrid");
+        }
+
+        final List<String> one = new ArrayList<>(List.of("launch", "--nproc-per-node", "4", "--transport", "ipc", "train"));
+        one.addAll(List.of(TINY));
+        one.addAll(List.of("--run-name", "ipc4", "--runs-dir", runs.toString(), "--steps", "12"));
+        final CliRun ipc = CliRun.of(one.toArray(new String[0]));
+        assertEquals(0, ipc.exitCode(), ipc.out() + ipc.err());
+        for (final String field : FIELDS) {
+            final List<String> overHybrid = column(runs.resolve("hybrid"), field);
+            assertEquals(12, overHybrid.size(), field);
+            assertEquals(column(runs.resolve("ipc4"), field), overHybrid, field + " of every step, 2 nodes over hybrid and 1 over ipc");
+        }
     }
 
     /** One field of every line of the run's metrics.jsonl, as written (so equal strings are equal doubles). */

@@ -196,9 +196,11 @@ public final class WorkerSession implements AutoCloseable {
             case IPC:
                 return AeronTransport.connect(AeronTransportConfig.ipc(rank, world, env.aeronDir(), transportJobId, token));
             case UDP:
-            case HYBRID: // until AeronTransportConfig.hybrid lands: UDP between every pair, also within a node
                 return AeronTransport.connect(AeronTransportConfig.udp(rank, world, ownAeronDirectory(), transport.endpoints(),
                     transportJobId, token));
+            case HYBRID:
+                return AeronTransport.connect(AeronTransportConfig.hybrid(rank, world, env.aeronDir(), ownAeronDirectory(),
+                    transport.endpoints(), transport.nodeOfRank(), transportJobId, token));
             case RDMA:
                 return rdma();
             default:
