@@ -9,8 +9,8 @@ import java.security.SecureRandom;
 
 /**
  * The job-token handshake of one connection, as messages a back-end carries over whatever it has
- * (the RDMA back-end uses it over each queue pair; the Aeron back-end still runs its own copy of the
- * same scheme on its control lane, bound to its stream sessions). Each side sends a HELLO with a
+ * (the RDMA back-end over each queue pair, bound to its receive regions; the Aeron back-end in
+ * frames on its control lane, bound to its stream sessions). Each side sends a HELLO with a
  * fresh nonce and a back-end binding (for RDMA: the addresses and keys of its receive regions),
  * answers the peer's HELLO with a PROOF = HMAC-SHA256(job token, label, prover, verifier, size,
  * job, prover's nonce, verifier's nonce, prover's binding), and trusts the peer (and its binding)
@@ -98,6 +98,19 @@ public final class PeerHandshake {
         final byte[] binding = field(proofFromPeer, HEADER_BYTES, proofFromPeer.length - HEADER_BYTES);
         final byte[] expected = token.mac(macInput(peer, rank, field(proofFromPeer, 24, NONCE_BYTES), nonce, binding));
         return JobToken.macEquals(field(proofFromPeer, 56, MAC_BYTES), expected) ? binding : null;
+    }
+
+    /**
+     * This side's nonce (a copy): with the peer's ({@link #nonceOf}) it lets a back-end derive keys
+     * for the connection once the peer's PROOF verified (Aeron's frame keys).
+     */
+    public byte[] nonce() {
+        return nonce.clone();
+    }
+
+    /** The sender's nonce in a HELLO or PROOF of at least {@link #HEADER_BYTES} bytes. */
+    public static byte[] nonceOf(final byte[] message) {
+        return field(message, 24, NONCE_BYTES);
     }
 
     /** The kind byte of a handshake message, or 0 if it is too short to be one. */

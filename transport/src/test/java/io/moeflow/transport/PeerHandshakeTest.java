@@ -1,6 +1,7 @@
 package io.moeflow.transport;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 
@@ -20,6 +21,10 @@ class PeerHandshakeTest {
         final byte[] proofFromA = a.proof(1, b.hello(0, BINDING_1), BINDING_0);
         assertArrayEquals(BINDING_1, a.verify(1, proofFromB));
         assertArrayEquals(BINDING_0, b.verify(0, proofFromA));
+        // both sides know both nonces afterwards (Aeron derives its frame keys from them)
+        assertArrayEquals(b.nonce(), PeerHandshake.nonceOf(proofFromB));
+        assertArrayEquals(a.nonce(), PeerHandshake.nonceOf(proofFromA));
+        assertFalse(java.util.Arrays.equals(a.nonce(), b.nonce()), "fresh nonces");
     }
 
     @Test

@@ -2,10 +2,6 @@ package io.moeflow.transport.aeron;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.charset.StandardCharsets;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
-import java.security.SecureRandom;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -32,7 +28,7 @@ import org.agrona.concurrent.UnsafeBuffer;
 import io.moeflow.transport.FrameAction;
 import io.moeflow.transport.FrameAuthenticator;
 import io.moeflow.transport.FrameHandler;
-import io.moeflow.transport.JobToken;
+import io.moeflow.transport.PeerHandshake;
 import io.moeflow.transport.PeerFailureException;
 import io.moeflow.transport.Transport;
 import io.moeflow.transport.TransportCounters;
@@ -48,12 +44,14 @@ import io.moeflow.transport.Wire;
  * Frames are at most one MTU, so every frame is one Aeron fragment, written in place with
  * {@code tryClaim} and read in place from the log buffer.
  *
- * <p><b>Authentication.</b> On connect every rank sends each peer a HELLO with a fresh random nonce,
- * answers every valid HELLO with a PROOF = HMAC-SHA256(job token, both ranks, job, both nonces,
- * the answering publication's session id), and accepts the stream of a peer only from the image whose
- * PROOF carries its own nonce and verifies. The handshake runs on the control lane; the PROOF also
- * names (under the MAC) the session ids of the answering rank's publications on the other lanes,
- * so each lane accepts exactly one image per peer too. Only those images are read afterwards; frames of any other
+ * <p><b>Authentication.</b> On connect every rank runs the job-token handshake every back-end runs
+ * ({@link PeerHandshake}) with each peer, its HELLO and PROOF messages carried in {@link Wire#KIND_HELLO}
+ * and {@link Wire#KIND_PROOF} frames on the control lane: a HELLO with a fresh nonce, a PROOF answering
+ * it under the job token, and a rank accepts the stream of a peer only from the image whose PROOF
+ * answers its own HELLO and verifies. The binding under the PROOF's MAC is the answering rank's
+ * frame-authentication setting and the session ids of its publications to the asking rank on every
+ * lane; the PROOF must arrive on the control-lane session it names, and each other lane accepts
+ * exactly the image it names. Only those images are read afterwards; frames of any other
  * image on the stream (a process with a wrong or no token, another job, a stale worker) are drained,
  * dropped and counted ({@link TransportCounters#handshakesRejected()},
  * {@link TransportCounters#unauthenticatedFramesDropped()}), and the job goes on.
@@ -70,27 +68,19 @@ import io.moeflow.transport.Wire;
  * Frames are authenticated, not encrypted.
  */
 public final class AeronTransport implements Transport {
-    private static final int HELLO_LENGTH = 40;
     /** Lanes per ordered pair of ranks: control, urgent, three bulk. */
     public static final int LANES = 5;
     /** The control lane carries handshake, BYE and ABORT frames only: small terms. */
     private static final int CONTROL_TERM_LENGTH_BYTES = 64 * 1024;
-    private static final int PROOF_LENGTH = 88 + 4 * (LANES - 1);
+    /** Binding of this rank's handshake with a peer: the frame-authentication flag, then a session id per lane. */
+    private static final int BINDING_BYTES = 1 + 4 * LANES;
+    /** HELLO and PROOF frames: the Wire header, then the {@link PeerHandshake} message. */
+    private static final int HANDSHAKE_LENGTH = Wire.HEADER_LENGTH + PeerHandshake.HEADER_BYTES + BINDING_BYTES;
     /** BYE: the header, then the position this rank's stream to the peer reached on each data lane. */
     private static final int BYE_LENGTH = Wire.HEADER_LENGTH + 8 * (LANES - 1);
-    private static final int FIELD_FROM = 4;
-    private static final int FIELD_TO = 8;
-    private static final int FIELD_SIZE = 12;
-    private static final int FIELD_JOB = 16;
-    private static final int FIELD_NONCE = 24;
-    private static final int FIELD_ECHO = 40;
-    private static final int FIELD_MAC = 56;
-    /** PROOF: session ids of the answering rank's publications on lanes 1.. to the asking rank. */
-    private static final int FIELD_SESSIONS = 88;
-    private static final int NONCE_BYTES = 16;
-    private static final int MAC_BYTES = 32;
+    /** BYE: the rank that says it. */
+    private static final int BYE_FIELD_FROM = 4;
     private static final long HELLO_INTERVAL_NS = TimeUnit.MILLISECONDS.toNanos(50);
-    private static final byte[] MAC_LABEL = "moeflow-proof-v1".getBytes(StandardCharsets.US_ASCII);
 
     private final AeronTransportConfig config;
     private final int rank;
@@ -131,11 +121,12 @@ public final class AeronTransport implements Transport {
     private final int[][] claimedLength;
     /** Why a peer's authenticated stream cannot go on (frames missing), or null. */
     private final String[] streamBroken;
+    /** The job-token handshake with every peer (one nonce for all of them). */
+    private final PeerHandshake tokenHandshake;
     /** The nonce of the last PROOF that verified (handshake only). */
     private byte[] lastProofNonce;
-    private final byte[] nonce = new byte[NONCE_BYTES];
     private final long jobHash;
-    private final UnsafeBuffer control = new UnsafeBuffer(new byte[PROOF_LENGTH]);
+    private final UnsafeBuffer control = new UnsafeBuffer(new byte[HANDSHAKE_LENGTH]);
     private final ControlHandler controlHandler = new ControlHandler();
     private final DataAdapter dataAdapter = new DataAdapter();
     private final ForeignImagePoller foreignPoller = new ForeignImagePoller();
@@ -189,8 +180,8 @@ public final class AeronTransport implements Transport {
         }
         this.expectedSessions = new int[LANES][size];
         this.proofVerified = new boolean[size];
-        this.jobHash = jobHash(config.jobId());
-        new SecureRandom().nextBytes(nonce);
+        this.tokenHandshake = new PeerHandshake(config.token(), config.jobId(), rank, size);
+        this.jobHash = PeerHandshake.jobHash(config.jobId());
         // Aeron's data header takes 32 bytes of the MTU, the authentication trailer 24 more (one length for every peer)
         this.maxFrameLength = config.mtuBytes() - DataHeaderFlyweight.HEADER_LENGTH
             - (config.frameAuthentication() ? FrameAuthenticator.TRAILER_LENGTH : 0);
@@ -501,9 +492,6 @@ public final class AeronTransport implements Transport {
                     if (!fromTrusted) {
                         if (!handshakeDone && trusted == null && verifyProof(peer, buffer, offset, length, session)) {
                             authenticated[peer] = subscriptions[peer].imageBySessionId(session);
-                            for (int lane = 1; lane < LANES; lane++) {
-                                expectedSessions[lane][peer] = buffer.getInt(offset + FIELD_SESSIONS + 4 * (lane - 1));
-                            }
                             proofVerified[peer] = true;
                             onAuthenticated(peer, session);
                         } else {
@@ -589,50 +577,43 @@ public final class AeronTransport implements Transport {
         }
     }
 
+    /** Answers a HELLO from {@code peer} (arrived on {@code session}) with a PROOF, or counts it rejected. */
     private void onHello(final int peer, final DirectBuffer buffer, final int offset, final int length, final int session) {
-        if (!isHandshakeFor(peer, buffer, offset, length, HELLO_LENGTH)) {
+        final byte[] proof = isHandshakeFrame(peer, buffer, offset, length)
+            ? tokenHandshake.proof(peer, handshakeMessage(buffer, offset), bindingTo(peer)) : null;
+        if (proof == null) {
             counters.onHandshakeRejected();
             return;
         }
-        final byte[] theirNonce = new byte[NONCE_BYTES];
-        buffer.getBytes(offset + FIELD_NONCE, theirNonce);
-        final ExclusivePublication pub = publications[peer];
-        final int[] sessions = new int[LANES - 1];
-        for (int lane = 1; lane < LANES; lane++) {
-            sessions[lane - 1] = lanePublications[lane][peer].sessionId();
-        }
-        final byte[] mac = config.token().mac(macInput(rank, peer, nonce, theirNonce, pub.sessionId(), sessions));
-        putHandshake(Wire.KIND_PROOF, peer);
-        control.putBytes(FIELD_ECHO, theirNonce);
-        control.putBytes(FIELD_MAC, mac);
-        for (int i = 0; i < sessions.length; i++) {
-            control.putInt(FIELD_SESSIONS + 4 * i, sessions[i]);
-        }
-        if (offerControl(pub, PROOF_LENGTH) && !handshakeDone && !answeredSessions[peer].containsInt(session)) {
+        if (sendHandshake(Wire.KIND_PROOF, peer, proof) && !handshakeDone && !answeredSessions[peer].containsInt(session)) {
             answeredSessions[peer].addInt(session);
         }
     }
 
+    /**
+     * True if the PROOF from {@code peer} answers this rank's HELLO under the job token and binds the
+     * image it arrived on ({@code session}) and this rank's frame-authentication setting; then notes
+     * the sessions it names for the other lanes and the peer's nonce.
+     */
     private boolean verifyProof(final int peer, final DirectBuffer buffer, final int offset, final int length,
                                 final int session) {
-        if (!isHandshakeFor(peer, buffer, offset, length, PROOF_LENGTH)) {
+        if (!isHandshakeFrame(peer, buffer, offset, length)) {
             return false;
         }
-        final byte[] echo = new byte[NONCE_BYTES];
-        buffer.getBytes(offset + FIELD_ECHO, echo);
-        if (!MessageDigest.isEqual(echo, nonce)) {
-            return false; // an answer to somebody else's challenge (or a replay)
+        final byte[] proof = handshakeMessage(buffer, offset);
+        final byte[] binding = tokenHandshake.verify(peer, proof);
+        if (binding == null || binding.length != BINDING_BYTES) {
+            return false;
         }
-        final byte[] theirNonce = new byte[NONCE_BYTES];
-        buffer.getBytes(offset + FIELD_NONCE, theirNonce);
-        final byte[] mac = new byte[MAC_BYTES];
-        buffer.getBytes(offset + FIELD_MAC, mac);
-        lastProofNonce = theirNonce;
-        final int[] sessions = new int[LANES - 1];
-        for (int i = 0; i < sessions.length; i++) {
-            sessions[i] = buffer.getInt(offset + FIELD_SESSIONS + 4 * i);
+        final ByteBuffer b = ByteBuffer.wrap(binding).order(ByteOrder.LITTLE_ENDIAN);
+        if (b.get(0) != frameAuthenticationFlag(peer) || b.getInt(1) != session) {
+            return false; // the peer disagrees on frame authentication, or the PROOF came on another stream than it names
         }
-        return JobToken.macEquals(mac, config.token().mac(macInput(peer, rank, theirNonce, nonce, session, sessions)));
+        for (int lane = 1; lane < LANES; lane++) {
+            expectedSessions[lane][peer] = b.getInt(1 + 4 * lane);
+        }
+        lastProofNonce = PeerHandshake.nonceOf(proof);
+        return true;
     }
 
     /**
@@ -646,10 +627,10 @@ public final class AeronTransport implements Transport {
         final byte[] theirNonce = lastProofNonce;
         for (int lane = 0; lane < LANES; lane++) {
             final int theirSession = lane == 0 ? session : expectedSessions[lane][peer];
-            final byte[] sendKey = FrameAuthenticator.deriveKey(config.token(), rank, peer, size, jobHash, nonce, theirNonce,
-                lanePublications[lane][peer].sessionId());
-            final byte[] receiveKey = FrameAuthenticator.deriveKey(config.token(), peer, rank, size, jobHash, theirNonce, nonce,
-                theirSession);
+            final byte[] sendKey = FrameAuthenticator.deriveKey(config.token(), rank, peer, size, jobHash, tokenHandshake.nonce(),
+                theirNonce, lanePublications[lane][peer].sessionId());
+            final byte[] receiveKey = FrameAuthenticator.deriveKey(config.token(), peer, rank, size, jobHash, theirNonce,
+                tokenHandshake.nonce(), theirSession);
             sendAuthenticators[lane][peer] = new FrameAuthenticator(sendKey, maxFrameLength);
             receiveAuthenticators[lane][peer] = new FrameAuthenticator(receiveKey, maxFrameLength);
             nextSendSequence[lane][peer] = 1;
@@ -660,39 +641,44 @@ public final class AeronTransport implements Transport {
         }
     }
 
-    /** True if a HELLO or PROOF of the expected length claims to come from {@code peer} to this rank, in this job. */
-    private boolean isHandshakeFor(final int peer, final DirectBuffer buffer, final int offset, final int length,
-                                   final int expectedLength) {
-        return length == expectedLength && buffer.getInt(offset + FIELD_FROM) == peer && buffer.getInt(offset + FIELD_TO) == rank
-            && buffer.getInt(offset + FIELD_SIZE) == size && buffer.getLong(offset + FIELD_JOB) == jobHash
-            && buffer.getByte(offset + Wire.OFFSET_OP) == (authenticateFrames[peer] ? 1 : 0);
+    /**
+     * True if a HELLO or PROOF frame has the length of this transport's handshake and the peer's
+     * frame-authentication setting (both sides must agree on it; the PROOF's binding repeats it under the MAC).
+     */
+    private boolean isHandshakeFrame(final int peer, final DirectBuffer buffer, final int offset, final int length) {
+        return length == HANDSHAKE_LENGTH && buffer.getByte(offset + Wire.OFFSET_OP) == frameAuthenticationFlag(peer);
     }
 
-    private byte[] macInput(final int from, final int to, final byte[] fromNonce, final byte[] toNonce, final int session,
-                            final int[] laneSessions) {
-        final ByteBuffer b = ByteBuffer.allocate(MAC_LABEL.length + 4 * 4 + 8 + 2 * NONCE_BYTES + 4 * laneSessions.length)
-            .order(ByteOrder.LITTLE_ENDIAN);
-        b.put(MAC_LABEL).putInt(from).putInt(to).putInt(size).putLong(jobHash).put(fromNonce).put(toNonce).putInt(session);
-        for (final int laneSession : laneSessions) {
-            b.putInt(laneSession);
+    private byte frameAuthenticationFlag(final int peer) {
+        return (byte) (authenticateFrames[peer] ? 1 : 0);
+    }
+
+    /** The {@link PeerHandshake} message inside a handshake frame. */
+    private static byte[] handshakeMessage(final DirectBuffer buffer, final int offset) {
+        final byte[] message = new byte[HANDSHAKE_LENGTH - Wire.HEADER_LENGTH];
+        buffer.getBytes(offset + Wire.HEADER_LENGTH, message);
+        return message;
+    }
+
+    /** What this rank's handshake with {@code peer} binds: its frame-authentication flag and its sessions to the peer, by lane. */
+    private byte[] bindingTo(final int peer) {
+        final ByteBuffer b = ByteBuffer.allocate(BINDING_BYTES).order(ByteOrder.LITTLE_ENDIAN).put(frameAuthenticationFlag(peer));
+        for (int lane = 0; lane < LANES; lane++) {
+            b.putInt(lanePublications[lane][peer].sessionId());
         }
         return b.array();
     }
 
     private void sendHello(final int peer) {
-        putHandshake(Wire.KIND_HELLO, peer);
-        offerControl(publications[peer], HELLO_LENGTH);
+        sendHandshake(Wire.KIND_HELLO, peer, tokenHandshake.hello(peer, bindingTo(peer)));
     }
 
-    /** The fields HELLO and PROOF share: who to whom, in which job, with this rank's nonce. */
-    private void putHandshake(final byte kind, final int peer) {
-        control.setMemory(0, PROOF_LENGTH, (byte) 0);
-        Wire.putPreamble(control, 0, kind, (byte) (authenticateFrames[peer] ? 1 : 0)); // both sides must agree on it
-        control.putInt(FIELD_FROM, rank);
-        control.putInt(FIELD_TO, peer);
-        control.putInt(FIELD_SIZE, size);
-        control.putLong(FIELD_JOB, jobHash);
-        control.putBytes(FIELD_NONCE, nonce);
+    /** Sends a {@link PeerHandshake} message to {@code peer} on the control lane, in a frame of {@code kind}. */
+    private boolean sendHandshake(final byte kind, final int peer, final byte[] message) {
+        Wire.putPreamble(control, 0, kind, frameAuthenticationFlag(peer));
+        control.setMemory(4, Wire.HEADER_LENGTH - 4, (byte) 0);
+        control.putBytes(Wire.HEADER_LENGTH, message);
+        return offerControl(publications[peer], Wire.HEADER_LENGTH + message.length);
     }
 
     private boolean offerControl(final Publication pub, final int length) {
@@ -707,14 +693,6 @@ public final class AeronTransport implements Transport {
             Thread.onSpinWait();
         }
         return false;
-    }
-
-    private static long jobHash(final String jobId) {
-        try {
-            return ByteBuffer.wrap(MessageDigest.getInstance("SHA-256").digest(jobId.getBytes(StandardCharsets.UTF_8))).getLong();
-        } catch (final NoSuchAlgorithmException e) {
-            throw new IllegalStateException("SHA-256 is not available in this JVM", e);
-        }
     }
 
     @Override
@@ -911,7 +889,7 @@ public final class AeronTransport implements Transport {
                         final MutableDirectBuffer buffer = claimBuffer(peer, CONTROL_LANE);
                         buffer.setMemory(result, BYE_LENGTH, (byte) 0);
                         Wire.putPreamble(buffer, result, Wire.KIND_BYE, (byte) 0);
-                        buffer.putInt(result + FIELD_FROM, rank);
+                        buffer.putInt(result + BYE_FIELD_FROM, rank);
                         for (int lane = 1; lane < LANES; lane++) {
                             buffer.putLong(result + Wire.HEADER_LENGTH + 8 * (lane - 1), lanePublications[lane][peer].position());
                         }
