@@ -227,7 +227,7 @@ class LaunchJobTest {
     }
 
     /** Every tensor of the run's newest checkpoint by name, as a float[], double[] or long[]. */
-    private static Map<String, Object> allTensors(final Path run, final CheckpointFile file) {
+    static Map<String, Object> allTensors(final Path run, final CheckpointFile file) {
         final Resolution newest = new CheckpointStore(run.resolve("checkpoints")).resolveAuto().orElseThrow();
         final Map<String, Object> all = new TreeMap<>();
         try (CheckpointReader reader = CheckpointReader.open(newest.directory())) {
@@ -262,7 +262,7 @@ class LaunchJobTest {
         return Long.parseLong(m.group(1));
     }
 
-    private static boolean contains(final Path file, final String text) {
+    static boolean contains(final Path file, final String text) {
         try {
             return Files.isRegularFile(file) && Files.readString(file, StandardCharsets.UTF_8).contains(text);
         } catch (final IOException e) {
@@ -271,7 +271,7 @@ class LaunchJobTest {
     }
 
     /** The job directories under /dev/shm whose owner file names {@code pid}. */
-    private static List<Path> shmDirectoriesOf(final long pid) throws IOException {
+    static List<Path> shmDirectoriesOf(final long pid) throws IOException {
         final List<Path> found = new ArrayList<>();
         try (DirectoryStream<Path> dirs = Files.newDirectoryStream(NodeAgent.SHARED_MEMORY, NodeAgent.JOB_DIR_PREFIX + "*")) {
             for (final Path d : dirs) {
@@ -284,7 +284,7 @@ class LaunchJobTest {
         return found;
     }
 
-    private static void await(final BooleanSupplier condition, final long seconds, final String what) throws InterruptedException {
+    static void await(final BooleanSupplier condition, final long seconds, final String what) throws InterruptedException {
         final long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
         while (!condition.getAsBoolean()) {
             if (System.nanoTime() - deadline > 0) {

@@ -255,7 +255,7 @@ public final class JobMaster {
         final Agent live = agents.get(node);
         if (live != null) {
             reject(e.connection(), "node " + node + " already has a live agent (pid " + live.pid + " on " + live.host + "); a new agent of"
-                + " node " + node + " may join only after that one is lost");
+                + " node " + node + " may join only after that one is lost", true);
             return;
         }
         if (!hello.get("args", "").equals(plan.argsHash())) {
@@ -418,7 +418,7 @@ public final class JobMaster {
             final Agent agent = heard(e);
             if (agent == null) {
                 if (e.kind() == Kind.HELLO) {
-                    reject(e.connection(), "generation " + generation + " is stopping");
+                    reject(e.connection(), "generation " + generation + " is stopping", e.hello().verb().equals("AGENT"));
                 }
                 continue;
             }
@@ -485,8 +485,13 @@ public final class JobMaster {
     }
 
     private static void reject(final Connection connection, final String reason) {
+        reject(connection, reason, false);
+    }
+
+    /** @param retry the peer may try again soon (an agent replacing a node the master has not yet declared lost) */
+    private static void reject(final Connection connection, final String reason, final boolean retry) {
         try {
-            connection.send(Message.of("REJECT", "reason", reason));
+            connection.send(retry ? Message.of("REJECT", "reason", reason, "retry", "yes") : Message.of("REJECT", "reason", reason));
         } catch (final IOException e) {
             // dropping it anyway
         }

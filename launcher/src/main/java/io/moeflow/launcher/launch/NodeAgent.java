@@ -98,6 +98,8 @@ public final class NodeAgent implements Runnable {
     private volatile boolean shuttingDown;
     private volatile String failure;
     private volatile boolean joined;
+    /** The master's JOB answer. */
+    private Message jobMessage;
     private volatile int endCode = -1;
     /** When the master was last heard from (any message). */
     private volatile long lastHeardNs;
@@ -146,16 +148,9 @@ public final class NodeAgent implements Runnable {
             cleanUp(true);
         }, "moeflow-agent-cleanup");
         Runtime.getRuntime().addShutdownHook(hook);
-        try (Connection master = connect()) {
-            nodeAddr = config.nodeAddr() != null ? config.nodeAddr() : master.localAddress();
-            master.send(Message.of("AGENT", "node", config.node(), "nnodes", config.nnodes(), "nproc", config.nproc(), "key",
-                config.joinKey(), "pid", ProcessHandle.current().pid(), "args", config.argsHash(), "host", hostName(),
-                "rdma", RdmaSupport.probe().toField()));
-            final Message job = master.receive(config.connectTimeoutNs()).orElseThrow(
-                () -> new IOException("the master did not answer within " + JobMaster.seconds(config.connectTimeoutNs())));
-            if (!job.verb().equals("JOB")) {
-                throw new IOException("the master refused this agent: " + job.get("reason", job.toString()));
-            }
+        final long deadline = System.nanoTime() + config.connectTimeoutNs();
+        try (Connection master = join(deadline)) {
+            final Message job = jobMessage;
             joined = true;
             lastHeardNs = System.nanoTime();
             worldSize = job.getInt("world");
@@ -182,9 +177,46 @@ public final class NodeAgent implements Runnable {
         }
     }
 
-    /** Connects to the master, retrying while it is not listening yet (its node may start later), until the connect timeout. */
-    private Connection connect() throws IOException, InterruptedException {
-        final long deadline = System.nanoTime() + config.connectTimeoutNs();
+    /**
+     * Joins the master: says hello until it answers with the job ({@link #jobMessage}), retrying until {@code deadline}
+     * while it is not listening yet or asks to retry (a replacement for a node it has not yet declared lost).
+     */
+    private Connection join(final long deadline) throws IOException, InterruptedException {
+        boolean said = false;
+        while (true) {
+            final Connection master = connect(deadline);
+            final Message answer;
+            try {
+                nodeAddr = config.nodeAddr() != null ? config.nodeAddr() : master.localAddress();
+                master.send(Message.of("AGENT", "node", config.node(), "nnodes", config.nnodes(), "nproc", config.nproc(), "key",
+                    config.joinKey(), "pid", ProcessHandle.current().pid(), "args", config.argsHash(), "host", hostName(),
+                    "rdma", RdmaSupport.probe().toField()));
+                answer = master.receive(Math.max(1, deadline - System.nanoTime())).orElseThrow(
+                    () -> new IOException("the master did not answer within " + JobMaster.seconds(config.connectTimeoutNs())));
+            } catch (final IOException e) {
+                master.close();
+                throw e;
+            }
+            if (answer.verb().equals("JOB")) {
+                jobMessage = answer;
+                return master;
+            }
+            master.close();
+            final String reason = answer.get("reason", answer.toString());
+            if (!answer.get("retry", "").equals("yes") || System.nanoTime() - deadline > 0) {
+                throw new IOException("the master refused this agent: " + reason);
+            }
+            if (!said) {
+                config.console().println("moeflow launch: node agent " + config.node() + ": " + reason + "; trying again until the join "
+                    + "timeout");
+                said = true;
+            }
+            Thread.sleep(CONNECT_RETRY_MS);
+        }
+    }
+
+    /** Connects to the master, retrying while it is not listening yet (its node may start later), until {@code deadline}. */
+    private Connection connect(final long deadline) throws IOException, InterruptedException {
         while (true) {
             try {
                 return Connection.open(config.masterAddr(), config.masterPort(), Math.max(1, deadline - System.nanoTime()));

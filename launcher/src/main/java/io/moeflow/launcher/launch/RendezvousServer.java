@@ -137,6 +137,8 @@ public final class RendezvousServer implements AutoCloseable {
             }
         } catch (final EOFException e) {
             // the peer is gone
+        } catch (final SocketException e) {
+            // reset by the peer (a killed agent or worker), or closed here: the CLOSED event says it
         } catch (final IOException e) {
             if (!closed && !connection.isClosed()) {
                 System.err.println("moeflow launch: rendezvous: connection " + connection.remote() + ": " + e.getMessage());

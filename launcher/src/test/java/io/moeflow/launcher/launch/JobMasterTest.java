@@ -254,6 +254,7 @@ class JobMasterTest {
                 final Message duplicate = receive(hello(server, 0, ARGS_HASH));
                 assertEquals("REJECT", duplicate.verb());
                 assertTrue(duplicate.get("reason").contains("node 0 already has a live agent (pid 100 on h0)"), duplicate.get("reason"));
+                assertEquals("yes", duplicate.get("retry"), "a replacement may arrive before the master saw the old agent go");
                 final Message outside = receive(hello(server, 2, ARGS_HASH));
                 assertEquals("REJECT", outside.verb());
                 assertTrue(outside.get("reason").contains("does not fit this job (2 nodes of 1 workers)"), outside.get("reason"));

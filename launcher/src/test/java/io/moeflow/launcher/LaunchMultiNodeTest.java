@@ -1,0 +1,134 @@
+package io.moeflow.launcher;
+
+import static io.moeflow.launcher.LaunchJobTest.allTensors;
+import static io.moeflow.launcher.LaunchJobTest.await;
+import static io.moeflow.launcher.LaunchJobTest.contains;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.concurrent.TimeUnit;
+
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+import io.moeflow.checkpoint.CheckpointFile;
+import io.moeflow.launcher.launch.JoinKey;
+import io.moeflow.transport.bench.WorkerProcesses;
+
+/**
+ * The static multi-node launch on loopback: two {@code moeflow launch} processes, node 0 (master and
+ * agent) and node 1 (agent only, its key in MOEFLOW_JOIN_KEY), one worker each. The job equals two
+ * workers on one node bit for bit; a node killed with SIGKILL is replaced and the job still equals
+ * the uninterrupted run; without restarts the launcher exits 4 naming the node.
+ */
+@Tag("slow")
+@Timeout(value = 600, unit = TimeUnit.SECONDS)
+class LaunchMultiNodeTest {
+    /** Tiny and short, one compute thread per worker (two cores), a checkpoint every 40 steps. */
+    private static final String[] TRAIN = CliRun.concat(CliRun.TINY, "--threads", "1", "--steps", "200", "--save-every", "40",
+        "--eval-every", "0", "--eval-samples", "0", "--samples", "0");
+
+    @TempDir
+    Path runs;
+
+    private final String key = JoinKey.generate();
+    private final List<Process> started = new ArrayList<>();
+
+    @AfterEach
+    void stopEverything() {
+        for (final Process p : started) {
+            p.descendants().forEach(ProcessHandle::destroyForcibly);
+            p.destroyForcibly();
+        }
+    }
+
+    /** Starts {@code moeflow launch} as node {@code rank} of 2 (one worker), its output in {@code <runs>/<name>.node<rank>.log}. */
+    private Process node(final int rank, final String name, final int port, final String... launchOptions) throws IOException {
+        final List<String> args = new ArrayList<>(List.of("launch", "--nnodes", "2", "--node-rank", Integer.toString(rank),
+            "--master-port", Integer.toString(port), "--nproc-per-node", "1", "--join-timeout", "60"));
+        args.addAll(List.of(launchOptions));
+        args.add("train");
+        args.addAll(List.of(TRAIN));
+        args.addAll(List.of("--run-name", name, "--runs-dir", runs.toString()));
+        final List<String> command = WorkerProcesses.javaCommand(WorkerProcesses.inheritedJvmFlags(), Main.class.getName(), args);
+        final ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true);
+        builder.redirectOutput(ProcessBuilder.Redirect.appendTo(log(name, rank).toFile()));
+        builder.environment().put(JoinKey.ENV, key);
+        final Process p = builder.start();
+        started.add(p);
+        return p;
+    }
+
+    private Path log(final String name, final int rank) {
+        return runs.resolve(name + ".node" + rank + ".log");
+    }
+
+    private String text(final String name, final int rank) throws IOException {
+        return Files.readString(log(name, rank), StandardCharsets.UTF_8);
+    }
+
+    private static int freePort() throws IOException {
+        try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getByName("127.0.0.1"))) {
+            return s.getLocalPort();
+        }
+    }
+
+    /** The same job as two workers on one node. */
+    private void runOnOneNode(final String name) {
+        final List<String> args = new ArrayList<>(List.of("launch", "--nproc-per-node", "2", "train"));
+        args.addAll(List.of(TRAIN));
+        args.addAll(List.of("--run-name", name, "--runs-dir", runs.toString()));
+        final CliRun run = CliRun.of(args.toArray(new String[0]));
+        assertEquals(0, run.exitCode(), run.out() + run.err());
+    }
+
+    private static int exitCode(final Process p, final String what) throws InterruptedException {
+        assertTrue(p.waitFor(300, TimeUnit.SECONDS), what + " did not end within 300 s");
+        return p.exitValue();
+    }
+
+    private void assertSameModel(final String expected, final String actual) {
+        int compared = 0;
+        for (final CheckpointFile file : CheckpointFile.values()) {
+            final Map<String, Object> a = allTensors(runs.resolve(expected), file);
+            final Map<String, Object> b = allTensors(runs.resolve(actual), file);
+            assertEquals(a.keySet(), b.keySet());
+            for (final String tensor : a.keySet()) {
+                assertTrue(Objects.deepEquals(a.get(tensor), b.get(tensor)), file + " " + tensor + " of " + actual + " differs from " + expected);
+                compared++;
+            }
+        }
+        assertTrue(compared > 10, "compared " + compared + " tensors");
+    }
+
+    @Test
+    void shouldExitWithCode4NamingTheLostNodeWithoutRestarts() throws Exception {
+        final int port = freePort();
+        final Process node0 = node(0, "lost", port);
+        final Process node1 = node(1, "lost", port);
+        final Path workerLog = runs.resolve("lost").resolve("rank-1.log");
+        await(() -> contains(workerLog, "moeflow train") || !node0.isAlive(), 120, "node 1's worker starts");
+        final List<ProcessHandle> workers0 = node0.descendants().toList();
+        node1.destroyForcibly();
+        assertEquals(4, exitCode(node0, "node 0"), text("lost", 0));
+        final String out = text("lost", 0);
+        assertTrue(out.contains("moeflow launch: node 1 (host " + InetAddress.getLocalHost().getHostName() + ") was lost: its agent's "
+            + "connection closed; no restarts allowed (--max-restarts 0)"), out);
+        assertFalse(out.contains("restarting"), out);
+        await(() -> workers0.stream().noneMatch(ProcessHandle::isAlive), 30, "node 0's workers were stopped");
+    }
+}
