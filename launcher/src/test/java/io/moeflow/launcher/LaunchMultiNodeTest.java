@@ -26,6 +26,7 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 import io.moeflow.checkpoint.CheckpointFile;
+import io.moeflow.checkpoint.CheckpointStore;
 import io.moeflow.launcher.launch.JoinKey;
 import io.moeflow.transport.bench.WorkerProcesses;
 
@@ -113,6 +114,43 @@ class LaunchMultiNodeTest {
             }
         }
         assertTrue(compared > 10, "compared " + compared + " tensors");
+    }
+
+    @Test
+    void shouldTrainOnTwoNodesBitwiseLikeTwoWorkersOnOneNode() throws Exception {
+        runOnOneNode("one");
+        final int port = freePort();
+        final Process node1 = node(1, "two", port); // first: it waits for the master
+        final Process node0 = node(0, "two", port);
+        assertEquals(0, exitCode(node0, "node 0"), text("two", 0));
+        assertEquals(0, exitCode(node1, "node 1"), text("two", 1));
+        assertTrue(text("two", 0).contains("moeflow launch: all 2 ranks finished"), text("two", 0));
+        assertTrue(text("two", 1).contains("moeflow launch: node 1: the job ended with exit code 0"), text("two", 1));
+        assertTrue(Files.readString(runs.resolve("two").resolve("rank-1.log")).contains("(rank 1 of 2, launched"), "node 1's worker");
+        assertSameModel("one", "two");
+    }
+
+    @Test
+    void shouldResumeWithAReplacementForAKilledNodeAndEndLikeTheUninterruptedRun() throws Exception {
+        runOnOneNode("one");
+        final int port = freePort();
+        final Process node0 = node(0, "killed", port, "--max-restarts", "1");
+        final Process node1 = node(1, "killed", port);
+        await(() -> new CheckpointStore(runs.resolve("killed").resolve("checkpoints")).resolveAuto().isPresent() || !node0.isAlive(), 300,
+            "the first checkpoint");
+        assertTrue(node0.isAlive(), "the job was still going at its first checkpoint: " + text("killed", 0));
+        final List<ProcessHandle> workers1 = node1.descendants().toList();
+        node1.destroyForcibly(); // SIGKILL node 1's agent (its launcher)
+        assertTrue(node1.waitFor(30, TimeUnit.SECONDS));
+        await(() -> workers1.stream().noneMatch(ProcessHandle::isAlive), 30, "node 1's orphaned worker exits");
+        final Process replacement = node(1, "killed", port); // as a supervisor would
+        assertEquals(0, exitCode(node0, "node 0"), text("killed", 0));
+        assertEquals(0, exitCode(replacement, "the replacement of node 1"), text("killed", 1));
+        final String out = text("killed", 0);
+        assertTrue(out.contains("moeflow launch: node 1 (host " + InetAddress.getLocalHost().getHostName() + ") was lost: its agent's "
+            + "connection closed; waiting up to 60 s for a new agent of node 1"), out);
+        assertTrue(out.contains("[rank 0] resume: continuing from "), "the restart resumed from a checkpoint: " + out);
+        assertSameModel("one", "killed");
     }
 
     @Test
