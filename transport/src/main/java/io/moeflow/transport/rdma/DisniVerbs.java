@@ -19,8 +19,11 @@ import com.ibm.disni.verbs.IbvSge;
 import com.ibm.disni.verbs.IbvWC;
 import com.ibm.disni.verbs.RdmaCmId;
 import com.ibm.disni.verbs.SVCPollCq;
+import com.ibm.disni.verbs.SVCPostRecv;
+import com.ibm.disni.verbs.SVCPostSend;
 
 import org.agrona.BufferUtil;
+import org.agrona.collections.Long2ObjectHashMap;
 
 /**
  * {@link Verbs} on DiSNI 2.1 (RDMA CM + libibverbs through libdisni). <b>Not run on hardware yet</b>:
@@ -33,8 +36,9 @@ import org.agrona.BufferUtil;
  * ({@link #poll}), never by a DiSNI thread. Constructing one loads libdisni: callers probe first
  * ({@link RdmaSupport}), since a failed load poisons DiSNI's native class for the JVM's lifetime.
  *
- * <p>Known gap: posts allocate their work-request objects (DiSNI's reusable {@code SVCPostSend}
- * would avoid it); measure before relying on it in a hot loop.
+ * <p>Memory is registered once ({@link #register}, called by the transport at construction) and
+ * posts allocate nothing once each kind of work request was prepared ({@code Qp}); polling reuses
+ * one DiSNI poll call and one array of completions per queue pair.
  */
 public final class DisniVerbs implements Verbs {
     private static final long IDENTITY_WR = 0x7fL << 56;
@@ -45,6 +49,7 @@ public final class DisniVerbs implements Verbs {
     private final RdmaPassiveEndpointGroup<Endpoint> group;
     private final RdmaServerEndpoint<Endpoint> server;
     private final Endpoint[] endpoints;
+    private final Qp[] qps;
     private final List<IbvMr> registered = new ArrayList<>();
     private final ByteBuffer identity = BufferUtil.allocateDirectAligned(64, 64);
     private final IbvWC[] wcs = new IbvWC[64];
@@ -59,10 +64,20 @@ public final class DisniVerbs implements Verbs {
         }
     }
 
-    /** A DiSNI queue pair; every post is signaled. */
+    /**
+     * A DiSNI queue pair; every post is signaled. Posting allocates nothing once warm: each work
+     * request is prepared once as a DiSNI stateful call (native memory holding the request) and
+     * re-executed for every later post, with only its id, addresses, length and keys rewritten in
+     * place. A send is prepared per opcode and immediate (DiSNI cannot change a prepared request's
+     * opcode or immediate: the transport's immediates depend on kind and lane only), a receive per
+     * work id (the transport reposts each receive buffer with the same id, address and length; DiSNI
+     * cannot change a prepared receive at all, so another buffer under the same id is prepared anew).
+     */
     private static final class Qp implements QueuePair {
         private final Endpoint endpoint;
         private final int peer;
+        private final Long2ObjectHashMap<SVCPostSend> sends = new Long2ObjectHashMap<>();
+        private final Long2ObjectHashMap<PreparedRecv> receives = new Long2ObjectHashMap<>();
 
         Qp(final Endpoint endpoint, final int peer) {
             this.endpoint = endpoint;
@@ -76,14 +91,18 @@ public final class DisniVerbs implements Verbs {
 
         @Override
         public boolean postRecv(final long workId, final MemoryRegion region, final int offset, final int lengthBytes) {
-            final IbvRecvWR wr = new IbvRecvWR();
-            wr.setWr_id(workId);
-            wr.setSg_list(sge(region, offset, lengthBytes));
-            wr.setNum_sge(1);
-            final List<IbvRecvWR> list = new ArrayList<>(1);
-            list.add(wr);
+            final long address = region.address() + offset;
             try {
-                endpoint.postRecv(list).execute().free();
+                PreparedRecv prepared = receives.get(workId);
+                if (prepared == null || !prepared.holds(address, lengthBytes, region.localKey())) {
+                    if (prepared != null) {
+                        prepared.call.free();
+                    }
+                    prepared = new PreparedRecv(endpoint.postRecv(List.of(recvWr(workId, address, lengthBytes, region.localKey()))),
+                        address, lengthBytes, region.localKey());
+                    receives.put(workId, prepared);
+                }
+                prepared.call.execute();
                 return true;
             } catch (final IOException e) {
                 return false;
@@ -93,25 +112,39 @@ public final class DisniVerbs implements Verbs {
         @Override
         public boolean postSend(final long workId, final MemoryRegion region, final int offset, final int lengthBytes,
                                 final int immediate) {
-            final IbvSendWR wr = sendWr(workId, region, offset, lengthBytes, IbvSendWR.IBV_WR_SEND_WITH_IMM, immediate);
-            return post(wr);
+            return post(IbvSendWR.IBV_WR_SEND_WITH_IMM, immediate, workId, region, offset, lengthBytes, 0, 0);
         }
 
         @Override
         public boolean postWrite(final long workId, final MemoryRegion region, final int offset, final int lengthBytes,
                                  final long remoteAddress, final int remoteKey, final boolean withImmediate, final int immediate) {
-            final IbvSendWR wr = sendWr(workId, region, offset, lengthBytes,
-                withImmediate ? IbvSendWR.IBV_WR_RDMA_WRITE_WITH_IMM : IbvSendWR.IBV_WR_RDMA_WRITE, immediate);
-            wr.getRdma().setRemote_addr(remoteAddress);
-            wr.getRdma().setRkey(remoteKey);
-            return post(wr);
+            return withImmediate
+                ? post(IbvSendWR.IBV_WR_RDMA_WRITE_WITH_IMM, immediate, workId, region, offset, lengthBytes, remoteAddress, remoteKey)
+                : post(IbvSendWR.IBV_WR_RDMA_WRITE, 0, workId, region, offset, lengthBytes, remoteAddress, remoteKey);
         }
 
-        private boolean post(final IbvSendWR wr) {
-            final List<IbvSendWR> list = new ArrayList<>(1);
-            list.add(wr);
+        /** Posts from the call prepared for this opcode and immediate (preparing it on first use). */
+        private boolean post(final int opcode, final int immediate, final long workId, final MemoryRegion region, final int offset,
+                             final int lengthBytes, final long remoteAddress, final int remoteKey) {
+            final long key = (long) opcode << 32 | (immediate & 0xffffffffL);
             try {
-                endpoint.postSend(list).execute().free();
+                SVCPostSend call = sends.get(key);
+                if (call == null) {
+                    call = endpoint.postSend(List.of(sendWr(0, region.address() + offset, lengthBytes, region.localKey(), opcode,
+                        immediate)));
+                    sends.put(key, call);
+                }
+                final SVCPostSend.SendWRMod wr = call.getWrMod(0);
+                wr.setWr_id(workId);
+                final SVCPostSend.SgeMod sge = wr.getSgeMod(0);
+                sge.setAddr(region.address() + offset);
+                sge.setLength(lengthBytes);
+                sge.setLkey(region.localKey());
+                if (opcode != IbvSendWR.IBV_WR_SEND_WITH_IMM) {
+                    wr.getRdmaMod().setRemote_addr(remoteAddress);
+                    wr.getRdmaMod().setRkey(remoteKey);
+                }
+                call.execute();
                 return true;
             } catch (final IOException e) {
                 return false;
@@ -125,36 +158,68 @@ public final class DisniVerbs implements Verbs {
 
         @Override
         public void close() {
-            try {
-                endpoint.close();
-            } catch (final IOException e) {
-                // closing anyway: the peer sees the disconnect
-            } catch (final InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
+            sends.values().forEach(SVCPostSend::free);
+            sends.clear();
+            receives.values().forEach(r -> r.call.free());
+            receives.clear();
+            closeEndpoint(endpoint);
         }
     }
 
-    private static LinkedList<IbvSge> sge(final MemoryRegion region, final int offset, final int lengthBytes) {
+    /** A receive prepared once and the buffer it names. */
+    private record PreparedRecv(SVCPostRecv call, long address, int lengthBytes, int localKey) {
+        boolean holds(final long otherAddress, final int otherLength, final int otherKey) {
+            return address == otherAddress && lengthBytes == otherLength && localKey == otherKey;
+        }
+    }
+
+    private static IbvRecvWR recvWr(final long workId, final long address, final int lengthBytes, final int localKey) {
+        final IbvRecvWR wr = new IbvRecvWR();
+        wr.setWr_id(workId);
+        wr.setSg_list(sge(address, lengthBytes, localKey));
+        wr.setNum_sge(1);
+        return wr;
+    }
+
+    private static LinkedList<IbvSge> sge(final long address, final int lengthBytes, final int localKey) {
         final IbvSge sge = new IbvSge();
-        sge.setAddr(region.address() + offset);
+        sge.setAddr(address);
         sge.setLength(lengthBytes);
-        sge.setLkey(region.localKey());
+        sge.setLkey(localKey);
         final LinkedList<IbvSge> list = new LinkedList<>();
         list.add(sge);
         return list;
     }
 
-    private static IbvSendWR sendWr(final long workId, final MemoryRegion region, final int offset, final int lengthBytes,
+    private static IbvSendWR sendWr(final long workId, final long address, final int lengthBytes, final int localKey,
                                     final int opcode, final int immediate) {
         final IbvSendWR wr = new IbvSendWR();
         wr.setWr_id(workId);
-        wr.setSg_list(sge(region, offset, lengthBytes));
+        wr.setSg_list(sge(address, lengthBytes, localKey));
         wr.setNum_sge(1);
         wr.setOpcode(opcode);
         wr.setSend_flags(IbvSendWR.IBV_SEND_SIGNALED);
         wr.setImm_data(immediate);
         return wr;
+    }
+
+    /** Posts one work request of connection setup (allocates: setup only, never per message). */
+    private static boolean postOnce(final Endpoint ep, final IbvSendWR wr) {
+        try {
+            ep.postSend(List.of(wr)).execute().free();
+            return true;
+        } catch (final IOException e) {
+            return false;
+        }
+    }
+
+    private static boolean postRecvOnce(final Endpoint ep, final IbvRecvWR wr) {
+        try {
+            ep.postRecv(List.of(wr)).execute().free();
+            return true;
+        } catch (final IOException e) {
+            return false;
+        }
     }
 
     /**
@@ -169,6 +234,7 @@ public final class DisniVerbs implements Verbs {
         this.rank = rank;
         this.addresses = List.copyOf(addresses);
         this.endpoints = new Endpoint[addresses.size()];
+        this.qps = new Qp[addresses.size()];
         for (int i = 0; i < wcs.length; i++) {
             wcs[i] = new IbvWC();
         }
@@ -202,7 +268,7 @@ public final class DisniVerbs implements Verbs {
                 final Endpoint ep = server.accept();
                 final int from = receiveIdentity(ep, deadline);
                 if (from <= rank || from >= endpoints.length || endpoints[from] != null) {
-                    closeQuietly(ep); // not a rank of this job that should connect here
+                    closeEndpoint(ep); // not a rank of this job that should connect here
                     continue;
                 }
                 endpoints[from] = ep;
@@ -215,17 +281,18 @@ public final class DisniVerbs implements Verbs {
                 throw new IOException("could not connect to rank " + peer + " at " + addresses.get(peer) + ": " + e.getMessage(), e);
             }
             identity.putInt(0, rank);
-            final IbvSendWR wr = sendWr(IDENTITY_WR, identityRegion, 0, 4, IbvSendWR.IBV_WR_SEND, 0);
-            if (!new Qp(ep, peer).post(wr) || waitCompletion(ep, deadline) == null) {
+            final IbvSendWR wr = sendWr(IDENTITY_WR, identityRegion.address(), 4, identityRegion.localKey(), IbvSendWR.IBV_WR_SEND, 0);
+            if (!postOnce(ep, wr) || waitCompletion(ep, deadline) == null) {
                 throw new IOException("could not tell rank " + peer + " who is connecting");
             }
             endpoints[peer] = ep;
         }
-        return new Qp(endpoints[peer], peer);
+        qps[peer] = new Qp(endpoints[peer], peer);
+        return qps[peer];
     }
 
     private int receiveIdentity(final Endpoint ep, final long deadline) throws IOException {
-        if (!new Qp(ep, -1).postRecv(IDENTITY_WR, identityRegion, 8, 4)) {
+        if (!postRecvOnce(ep, recvWr(IDENTITY_WR, identityRegion.address() + 8, 4, identityRegion.localKey()))) {
             return -1;
         }
         final IbvWC wc = waitCompletion(ep, deadline);
@@ -307,8 +374,14 @@ public final class DisniVerbs implements Verbs {
         return "disni rdma://" + addresses.get(rank).getHostString() + ":" + addresses.get(rank).getPort();
     }
 
-    private static void closeQuietly(final Endpoint ep) {
-        new Qp(ep, -1).close();
+    private static void closeEndpoint(final Endpoint ep) {
+        try {
+            ep.close();
+        } catch (final IOException e) {
+            // closing anyway: the peer sees the disconnect
+        } catch (final InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
     }
 
     @Override
@@ -319,9 +392,11 @@ public final class DisniVerbs implements Verbs {
             }
         }
         polls.clear();
-        for (final Endpoint ep : endpoints) {
-            if (ep != null) {
-                closeQuietly(ep);
+        for (int peer = 0; peer < endpoints.length; peer++) {
+            if (qps[peer] != null) {
+                qps[peer].close(); // its prepared calls, then its endpoint
+            } else if (endpoints[peer] != null) {
+                closeEndpoint(endpoints[peer]);
             }
         }
         for (final IbvMr mr : registered) {

@@ -25,11 +25,15 @@ import io.moeflow.transport.TransportException;
  * a local block holds the receive buffers posted for SENDs, the send slots frames are claimed in,
  * and an outbox.
  *
- * <p><b>Frames.</b> A frame of at most {@code eagerLimitBytes} goes by SEND (immediate: lane and
- * length) into a posted receive buffer and is copied into its lane's next slot; a larger one goes by
- * RDMA WRITE with immediate straight into that slot of the peer's block (one-sided: no copy at the
+ * <p><b>Frames.</b> A frame of at most {@code eagerLimitBytes} goes by SEND (immediate: its lane)
+ * into a posted receive buffer and is copied into its lane's next slot; a larger one goes by RDMA
+ * WRITE with immediate straight into that slot of the peer's block (one-sided: no copy at the
  * receiver, and posted receive buffers stay small), the immediate consuming one posted receive so
- * the receiver learns lane and length. The engine reads frames in place in the slots.
+ * the receiver learns the lane. The length is the receive completion's byte count (for a WRITE with
+ * immediate, the bytes written), never in the immediate: so the immediate of a frame depends only on
+ * its kind and lane, and a verbs layer can post every frame from a work request prepared once
+ * ({@link DisniVerbs} does: DiSNI cannot change a prepared request's immediate). The engine reads
+ * frames in place in the slots.
  *
  * <p><b>Credits.</b> A sender may have at most {@code creditsPerLane} frames per lane that the peer
  * has not consumed: slot {@code n % credits} of lane {@code l} is free exactly when frame {@code n-credits}
@@ -141,6 +145,16 @@ public final class RdmaTransport implements Transport {
         byeReceived = new boolean[size];
         lost = new String[size];
         handshake = new PeerHandshake(config.token(), config.jobId(), rank, size);
+    }
+
+    /**
+     * Work requests one queue pair may have outstanding at once: the posted receives ({@code lanes *
+     * credits + 3}) plus the sends ({@code sendSlotsPerPeer}, a credit update and a goodbye). Size a
+     * verbs layer's queues with it ({@link DisniVerbs}: send and receive queue depth; twice it, the
+     * completion queue).
+     */
+    public static int workRequestsPerQueuePair(final RdmaTransportConfig config) {
+        return LANES * config.creditsPerLane() + 3 + config.sendSlotsPerPeer() + 2;
     }
 
     /**
@@ -378,12 +392,11 @@ public final class RdmaTransport implements Transport {
         final int bounce = localMemory.offset(peer) + index * eagerBytes;
         if (type == TYPE_DATA) {
             final int lane = (c.immediate >>> 24) & 0xf;
-            final int length = c.immediate & 0xffffff;
+            final int length = c.byteLength;
             if (!verified[peer]) {
                 counters.onForgedFrame();
                 markLost(peer, "rank " + peer + ": sent data before proving the job token");
-            } else if (lane >= LANES || length > config.maxFrameLengthBytes()
-                || (c.opcode == Completion.RECV && length != c.byteLength)) {
+            } else if (lane >= LANES || length > config.maxFrameLengthBytes() || (c.immediate & 0xffffff) != 0) {
                 counters.onMalformedFrame();
                 markLost(peer, "rank " + peer + ": sent a malformed frame (lane " + lane + ", " + length + " bytes)");
             } else if (arrived[peer][lane] - consumed[peer][lane] >= credits) {
@@ -496,7 +509,7 @@ public final class RdmaTransport implements Transport {
         final int offset = sendSlotOffset(peer, slot);
         final MemoryRegion region = localMemory.region(peer);
         final long frame = sent[peer][lane];
-        final int immediate = TYPE_DATA << 28 | lane << 24 | length;
+        final int immediate = TYPE_DATA << 28 | lane << 24; // the length travels as the completion's byte count
         final long id = workId(WR_DATA, peer, slot);
         final boolean posted = length <= config.eagerLimitBytes()
             ? qps[peer].postSend(id, region, offset, length, immediate)

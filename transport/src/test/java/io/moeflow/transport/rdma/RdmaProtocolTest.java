@@ -315,4 +315,121 @@ class RdmaProtocolTest {
     private static void close(final RdmaTransport[] t) {
         RankThreads.run(t.length, 30_000, rank -> t[rank].close());
     }
+
+    /** Records the shape of every work request a rank posts, around the in-memory verbs. */
+    private static final class RecordingVerbs implements Verbs {
+        private final Verbs inner;
+        final java.util.Set<Long> sendShapes = java.util.concurrent.ConcurrentHashMap.newKeySet();
+        final java.util.Map<Long, String> receiveBuffers = new java.util.concurrent.ConcurrentHashMap<>();
+        final List<String> violations = new java.util.concurrent.CopyOnWriteArrayList<>();
+
+        RecordingVerbs(final Verbs inner) {
+            this.inner = inner;
+        }
+
+        @Override
+        public MemoryRegion register(final java.nio.ByteBuffer direct) throws java.io.IOException {
+            return inner.register(direct);
+        }
+
+        @Override
+        public QueuePair connect(final int peer, final long timeoutNs) throws java.io.IOException {
+            final QueuePair qp = inner.connect(peer, timeoutNs);
+            return new QueuePair() {
+                @Override
+                public int peer() {
+                    return qp.peer();
+                }
+
+                @Override
+                public boolean postRecv(final long workId, final MemoryRegion region, final int offset, final int lengthBytes) {
+                    final String buffer = region.address() + offset + "/" + lengthBytes;
+                    final String before = receiveBuffers.putIfAbsent(workId, buffer);
+                    if (before != null && !before.equals(buffer)) {
+                        violations.add("receive " + workId + " reposted into " + buffer + ", was " + before);
+                    }
+                    return qp.postRecv(workId, region, offset, lengthBytes);
+                }
+
+                @Override
+                public boolean postSend(final long workId, final MemoryRegion region, final int offset, final int lengthBytes,
+                                        final int immediate) {
+                    sendShapes.add((long) Completion.SEND << 32 | (immediate & 0xffffffffL));
+                    return qp.postSend(workId, region, offset, lengthBytes, immediate);
+                }
+
+                @Override
+                public boolean postWrite(final long workId, final MemoryRegion region, final int offset, final int lengthBytes,
+                                         final long remoteAddress, final int remoteKey, final boolean withImmediate,
+                                         final int immediate) {
+                    sendShapes.add((long) (withImmediate ? Completion.RECV_WRITE_IMMEDIATE : Completion.WRITE) << 32
+                        | (immediate & 0xffffffffL));
+                    return qp.postWrite(workId, region, offset, lengthBytes, remoteAddress, remoteKey, withImmediate, immediate);
+                }
+
+                @Override
+                public boolean connected() {
+                    return qp.connected();
+                }
+
+                @Override
+                public void close() {
+                    qp.close();
+                }
+            };
+        }
+
+        @Override
+        public int poll(final Completion[] out) {
+            return inner.poll(out);
+        }
+
+        @Override
+        public String describe() {
+            return inner.describe();
+        }
+
+        @Override
+        public void close() {
+            inner.close();
+        }
+    }
+
+    @Test
+    void shouldPostFromAFixedSetOfWorkRequestsWhateverTheFrameLengths() {
+        // DisniVerbs prepares each work request once and rewrites only ids, addresses, lengths and keys: it relies on
+        // immediates that depend on kind and lane only, and on each receive id always naming the same buffer.
+        final int size = 3;
+        final JobToken token = JobToken.generate();
+        final InMemoryFabric fabric = new InMemoryFabric(size, 9);
+        final RecordingVerbs[] verbs = new RecordingVerbs[size];
+        for (int r = 0; r < size; r++) {
+            verbs[r] = new RecordingVerbs(fabric.verbs(r));
+        }
+        final RdmaTransport[] transports = new RdmaTransport[size];
+        RankThreads.run(size, 30_000, rank -> transports[rank] = RdmaTransport.open(RdmaTestJob.smallConfig(token, rank, size),
+            verbs[rank]));
+        final List<Communicator> comms = new ArrayList<>();
+        for (final RdmaTransport t : transports) {
+            comms.add(Communicators.create(t, RdmaTestJob.CONFIG));
+        }
+        RankThreads.run(size, 60_000, rank -> {
+            for (final int n : new int[] {1, 7, 100, 333, 5000, 20_001}) { // frames of many lengths, by SEND and by WRITE
+                final float[] buf = RankThreads.values(rank, n, n);
+                comms.get(rank).allReduce(buf, 0, n, ReduceOp.SUM);
+            }
+        });
+        comms.forEach(Communicator::close);
+        for (int r = 0; r < size; r++) {
+            assertEquals(List.of(), verbs[r].violations, "rank " + r);
+            // per kind of post: data by SEND and by WRITE with immediate on each of 5 lanes, handshake, goodbye, credit update
+            assertTrue(verbs[r].sendShapes.size() <= 2 * RdmaTransport.LANES + 3, "rank " + r + " posted "
+                + verbs[r].sendShapes.size() + " shapes of send: " + verbs[r].sendShapes.stream().map(Long::toHexString).toList());
+            assertTrue(verbs[r].sendShapes.size() >= 3, "data, handshake and credit updates were posted");
+            for (final long shape : verbs[r].sendShapes) {
+                assertEquals(0, shape & 0xffffff, "rank " + r + ": an immediate carries kind and lane, never a length: "
+                    + Long.toHexString(shape));
+            }
+        }
+    }
 }
