@@ -4,13 +4,17 @@ import java.io.EOFException;
 import java.io.IOException;
 import java.net.DatagramSocket;
 import java.net.InetAddress;
+import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
+import java.util.function.BiFunction;
 
 import org.agrona.IoUtil;
 
@@ -22,7 +26,12 @@ import io.moeflow.transport.JobToken;
 import io.moeflow.transport.Transport;
 import io.moeflow.transport.aeron.AeronTransport;
 import io.moeflow.transport.aeron.AeronTransportConfig;
+import io.moeflow.transport.rdma.DisniVerbs;
 import io.moeflow.transport.rdma.RdmaSupport;
+import io.moeflow.transport.rdma.RdmaTransport;
+import io.moeflow.transport.rdma.RdmaTransportConfig;
+import io.moeflow.transport.rdma.TransportChoice;
+import io.moeflow.transport.rdma.Verbs;
 
 /**
  * A worker's side of a launched job: reads the environment its node agent set, joins the
@@ -213,8 +222,28 @@ public final class WorkerSession implements AutoCloseable {
         return env.jobDir().resolve("aeron-g" + env.generation() + "-rank" + env.rank()).toString();
     }
 
+    /** RDMA over DiSNI; libdisni is loaded only here, after the master saw every node's probe say yes. */
     private Transport rdma() {
-        throw new io.moeflow.transport.TransportException("rank " + env.rank() + ": the RDMA transport is not wired yet");
+        return openRdma(transport, env.rank(), transportJobId, token, (config, addresses) -> RdmaSupport.open(
+            () -> new DisniVerbs(config.rank(), addresses, RdmaTransport.workRequestsPerQueuePair(config), config.connectTimeoutNs())));
+    }
+
+    /**
+     * Opens rank {@code rank}'s RDMA transport (default settings) with every rank's RDMA CM address from
+     * READY, over the verbs {@code verbsFor} makes from the config and those addresses (DiSNI in a
+     * job; the in-memory fabric in tests).
+     */
+    static RdmaTransport openRdma(final WorkerTransport transport, final int rank, final String jobId, final JobToken token,
+                                  final BiFunction<RdmaTransportConfig, List<InetSocketAddress>, Verbs> verbsFor) {
+        if (transport.kind() != TransportChoice.Kind.RDMA) {
+            throw new IllegalArgumentException("transport " + transport.kind().wireName() + ": not rdma");
+        }
+        final List<InetSocketAddress> addresses = new ArrayList<>();
+        for (final String address : transport.rdmaAddresses()) {
+            addresses.add(new InetSocketAddress(WorkerTransport.hostOf(address), WorkerTransport.portOf(address)));
+        }
+        final RdmaTransportConfig config = RdmaTransportConfig.of(jobId, token, rank, transport.worldSize());
+        return RdmaTransport.open(config, verbsFor.apply(config, addresses));
     }
 
     /**

@@ -419,4 +419,30 @@ class JobMasterTest {
                 console.toString(StandardCharsets.UTF_8).strip());
         }
     }
+
+    @Test
+    void shouldChooseRdmaWhenEveryNodeHasItAndHandEveryRankTheRdmaAddresses() throws Exception {
+        try (RendezvousServer server = RendezvousServer.bind("127.0.0.1", 0, key)) {
+            final CompletableFuture<Integer> result = master(server, plan(0, 10 * SECOND_NS, "auto"));
+            final Connection agent = Connection.open("127.0.0.1", server.port(), 5 * SECOND_NS);
+            agent.send(Message.of("AGENT", "node", 0, "nproc", 2, "key", key, "args", ARGS_HASH, "host", "gpu-1", "rdma", "yes"));
+            assertEquals("JOB", receive(agent).verb());
+            assertEquals("START", receive(agent).verb());
+            final Message noRdma = receive(worker(server, 0, 0, key, Map.of("addr", "10.0.0.1", "port", "40000")));
+            assertEquals("REJECT", noRdma.verb(), "rdma was chosen: a worker must say where it receives RDMA");
+            assertTrue(noRdma.get("reason").contains("field 'rdma' is missing"), noRdma.get("reason"));
+            final Connection w0 = worker(server, 0, 0, key, Map.of("addr", "10.0.0.1", "port", "40000", "rdma", "10.0.0.1:7471"));
+            final Connection w1 = worker(server, 0, 1, key, Map.of("addr", "10.0.0.1", "port", "40001", "rdma", "10.0.0.1:7472"));
+            for (final Connection w : List.of(w0, w1)) {
+                final WorkerTransport ready = WorkerTransport.ofReady(receive(w));
+                assertEquals(TransportChoice.Kind.RDMA, ready.kind());
+                assertEquals(List.of("10.0.0.1:7471", "10.0.0.1:7472"), ready.rdmaAddresses());
+            }
+            agent.send(Message.of("EXIT", "gen", 0, "rank", 0, "code", 0));
+            agent.send(Message.of("EXIT", "gen", 0, "rank", 1, "code", 0));
+            assertEquals(0, result.get(10, TimeUnit.SECONDS));
+            assertTrue(console.toString(StandardCharsets.UTF_8).contains("moeflow launch: transport rdma (auto: this node has a device,"
+                + " libibverbs, librdmacm and libdisni)"), console.toString(StandardCharsets.UTF_8));
+        }
+    }
 }

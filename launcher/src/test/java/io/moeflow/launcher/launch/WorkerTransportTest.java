@@ -1,17 +1,29 @@
 package io.moeflow.launcher.launch;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.net.InetSocketAddress;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
 
 import org.junit.jupiter.api.Test;
 
+import io.moeflow.transport.Communicator;
+import io.moeflow.transport.CommunicatorConfig;
+import io.moeflow.transport.Communicators;
+import io.moeflow.transport.JobToken;
+import io.moeflow.transport.ReduceOp;
+import io.moeflow.transport.rdma.InMemoryFabric;
 import io.moeflow.transport.rdma.TransportChoice.Kind;
 
 /** The transport fields of WORKER and READY, through a real protocol line each time. */
@@ -113,5 +125,52 @@ class WorkerTransportTest {
         assertEquals("10.0.0.2", e.nodeAddr());
         assertEquals("udp", e.transport());
         assertEquals(3, e.rank());
+    }
+
+    @Test
+    @org.junit.jupiter.api.Timeout(60)
+    void shouldOpenRdmaBetweenTheRanksAtTheAddressesReadyCarries() throws Exception {
+        // The hardware verbs (DiSNI) cannot run here: the in-memory fabric stands in for them, fed what READY carries.
+        final int size = 3;
+        final WorkerTransport sent = new WorkerTransport(Kind.RDMA, List.of("10.0.0.1:40000", "10.0.0.1:40001", "10.0.0.2:40000"),
+            new int[] {0, 0, 1}, List.of("10.0.0.1:7471", "10.0.0.1:7472", "[fd00::2]:7471"));
+        final WorkerTransport ready = WorkerTransport.ofReady(line("READY", sent.readyFields()));
+        final InMemoryFabric fabric = new InMemoryFabric(size, 5);
+        final JobToken token = JobToken.generate();
+        final List<List<InetSocketAddress>> seen = new CopyOnWriteArrayList<>();
+        final List<CompletableFuture<Communicator>> opening = new ArrayList<>();
+        for (int r = 0; r < size; r++) {
+            final int rank = r;
+            opening.add(CompletableFuture.supplyAsync(() -> Communicators.create(WorkerSession.openRdma(ready, rank, "job-g0", token,
+                (config, addresses) -> {
+                    assertEquals(rank, config.rank());
+                    assertEquals(size, config.size());
+                    seen.add(addresses);
+                    return fabric.verbs(rank);
+                }), CommunicatorConfig.DEFAULT)));
+        }
+        final List<Communicator> comms = new ArrayList<>();
+        for (final CompletableFuture<Communicator> f : opening) {
+            comms.add(f.get(30, TimeUnit.SECONDS));
+        }
+        try {
+            final List<InetSocketAddress> expected = List.of(new InetSocketAddress("10.0.0.1", 7471), new InetSocketAddress("10.0.0.1", 7472),
+                new InetSocketAddress("fd00::2", 7471));
+            assertEquals(List.of(expected, expected, expected), seen, "every rank got every rank's RDMA address, by rank");
+            final List<CompletableFuture<float[]>> sums = new ArrayList<>();
+            for (int r = 0; r < size; r++) {
+                final int rank = r;
+                sums.add(CompletableFuture.supplyAsync(() -> {
+                    final float[] x = {rank, 10 * rank, 1};
+                    comms.get(rank).allReduce(x, 0, x.length, ReduceOp.SUM);
+                    return x;
+                }));
+            }
+            for (final CompletableFuture<float[]> sum : sums) {
+                assertArrayEquals(new float[] {3, 30, 3}, sum.get(30, TimeUnit.SECONDS));
+            }
+        } finally {
+            comms.forEach(Communicator::close);
+        }
     }
 }
