@@ -88,6 +88,8 @@ public final class JobMaster {
     /** Host of each node, remembered after it is lost (for the message). */
     private final Map<Integer, String> hosts = new TreeMap<>();
     private long lastBeatSentNs;
+    /** The rendezvous connections of the running generation's workers. */
+    private final List<Connection> generationWorkers = new ArrayList<>();
     private TransportChoice transport;
     private volatile boolean stopRequested;
     private volatile ReplacementListener replacements = nodes -> { };
@@ -369,6 +371,7 @@ public final class JobMaster {
                     continue;
                 }
                 workers[rank] = e.connection();
+                generationWorkers.add(e.connection());
                 hellos[rank] = e.hello();
                 if (++joined == world) {
                     final Map<String, String> ready = new LinkedHashMap<>();
@@ -400,7 +403,11 @@ public final class JobMaster {
         return Optional.empty();
     }
 
-    /** Tells every agent to stop generation {@code generation} and waits (bounded) until they say they did. */
+    /**
+     * Tells every agent to stop generation {@code generation} and waits (bounded) until they say they did; then closes the
+     * generation's worker connections, so that a worker whose agent hangs or was lost sees its master gone and halts
+     * (unless the launcher is stopping on a signal: then workers may still be saving).
+     */
     private void stopGeneration(final int generation) throws InterruptedException {
         for (final Agent agent : agents.values()) {
             send(agent.connection, Message.of("STOP", "gen", generation));
@@ -434,6 +441,10 @@ public final class JobMaster {
             out.println("moeflow launch: warning: node agent(s) " + waiting + " did not confirm the stop of generation " + generation
                 + " within " + seconds(plan.stopTimeoutNs()));
         }
+        if (!stopRequested) {
+            generationWorkers.forEach(Connection::close);
+        }
+        generationWorkers.clear();
     }
 
     /** The joined agent an event came from (noting that it was heard from), or null (a worker, a lost or rejected agent). */

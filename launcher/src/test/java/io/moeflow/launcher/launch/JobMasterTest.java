@@ -291,14 +291,16 @@ class JobMasterTest {
                 final Beats beats1 = new Beats(a1);
                 assertEquals("START", receive(a0).verb());
                 assertEquals("START", receive(a1).verb());
-                worker(server, 0, 0, key);
-                worker(server, 0, 1, key);
+                final Connection w0 = worker(server, 0, 0, key);
+                final Connection w1 = worker(server, 0, 1, key);
                 beats1.close(); // node 1's agent hangs: connected, silent
                 final Message stop = receive(a0);
                 assertEquals("STOP", stop.verb(), "the master stops the surviving node's workers");
                 assertEquals(0, stop.getInt("gen"));
                 a0.send(Message.of("STOPPED", "gen", 0));
                 assertTrue(closedByMaster(a1), "the master dropped the silent agent");
+                assertTrue(closedByMaster(w1), "the master dropped the stopped generation's workers: node 1's halts without its agent");
+                assertTrue(closedByMaster(w0));
                 final String lost = "node 1 (host h1) was lost: its agent stopped answering (3 heartbeats of 0.2 s missed); waiting up to"
                     + " 10 s for a new agent of node 1 (host h1), then restarting the group from the newest complete checkpoint (restart 1"
                     + " of 1)";
