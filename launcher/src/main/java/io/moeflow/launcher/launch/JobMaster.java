@@ -176,6 +176,17 @@ public final class JobMaster {
                         code = replacement.get().exitCode();
                         return code;
                     }
+                    try { // the replacement's probe counts too: rdma needs it on every node
+                        final TransportChoice before = transport;
+                        transport = chooseTransport();
+                        if (transport.kind() != before.kind()) {
+                            out.println("moeflow launch: transport " + transport.reason());
+                        }
+                    } catch (final IllegalArgumentException | TransportException e) {
+                        out.println("moeflow launch: " + e.getMessage());
+                        code = EXIT_BAD_TRANSPORT;
+                        return code;
+                    }
                 } else {
                     out.println("moeflow launch: " + describe(f) + "; restarting the group from the newest complete checkpoint" + restart);
                 }
@@ -272,7 +283,7 @@ public final class JobMaster {
             plan.nprocPerNode(), "world", plan.worldSize(), "beatMs", TimeUnit.NANOSECONDS.toMillis(plan.heartbeatIntervalNs())));
     }
 
-    /** Resolves {@code --transport} from every node's RDMA probe (reported in its AGENT hello), once, at the start. */
+    /** Resolves {@code --transport} from every node's RDMA probe (reported in its AGENT hello): at the start and after a node was replaced. */
     private TransportChoice chooseTransport() {
         final List<TransportChoice.NodeRdma> probes = new ArrayList<>();
         agents.forEach((node, agent) -> probes.add(new TransportChoice.NodeRdma("node " + node + " (host " + agent.host + ")",

@@ -92,9 +92,14 @@ class JobMasterTest {
 
     /** Says hello as the agent of {@code node} (one worker) and returns the connection and the master's answer. */
     private Connection hello(final RendezvousServer server, final int node, final String argsHash) throws IOException {
+        return hello(server, node, argsHash, "no: not probed in this test");
+    }
+
+    private Connection hello(final RendezvousServer server, final int node, final String argsHash, final String rdma)
+        throws IOException {
         final Connection agent = Connection.open("127.0.0.1", server.port(), 5 * SECOND_NS);
         agent.send(Message.of("AGENT", "node", node, "nnodes", 2, "nproc", 1, "key", key, "args", argsHash, "pid", 100 + node,
-            "host", "h" + node));
+            "host", "h" + node, "rdma", rdma));
         return agent;
     }
 
@@ -445,6 +450,30 @@ class JobMasterTest {
             assertEquals(0, result.get(10, TimeUnit.SECONDS));
             assertTrue(console.toString(StandardCharsets.UTF_8).contains("moeflow launch: transport rdma (auto: this node has a device,"
                 + " libibverbs, librdmacm and libdisni)"), console.toString(StandardCharsets.UTF_8));
+        }
+    }
+
+    @Test
+    void shouldCheckTheProbeOfANodesReplacementBeforeRestartingOverRdma() throws Exception {
+        try (RendezvousServer server = RendezvousServer.bind("127.0.0.1", 0, key)) {
+            final LaunchPlan rdma = new LaunchPlan("job", 2, 1, 1, 10 * SECOND_NS, 5 * SECOND_NS, BEAT_NS, ARGS_HASH,
+                List.of("train", "--steps", "10"), List.of("--resume", "auto"), Path.of("runs", "job"), 10, "rdma");
+            final CompletableFuture<Integer> result = master(server, rdma);
+            final Connection a0 = hello(server, 0, ARGS_HASH, "yes");
+            assertEquals("JOB", receive(a0).verb());
+            try (Beats beats0 = new Beats(a0)) {
+                final Connection a1 = hello(server, 1, ARGS_HASH, "yes");
+                assertEquals("JOB", receive(a1).verb());
+                assertEquals("START", receive(a0).verb());
+                a1.close(); // node 1's agent was killed
+                assertEquals("STOP", receive(a0).verb());
+                a0.send(Message.of("STOPPED", "gen", 0));
+                final Connection replacement = hello(server, 1, ARGS_HASH, "no: libdisni (UnsatisfiedLinkError: no disni)");
+                assertEquals("JOB", receive(replacement).verb());
+                assertEquals(JobMaster.EXIT_BAD_TRANSPORT, result.get(20, TimeUnit.SECONDS));
+                final String text = console.toString(StandardCharsets.UTF_8);
+                assertTrue(text.contains("moeflow launch: --transport rdma: node 1 (host h1): RDMA unavailable: libdisni"), text);
+            }
         }
     }
 }
