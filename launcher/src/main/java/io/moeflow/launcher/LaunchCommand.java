@@ -1,7 +1,9 @@
 package io.moeflow.launcher;
 
 import java.io.File;
+import java.io.IOException;
 import java.io.PrintStream;
+import java.net.DatagramSocket;
 import java.net.InetAddress;
 import java.net.NetworkInterface;
 import java.net.SocketException;
@@ -16,21 +18,28 @@ import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
 
 import io.moeflow.checkpoint.CheckpointStore;
+import io.moeflow.launcher.cluster.ClusterDefaults;
+import io.moeflow.launcher.cluster.HostFile;
+import io.moeflow.launcher.cluster.SlurmEnvironment;
 import io.moeflow.launcher.launch.AgentHandle;
 import io.moeflow.launcher.launch.JobMaster;
 import io.moeflow.launcher.launch.JoinKey;
 import io.moeflow.launcher.launch.LaunchPlan;
 import io.moeflow.launcher.launch.Message;
 import io.moeflow.launcher.launch.NodeAgent;
+import io.moeflow.launcher.launch.RemoteAgents;
 import io.moeflow.launcher.launch.RendezvousServer;
+import io.moeflow.launcher.launch.SshAgentStarter;
 import io.moeflow.launcher.report.TrainingProgress;
 import io.moeflow.trainer.StepMetrics;
 import io.moeflow.transport.TransportException;
@@ -129,9 +138,22 @@ public final class LaunchCommand implements Callable<Integer> {
             + "address of the RDMA interface). Default: the local address of this node's connection to the master")
     String nodeAddr;
 
+    @Option(names = "--hostfile", paramLabel = "FILE",
+        description = "Start one node agent per line of FILE ('host slots=N', as for DeepSpeed, Horovod, OpenMPI) with --ssh-command; "
+            + "this launcher runs only the master. The first line is node 0; --nproc-per-node defaults to the hosts' slots.")
+    Path hostfile;
+
+    @Option(names = "--ssh-command", paramLabel = "CMD", defaultValue = SshAgentStarter.DEFAULT_COMMAND,
+        description = "How --hostfile reaches a host, split at spaces; it must log in without a prompt. Default: ${DEFAULT-VALUE}")
+    String sshCommand;
+
     @Option(names = "--java", paramLabel = "PATH",
         description = "Java executable of the workers. Default: the one running this launcher")
     Path java;
+
+    /** Node 0's agent without the master (which runs elsewhere: the launcher of a --hostfile job starts agents so). */
+    @Option(names = "--agent-only", hidden = true)
+    boolean agentOnly;
 
     /** Test hook: this rank's worker never joins the rendezvous. */
     @Option(names = "--test-never-join", hidden = true, defaultValue = "-1")
@@ -168,17 +190,171 @@ public final class LaunchCommand implements Callable<Integer> {
     @Override
     public Integer call() throws InterruptedException {
         try {
+            if (hostfile != null) {
+                return runHostfile();
+            }
+            applyClusterDefaults(System.getenv());
             checkOptions();
             final Path javaExecutable = javaExecutable();
             final Set<Integer> echoRanks = echoRanks(echo, worldSize());
             final TrainJob job = validateTrainArgs();
             final String joinKey = joinKey();
-            return nodeRank == 0 ? runNodeZero(job, joinKey, javaExecutable, echoRanks)
+            return nodeRank == 0 && !agentOnly ? runNodeZero(job, joinKey, javaExecutable, echoRanks)
                 : runAgentOnly(job, joinKey, javaExecutable, echoRanks);
         } catch (final BadLaunchInput e) {
             return fail(e.getMessage());
         } catch (final IllegalArgumentException e) {
             return fail(e.getMessage()); // from echoRanks and the run directory's checks: messages of bad input
+        }
+    }
+
+    /** Whether {@code option} was given on the command line (not a default). */
+    private boolean given(final String option) {
+        return spec != null && spec.commandLine().getParseResult() != null && spec.commandLine().getParseResult().hasMatchedOption(option);
+    }
+
+    /**
+     * Under Slurm (a task of srun) or in a Kubernetes Indexed Job: fills --nnodes, --node-rank, --master-addr,
+     * --master-port and the train option --run-name from the environment where they were not given, and says so.
+     */
+    void applyClusterDefaults(final Map<String, String> env) throws BadLaunchInput {
+        final Optional<ClusterDefaults> detected;
+        try {
+            detected = ClusterDefaults.detect(env, given("--nnodes") ? nnodes : null, given("--master-addr") ? masterAddr : null);
+        } catch (final IllegalArgumentException e) {
+            throw new BadLaunchInput(e.getMessage());
+        }
+        SlurmEnvironment.outsideStepNote(env).ifPresent(note -> System.out.println("moeflow launch: " + note));
+        if (detected.isEmpty()) {
+            return;
+        }
+        final ClusterDefaults d = detected.get();
+        final List<String> taken = new ArrayList<>();
+        if (!given("--nnodes")) {
+            nnodes = d.nnodes();
+            taken.add("--nnodes " + nnodes);
+        }
+        if (!given("--node-rank")) {
+            nodeRank = d.nodeRank();
+            taken.add("--node-rank " + nodeRank);
+        }
+        if (!given("--master-addr")) {
+            masterAddr = d.masterAddr();
+            taken.add("--master-addr " + masterAddr);
+        }
+        if (!given("--master-port")) {
+            masterPort = d.masterPort();
+            taken.add("--master-port " + masterPort);
+        }
+        if (d.runName() != null && addRunNameIfNone(d.runName())) {
+            taken.add("--run-name " + d.runName());
+        }
+        System.out.println("moeflow launch: detected " + d.detected() + "; using " + (taken.isEmpty() ? "only the flags given"
+            : String.join(" ", taken) + " (flags given on the command line win)"));
+    }
+
+    /** Appends --run-name NAME to the train options when they name no run (and resume none); true when it did. */
+    private boolean addRunNameIfNone(final String name) throws BadLaunchInput {
+        final TrainCommand train = parseTrainArgs().getCommand();
+        if (train.runName != null || (train.resume != null && !train.resume.equals(CheckpointStore.AUTO))) {
+            return false;
+        }
+        trainArgs.addAll(List.of("--run-name", name));
+        return true;
+    }
+
+    /**
+     * {@code --hostfile}: this launcher runs the master only and starts one agent per host over ssh, each with the
+     * static form of this command and the join key on its standard input.
+     */
+    private int runHostfile() throws BadLaunchInput, InterruptedException {
+        if (given("--node-rank")) {
+            throw new BadLaunchInput("--node-rank with --hostfile: the launcher starts every node's agent itself; drop --node-rank");
+        }
+        if (given("--node-addr")) {
+            throw new BadLaunchInput("--node-addr with --hostfile: each node's agent finds its own address; drop --node-addr");
+        }
+        final HostFile hosts;
+        final List<String> ssh;
+        try {
+            hosts = HostFile.read(hostfile);
+            nprocPerNode = hosts.nprocPerNode(given("--nproc-per-node") ? nprocPerNode : null);
+            ssh = SshAgentStarter.parseCommand(sshCommand);
+        } catch (final IllegalArgumentException e) {
+            throw new BadLaunchInput(e.getMessage());
+        }
+        if (given("--nnodes") && nnodes != hosts.hosts().size()) {
+            throw new BadLaunchInput("--nnodes " + nnodes + " with --hostfile " + hostfile + " of " + hosts.hosts().size() + " hosts: "
+                + "drop --nnodes (one node per host)");
+        }
+        nnodes = hosts.hosts().size();
+        if (!given("--master-port")) {
+            masterPort = 0; // the launcher tells its agents the port it got
+        }
+        if (!given("--master-addr")) {
+            masterAddr = addressTowards(hosts.hosts().get(0).name());
+        }
+        addRunNameIfNone("run-" + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));
+        checkOptions();
+        final Path javaExecutable = javaExecutable();
+        echoRanks(echo, worldSize());
+        final TrainJob job = validateTrainArgs();
+        final String joinKey;
+        try {
+            joinKey = JoinKey.read(joinKeyFile, System.getenv(), System.in).orElseGet(JoinKey::generate);
+        } catch (final IllegalArgumentException e) {
+            throw new BadLaunchInput(e.getMessage());
+        }
+        final RendezvousServer server = bindServer(joinKey);
+        try (server) {
+            final Path runDir = createRunDirectory(job.train());
+            final LaunchPlan plan = makePlan(job, runDir, workerThreads(job.train()));
+            final List<String> names = hosts.hosts().stream().map(HostFile.Host::name).toList();
+            System.out.printf("moeflow launch: run %s, %d nodes of %d worker JVMs (ranks 0-%d) started over %s from %s; master at %s:%d; "
+                + "logs in %s/rank-<k>.log%n", runDir, nnodes, nprocPerNode, worldSize() - 1, ssh.get(0), hostfile, masterAddr,
+                server.port(), runDir);
+            final Path workDir = Path.of("").toAbsolutePath();
+            try (RemoteAgents agents = new RemoteAgents(new SshAgentStarter(ssh, names),
+                node -> agentCommand(javaExecutable, node, server.port()), workDir, joinKey, System.out,
+                TimeUnit.SECONDS.toNanos(stopTimeoutSeconds))) {
+                try {
+                    agents.startAll(nnodes);
+                } catch (final IOException e) {
+                    throw new BadLaunchInput("--ssh-command " + sshCommand + ": cannot start it: " + e.getMessage());
+                }
+                return runMaster(plan, server, agents.handles(), agents::attach);
+            }
+        }
+    }
+
+    /**
+     * The command that runs node {@code node}'s agent: this launcher's JVM, flags and class path (the same paths on every
+     * node), the static multi-node form of this launch, the join key read from standard input.
+     */
+    List<String> agentCommand(final Path javaExecutable, final int node, final int port) {
+        final List<String> launch = new ArrayList<>(List.of("launch", "--nnodes", Integer.toString(nnodes), "--node-rank",
+            Integer.toString(node), "--agent-only", "--master-addr", masterAddr, "--master-port", Integer.toString(port), "--nproc-per-node",
+            Integer.toString(nprocPerNode), "--join-key-file", "-", "--join-timeout", Long.toString(joinTimeoutSeconds),
+            "--stop-timeout", Long.toString(stopTimeoutSeconds), "--heartbeat-interval", Double.toString(heartbeatIntervalSeconds),
+            "--echo", echo, "--transport", transport, "--java", javaExecutable.toString(), "train"));
+        launch.addAll(trainArgs);
+        return WorkerProcesses.javaCommand(WorkerProcesses.inheritedJvmFlags(), Main.class.getName(), launch);
+    }
+
+    /** This host's address on the route to {@code host} (what its agent will reach the master at). */
+    static String addressTowards(final String host) throws BadLaunchInput {
+        final String name = host.substring(host.indexOf('@') + 1);
+        try (DatagramSocket probe = new DatagramSocket()) {
+            probe.connect(InetAddress.getByName(name), 22); // no packet is sent: this only asks the kernel for the route
+            final InetAddress local = probe.getLocalAddress();
+            if (local == null || local.isAnyLocalAddress()) {
+                throw new BadLaunchInput("--hostfile: no route from this host to " + name + "; give --master-addr (an address of this "
+                    + "host the nodes reach)");
+            }
+            return local.getHostAddress();
+        } catch (final IOException e) {
+            throw new BadLaunchInput("--hostfile: cannot find this host's address towards " + name + " (" + e.getMessage() + "); give "
+                + "--master-addr (an address of this host the nodes reach)");
         }
     }
 
@@ -216,7 +392,7 @@ public final class LaunchCommand implements Callable<Integer> {
         if (masterPort() < 0 || masterPort() > 65535) {
             throw new BadLaunchInput("--master-port " + masterPort() + ": must be in [0, 65535]");
         }
-        if (nodeRank > 0 && masterPort() == 0) {
+        if ((nodeRank > 0 || agentOnly) && masterPort() == 0) {
             throw new BadLaunchInput("--master-port 0 with --node-rank " + nodeRank + ": give the port node 0's master listens on");
         }
         try {
@@ -269,10 +445,9 @@ public final class LaunchCommand implements Callable<Integer> {
         return javaExecutable;
     }
 
-    /** Checks the train options here, on every node, before any JVM starts, with the train command's own parser. */
-    TrainJob validateTrainArgs() throws BadLaunchInput {
-        final TrainCommand train = new TrainCommand();
-        final CommandLine trainCli = new CommandLine(train);
+    /** The train options parsed with the train command's own parser (a --config file's defaults included). */
+    private CommandLine parseTrainArgs() throws BadLaunchInput {
+        final CommandLine trainCli = new CommandLine(new TrainCommand());
         trainCli.setOverwrittenOptionsAllowed(true);
         trainCli.setCaseInsensitiveEnumValuesAllowed(true);
         final List<String> parsedArgs = new ArrayList<>(List.of("train"));
@@ -286,10 +461,23 @@ public final class LaunchCommand implements Callable<Integer> {
         }
         try {
             trainCli.parseArgs(trainArgs.toArray(new String[0]));
+        } catch (final CommandLine.ParameterException | IllegalArgumentException e) {
+            throw new BadLaunchInput("train options: " + e.getMessage());
+        }
+        return trainCli;
+    }
+
+    /** Checks the train options here, on every node, before any JVM starts, with the train command's own parser. */
+    TrainJob validateTrainArgs() throws BadLaunchInput {
+        final CommandLine trainCli = parseTrainArgs();
+        final TrainCommand train = trainCli.getCommand();
+        final List<String> parsedArgs = new ArrayList<>(List.of("train"));
+        parsedArgs.addAll(trainArgs);
+        try {
             train.model.toConfig();
             train.optimizer.toConfig();
             train.curriculum.toConfig(train.steps);
-        } catch (final CommandLine.ParameterException | IllegalArgumentException e) {
+        } catch (final IllegalArgumentException e) {
             throw new BadLaunchInput("train options: " + e.getMessage());
         }
         if (trainCli.isUsageHelpRequested() || trainCli.isVersionHelpRequested()) {
@@ -353,7 +541,7 @@ public final class LaunchCommand implements Callable<Integer> {
                     + " nodes", worldSize() - 1, threads, threads == 1 ? "" : "s", masterAddr, server.port(), runDir);
             final AgentHandle agent = new NodeAgent(agentConfig(0, server.port(), joinKey, job, runDir, javaExecutable, echoRanks))
                 .startThread();
-            return runMaster(plan, server, List.of(agent));
+            return runMaster(plan, server, List.of(agent), m -> { });
         }
     }
 
@@ -429,11 +617,13 @@ public final class LaunchCommand implements Callable<Integer> {
      *
      * @return the job's exit code
      */
-    int runMaster(final LaunchPlan plan, final RendezvousServer server, final List<AgentHandle> agents) throws InterruptedException {
+    int runMaster(final LaunchPlan plan, final RendezvousServer server, final List<AgentHandle> agents,
+                  final Consumer<JobMaster> attach) throws InterruptedException {
         final PrintStream out = System.out;
         final Path runDir = plan.runDir();
         final JobProgress progress = new JobProgress(plan.totalSteps(), out);
         final JobMaster master = new JobMaster(plan, server, out, progress::onStep);
+        attach.accept(master);
         // Ctrl-C or SIGTERM: the agent's own hook stops the workers gracefully (they finish the step and save);
         // this one makes sure the master takes their exits as the end of the job, not as a failure to restart.
         final CountDownLatch masterDone = new CountDownLatch(1);

@@ -44,18 +44,16 @@ public record SlurmEnvironment(int procId, int nTasks, int localId, int nodeId, 
     /**
      * Reads the Slurm variables of a task.
      *
-     * @return empty outside Slurm (no SLURM_JOB_ID)
-     * @throws IllegalArgumentException inside a Slurm job but not in a task of srun (an sbatch script's own shell), or
-     *                                  when a variable is missing or malformed
+     * @return empty outside Slurm (no SLURM_JOB_ID) and outside a job step (an sbatch script's own shell)
+     * @throws IllegalArgumentException when a variable of a task is missing or malformed
      */
     public static Optional<SlurmEnvironment> detect(final Map<String, String> env) {
         if (env.get("SLURM_JOB_ID") == null) {
             return Optional.empty();
         }
         final String where = "Slurm job " + env.get("SLURM_JOB_ID");
-        if (env.get("SLURM_STEP_ID") == null && env.get("SLURM_STEPID") == null) {
-            throw new IllegalArgumentException(where + ": moeflow launch runs outside srun (no SLURM_STEP_ID); start it with srun, "
-                + "one task per node agent (see docs/launch.md), or unset SLURM_JOB_ID to launch on this host only");
+        if (!inStep(env)) {
+            return Optional.empty(); // an sbatch script's own shell: a one-host launch there is fine (see note)
         }
         final String nodeList = env.get("SLURM_JOB_NODELIST") != null ? env.get("SLURM_JOB_NODELIST") : env.get("SLURM_NODELIST");
         if (nodeList == null || nodeList.isBlank()) {
@@ -73,6 +71,23 @@ public record SlurmEnvironment(int procId, int nTasks, int localId, int nodeId, 
         return Optional.of(new SlurmEnvironment(ClusterDefaults.intVariable(env, "SLURM_PROCID", where),
             ClusterDefaults.intVariable(env, "SLURM_NTASKS", where), ClusterDefaults.intVariable(env, "SLURM_LOCALID", where),
             ClusterDefaults.intVariable(env, "SLURM_NODEID", where), numNodes, nodes, jobId));
+    }
+
+    /** Whether the environment is a task of a job step (srun sets SLURM_STEP_ID; an sbatch script's shell has none). */
+    private static boolean inStep(final Map<String, String> env) {
+        return env.get("SLURM_STEP_ID") != null || env.get("SLURM_STEPID") != null;
+    }
+
+    /**
+     * A note for a launch inside a Slurm job but outside srun (an sbatch script's own shell), which runs on the first
+     * host only; empty otherwise.
+     */
+    public static Optional<String> outsideStepNote(final Map<String, String> env) {
+        if (env.get("SLURM_JOB_ID") == null || inStep(env)) {
+            return Optional.empty();
+        }
+        return Optional.of("note: inside Slurm job " + env.get("SLURM_JOB_ID") + " but not in a task of srun: launching on this host "
+            + "only; for one node agent per host run it with srun --ntasks-per-node=1 (docs/launch.md)");
     }
 
     /** The first host of the job: it runs task 0 (Slurm's block distribution, the default), so the master. */

@@ -93,6 +93,10 @@ public final class JobMaster {
     private TransportChoice transport;
     private volatile boolean stopRequested;
     private volatile ReplacementListener replacements = nodes -> { };
+    /** True while the master waits for agents (before the first generation, or for replacements). */
+    private volatile boolean awaitingAgents = true;
+    /** Why waiting for agents is pointless (an agent this launcher started ended before joining), or null. */
+    private volatile String agentsAbort;
 
     public JobMaster(final LaunchPlan plan, final RendezvousServer server, final PrintStream out, final StepListener steps) {
         this.plan = plan;
@@ -112,6 +116,17 @@ public final class JobMaster {
     /** Sets who is told when the master waits for new agents of lost nodes (default: nobody; agents are started by hand). */
     public void onReplacementWanted(final ReplacementListener listener) {
         replacements = listener;
+    }
+
+    /**
+     * An agent this launcher started (over ssh, ...) ended: while the master waits for agents, it stops waiting and ends
+     * the job with {@code reason} instead of waiting out the join timeout. Ignored at other times (a running node's loss
+     * is seen on its connection).
+     */
+    public void agentEnded(final String reason) {
+        if (awaitingAgents) {
+            agentsAbort = reason;
+        }
     }
 
     /** True once {@link #requestStop} was called. */
@@ -221,8 +236,24 @@ public final class JobMaster {
      * of the lost nodes may join.
      */
     private Optional<Failure> awaitAgents(final boolean replacing) throws InterruptedException {
+        if (replacing) {
+            agentsAbort = null; // the end of a lost agent is no reason to give up on its replacement
+        }
+        awaitingAgents = true;
+        try {
+            return awaitAgentsUntilJoined(replacing);
+        } finally {
+            awaitingAgents = false;
+        }
+    }
+
+    private Optional<Failure> awaitAgentsUntilJoined(final boolean replacing) throws InterruptedException {
         final long deadline = System.nanoTime() + plan.joinTimeoutNs();
         while (agents.size() < plan.nnodes()) {
+            final String abort = agentsAbort;
+            if (abort != null) {
+                return Optional.of(new Failure(-1, replacing ? EXIT_AGENT_LOST : EXIT_NOT_STARTED, abort, false));
+            }
             final long left = deadline - System.nanoTime();
             if (left <= 0) {
                 final List<Integer> missing = missingNodes();

@@ -15,8 +15,9 @@ import java.util.function.IntFunction;
 /**
  * The node agents a launcher started on other nodes through an {@link AgentStarter} (a {@code --hostfile} launch): it
  * writes each agent's join key to its standard input, relays its output prefixed {@code [node r]}, starts a new agent
- * of a node when the master waits for one ({@link JobMaster.ReplacementListener}), and ends them all on
- * {@link #close()}, whatever way the job ended.
+ * of a node when the master waits for one ({@link JobMaster.ReplacementListener}), tells the master when an agent
+ * ended (so it need not wait out the join timeout for one that cannot come), and ends them all on {@link #close()},
+ * whatever way the job ended.
  */
 public final class RemoteAgents implements JobMaster.ReplacementListener, AutoCloseable {
     private final AgentStarter starter;
@@ -27,6 +28,7 @@ public final class RemoteAgents implements JobMaster.ReplacementListener, AutoCl
     private final long stopTimeoutNs;
     private final List<Started> nodes = new ArrayList<>();
     private boolean closed;
+    private volatile JobMaster master;
 
     /** One node's current agent process. */
     private static final class Started {
@@ -57,6 +59,22 @@ public final class RemoteAgents implements JobMaster.ReplacementListener, AutoCl
         this.joinKey = joinKey;
         this.out = out;
         this.stopTimeoutNs = stopTimeoutNs;
+    }
+
+    /** Connects these agents to the job's master: it asks for replacements, and hears when an agent ended. */
+    public void attach(final JobMaster jobMaster) {
+        jobMaster.onReplacementWanted(this);
+        final List<Started> all;
+        synchronized (this) {
+            master = jobMaster;
+            all = new ArrayList<>(nodes);
+        }
+        for (final Started s : all) {
+            final String failure = failure(s);
+            if (failure != null) {
+                jobMaster.agentEnded(failure); // it ended before the master was there to hear it
+            }
+        }
     }
 
     /** Starts the agents of nodes 0 .. nnodes-1. */
@@ -93,6 +111,28 @@ public final class RemoteAgents implements JobMaster.ReplacementListener, AutoCl
         } catch (final IOException e) {
             // the process was ended
         }
+        try {
+            started.process.waitFor(); // its output ended: it has ended or is ending
+        } catch (final InterruptedException e) {
+            return;
+        }
+        final JobMaster jobMaster = master;
+        final String failure = failure(started);
+        synchronized (this) {
+            if (closed || nodes.get(started.node) != started || failure == null || jobMaster == null) {
+                return; // the end of a replaced agent, or of the job
+            }
+        }
+        jobMaster.agentEnded(failure);
+    }
+
+    /** Why an agent ended, or null when it runs or ended with 0. */
+    private String failure(final Started s) {
+        if (s.process.isAlive() || s.process.exitValue() == 0) {
+            return null;
+        }
+        return "node " + s.node + " (" + starter.where(s.node) + "): the agent ended with exit code " + s.process.exitValue()
+            + (s.lastLine.isEmpty() ? "" : ": " + s.lastLine);
     }
 
     /**
@@ -130,12 +170,7 @@ public final class RemoteAgents implements JobMaster.ReplacementListener, AutoCl
 
                 @Override
                 public String failure() {
-                    final Started s = started(node);
-                    if (s.process.isAlive() || s.process.exitValue() == 0) {
-                        return null;
-                    }
-                    return "node " + node + " (" + starter.where(node) + "): the agent ended with exit code " + s.process.exitValue()
-                        + (s.lastLine.isEmpty() ? "" : ": " + s.lastLine);
+                    return RemoteAgents.this.failure(started(node));
                 }
             });
         }

@@ -68,10 +68,12 @@ class ClusterDefaultsTest {
     }
 
     @Test
-    void shouldRefuseTheBatchScriptsOwnShellAndBrokenSlurmVariables() {
+    void shouldIgnoreTheBatchScriptsOwnShellAndRefuseBrokenSlurmVariables() {
         final Map<String, String> batch = slurmTask(0);
         batch.remove("SLURM_STEP_ID");
-        assertFails(batch, "Slurm job 123456: moeflow launch runs outside srun (no SLURM_STEP_ID); start it with srun");
+        assertEquals(Optional.empty(), ClusterDefaults.detect(batch, null, null), "the batch shell launches on its host only");
+        assertTrue(SlurmEnvironment.outsideStepNote(batch).orElseThrow().startsWith("note: inside Slurm job 123456 but not in a task of srun"));
+        assertEquals(Optional.empty(), SlurmEnvironment.outsideStepNote(slurmTask(0)));
         final Map<String, String> noProc = slurmTask(0);
         noProc.remove("SLURM_PROCID");
         assertFails(noProc, "Slurm job 123456: SLURM_PROCID is not set");
