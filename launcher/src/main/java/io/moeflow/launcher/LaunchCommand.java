@@ -66,7 +66,9 @@ import picocli.CommandLine.Spec;
 @Command(name = "launch", mixinStandardHelpOptions = true, sortOptions = false, usageHelpAutoWidth = true,
     description = {"Train one model with several worker JVMs per node (data and expert parallel), like torchrun.",
         "One host: moeflow launch --nproc-per-node N train ...; several: the same on every node, with --nnodes M --node-rank R "
-            + "--master-addr HOST-OF-NODE-0 and the job's key in MOEFLOW_JOIN_KEY (make it with openssl rand -hex 32).",
+            + "--master-addr HOST-OF-NODE-0 and the job's key in MOEFLOW_JOIN_KEY (make it with openssl rand -hex 32); or, from one "
+            + "host, --hostfile FILE to start them over ssh. Under srun (Slurm) or in a Kubernetes Indexed Job the node options come "
+            + "from the environment (see docs/launch.md).",
         "The train options mean what they mean for moeflow train; the global batch (--batch-size) is the same whatever N.",
         "Each worker's output goes to runs/<name>/rank-<k>.log; rank 0's is echoed, prefixed [rank 0]."})
 public final class LaunchCommand implements Callable<Integer> {
