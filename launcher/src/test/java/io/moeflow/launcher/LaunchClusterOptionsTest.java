@@ -70,6 +70,15 @@ class LaunchClusterOptionsTest {
         assertTrue(run.out().contains("moeflow launch: node 0 (/bin/false 127.0.0.1): the agent ended with exit code 1"), run.out());
     }
 
+    /** The script docs/launch.md shows is the one the Slurm test submits. */
+    @Test
+    void shouldShowTheTestedSbatchScriptInTheDocs() throws IOException {
+        final Path docs = Path.of(System.getProperty("user.dir")).getParent().resolve("docs");
+        final String script = Files.readString(docs.resolve("examples/moeflow.sbatch"));
+        assertTrue(Files.readString(docs.resolve("launch.md")).contains("```bash\n" + script + "```"),
+            "docs/launch.md shows docs/examples/moeflow.sbatch verbatim");
+    }
+
     private static LaunchCommand parsed(final String... args) {
         final CommandLine cli = new CommandLine(new LaunchCommand());
         cli.setStopAtPositional(true); // as Main does: everything after "train" is the workers'
