@@ -39,8 +39,11 @@ import io.moeflow.transport.bench.WorkerProcesses;
 @Tag("slow")
 @Timeout(value = 600, unit = TimeUnit.SECONDS)
 class LaunchMultiNodeTest {
-    /** Tiny and short, one compute thread per worker (two cores), a checkpoint every 40 steps. */
-    private static final String[] TRAIN = CliRun.concat(CliRun.TINY, "--threads", "1", "--steps", "200", "--save-every", "40",
+    /** Tiny and short, one compute thread per worker (two cores), a checkpoint every 50 steps. */
+    private static final String[] TRAIN = CliRun.concat(CliRun.TINY, "--threads", "1", "--steps", "400", "--save-every", "50",
+        "--eval-every", "0", "--eval-samples", "0", "--samples", "0");
+    /** A job that does not end by itself (for the node-loss tests that end it). */
+    private static final String[] ENDLESS = CliRun.concat(CliRun.TINY, "--threads", "1", "--steps", "1000000", "--save-every", "0",
         "--eval-every", "0", "--eval-samples", "0", "--samples", "0");
 
     @TempDir
@@ -59,11 +62,17 @@ class LaunchMultiNodeTest {
 
     /** Starts {@code moeflow launch} as node {@code rank} of 2 (one worker), its output in {@code <runs>/<name>.node<rank>.log}. */
     private Process node(final int rank, final String name, final int port, final String... launchOptions) throws IOException {
+        return nodeTraining(rank, name, port, TRAIN, launchOptions);
+    }
+
+    /** As {@link #node}, with other train options. */
+    private Process nodeTraining(final int rank, final String name, final int port, final String[] train, final String... launchOptions)
+        throws IOException {
         final List<String> args = new ArrayList<>(List.of("launch", "--nnodes", "2", "--node-rank", Integer.toString(rank),
             "--master-port", Integer.toString(port), "--nproc-per-node", "1", "--join-timeout", "60"));
         args.addAll(List.of(launchOptions));
         args.add("train");
-        args.addAll(List.of(TRAIN));
+        args.addAll(List.of(train));
         args.addAll(List.of("--run-name", name, "--runs-dir", runs.toString()));
         final List<String> command = WorkerProcesses.javaCommand(WorkerProcesses.inheritedJvmFlags(), Main.class.getName(), args);
         final ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true);
@@ -156,10 +165,9 @@ class LaunchMultiNodeTest {
     @Test
     void shouldExitWithCode4NamingTheLostNodeWithoutRestarts() throws Exception {
         final int port = freePort();
-        final Process node0 = node(0, "lost", port);
-        final Process node1 = node(1, "lost", port);
-        final Path workerLog = runs.resolve("lost").resolve("rank-1.log");
-        await(() -> contains(workerLog, "moeflow train") || !node0.isAlive(), 120, "node 1's worker starts");
+        final Process node0 = nodeTraining(0, "lost", port, ENDLESS);
+        final Process node1 = nodeTraining(1, "lost", port, ENDLESS);
+        await(() -> contains(log("lost", 0), "step 1/1000000") || !node0.isAlive(), 120, "the job trains");
         final List<ProcessHandle> workers0 = node0.descendants().toList();
         node1.destroyForcibly();
         assertEquals(4, exitCode(node0, "node 0"), text("lost", 0));
@@ -168,5 +176,42 @@ class LaunchMultiNodeTest {
             + "connection closed; no restarts allowed (--max-restarts 0)"), out);
         assertFalse(out.contains("restarting"), out);
         await(() -> workers0.stream().noneMatch(ProcessHandle::isAlive), 30, "node 0's workers were stopped");
+    }
+
+    private static void signal(final String signal, final Process p) throws IOException, InterruptedException {
+        final Process kill = new ProcessBuilder("kill", "-" + signal, Long.toString(p.pid())).inheritIO().start();
+        assertTrue(kill.waitFor(10, TimeUnit.SECONDS) && kill.exitValue() == 0, "kill -" + signal + " " + p.pid());
+    }
+
+    @Test
+    void shouldLoseAHungNodeAfterThreeMissedHeartbeatsAndStopItsWorker() throws Exception {
+        final int port = freePort();
+        final Process node0 = nodeTraining(0, "hung", port, ENDLESS, "--heartbeat-interval", "0.5");
+        final Process node1 = nodeTraining(1, "hung", port, ENDLESS);
+        await(() -> contains(log("hung", 0), "step 1/1000000") || !node0.isAlive(), 120, "the job trains");
+        final List<ProcessHandle> workers1 = node1.descendants().toList();
+        signal("STOP", node1); // node 1's agent hangs: its connection stays open, it stops beating
+        try {
+            assertEquals(4, exitCode(node0, "node 0"), text("hung", 0));
+            final String out = text("hung", 0);
+            assertTrue(out.contains("moeflow launch: node 1 (host " + InetAddress.getLocalHost().getHostName() + ") was lost: its agent "
+                + "stopped answering (3 heartbeats of 0.5 s missed); no restarts allowed (--max-restarts 0)"), out);
+            // its parent is stopped and cannot reap it: a halted worker is a zombie until the parent continues
+            await(() -> workers1.stream().allMatch(LaunchMultiNodeTest::ended), 30, "node 1's worker halts: its master closed on it");
+        } finally {
+            signal("CONT", node1);
+        }
+        assertEquals(4, exitCode(node1, "node 1"), text("hung", 1));
+        assertTrue(text("hung", 1).contains("moeflow launch: node agent 1: the master "), text("hung", 1));
+    }
+
+    /** Gone, or a zombie (state Z in /proc/PID/stat: it exited, its parent has not reaped it). */
+    private static boolean ended(final ProcessHandle p) {
+        try {
+            final String stat = Files.readString(Path.of("/proc", Long.toString(p.pid()), "stat"));
+            return stat.substring(stat.lastIndexOf(')') + 2).startsWith("Z");
+        } catch (final IOException e) {
+            return !p.isAlive();
+        }
     }
 }

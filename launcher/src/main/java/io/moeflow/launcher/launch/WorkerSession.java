@@ -44,6 +44,8 @@ public final class WorkerSession implements AutoCloseable {
     /** Exit code of a worker whose launcher disappeared. */
     public static final int EXIT_ORPHANED = 5;
     private static final long WATCH_INTERVAL_MS = 250;
+    /** An orphaned worker halts after this long even when it cannot print why (its agent no longer reads its output). */
+    private static final long ORPHAN_PRINT_MS = 1000;
     /** Rank 0 reports at most this often to the launcher's progress line (and always the last step). */
     private static final long STEP_REPORT_INTERVAL_NS = TimeUnit.MILLISECONDS.toNanos(200);
 
@@ -330,8 +332,20 @@ public final class WorkerSession implements AutoCloseable {
     }
 
     private static void orphaned(final Environment env, final String why) {
-        System.err.println("moeflow worker rank " + env.rank() + ": " + why + "; removing " + env.jobDir() + " and exiting");
+        // The output goes through a pipe the agent reads: an agent that hangs no longer reads it, and a print into a full
+        // pipe blocks forever. So the halt does not wait for the print.
+        final Thread halt = new Thread(() -> {
+            try {
+                Thread.sleep(ORPHAN_PRINT_MS);
+            } catch (final InterruptedException e) {
+                // halting anyway
+            }
+            Runtime.getRuntime().halt(EXIT_ORPHANED);
+        }, "moeflow-orphan-halt");
+        halt.setDaemon(true);
+        halt.start();
         IoUtil.delete(env.jobDir().toFile(), true);
+        System.err.println("moeflow worker rank " + env.rank() + ": " + why + "; removed " + env.jobDir() + ", exiting");
         Runtime.getRuntime().halt(EXIT_ORPHANED);
     }
 
