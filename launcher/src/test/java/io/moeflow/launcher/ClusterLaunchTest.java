@@ -14,6 +14,8 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
@@ -21,7 +23,9 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 import io.moeflow.checkpoint.CheckpointFile;
+import io.moeflow.checkpoint.CheckpointReader;
 import io.moeflow.checkpoint.CheckpointStore;
+import io.moeflow.checkpoint.Resolution;
 import io.moeflow.launcher.cluster.ClusterTests;
 import io.moeflow.launcher.cluster.NetnsCluster;
 import io.moeflow.launcher.cluster.SlurmCluster;
@@ -184,6 +188,44 @@ class ClusterLaunchTest {
             assertTrue(lost.out().contains("was lost"), lost.out());
             assertFalse(lost.out().contains("starting a new agent"), "no restarts allowed: " + lost.out());
             assertNothingLeftOn(hosts);
+        }
+    }
+
+    /** SIGTERM reaches the launcher only: it has the agents on the other hosts stop their workers, which save at one step. */
+    @Test
+    void shouldStopEveryNodesWorkersAfterTheSameStepWhenTheHostfileLauncherGetsSigterm() throws Exception {
+        final Path dir = runs.resolve("stopped");
+        try (NetnsCluster hosts = NetnsCluster.start(2, scratch.resolve("net"))) {
+            final String[] args = hostfileLaunch(hosts, "stopped", "--max-restarts", "2");
+            final List<String> withoutSteps = new ArrayList<>(List.of(args));
+            withoutSteps.addAll(List.of("--steps", "1000000", "--save-every", "0")); // the last value of an option wins
+            final Path log = scratch.resolve("launcher.log");
+            final Process launcher = new ProcessBuilder(WorkerProcesses.javaCommand(WorkerProcesses.inheritedJvmFlags(),
+                Main.class.getName(), withoutSteps)).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+            try {
+                try {
+                    LaunchJobTest.await(() -> LaunchJobTest.contains(log, "step 1/1000000") || !launcher.isAlive(), 120, "the job trains");
+                } catch (final AssertionError e) {
+                    throw new AssertionError(e.getMessage() + ": " + Files.readString(log), e);
+                }
+                launcher.destroy(); // SIGTERM, as Ctrl-C or a scheduler would send
+                assertTrue(launcher.waitFor(180, TimeUnit.SECONDS), "the launcher exits after the workers saved");
+                final String out = Files.readString(log);
+                assertTrue(out.contains("moeflow launch: stopped by a signal"), out);
+                assertFalse(out.contains("restarting"), "a stop is not a failure to restart: " + out);
+                final Matcher stop0 = Pattern.compile("stopped at step (\\d+)").matcher(Files.readString(dir.resolve("rank-0.log")));
+                final Matcher stop1 = Pattern.compile("stopped at step (\\d+)").matcher(Files.readString(dir.resolve("rank-1.log")));
+                assertTrue(stop0.find() && stop1.find(), "both ranks say where they stopped: " + out);
+                assertEquals(stop0.group(1), stop1.group(1), "every rank stops after the same step");
+                final Resolution newest = new CheckpointStore(dir.resolve("checkpoints")).resolveAuto().orElseThrow();
+                try (CheckpointReader reader = CheckpointReader.open(newest.directory())) {
+                    assertEquals(Long.parseLong(stop0.group(1)), reader.step(), "the checkpoint of the step they stopped after");
+                }
+                assertNothingLeftOn(hosts);
+            } finally {
+                launcher.descendants().forEach(ProcessHandle::destroyForcibly);
+                launcher.destroyForcibly();
+            }
         }
     }
 

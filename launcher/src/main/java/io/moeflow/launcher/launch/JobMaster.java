@@ -92,6 +92,7 @@ public final class JobMaster {
     private final List<Connection> generationWorkers = new ArrayList<>();
     private TransportChoice transport;
     private volatile boolean stopRequested;
+    private volatile boolean stopAgentsOnRequest;
     private volatile ReplacementListener replacements = nodes -> { };
     /** True while the master waits for agents (before the first generation, or for replacements). */
     private volatile boolean awaitingAgents = true;
@@ -111,6 +112,14 @@ public final class JobMaster {
      */
     public void requestStop() {
         stopRequested = true;
+    }
+
+    /**
+     * Makes {@link #requestStop} also tell every agent to stop its workers gracefully (they finish their step and save):
+     * for agents this launcher started on other hosts, which get no signal of their own.
+     */
+    public void stopAgentsOnStopRequest() {
+        stopAgentsOnRequest = true;
     }
 
     /** Sets who is told when the master waits for new agents of lost nodes (default: nobody; agents are started by hand). */
@@ -366,7 +375,14 @@ public final class JobMaster {
         final long joinDeadline = System.nanoTime() + plan.joinTimeoutNs();
         final byte[] token = new byte[JobToken.LENGTH_BYTES];
         new SecureRandom().nextBytes(token);
+        boolean toldAgentsToStop = false;
         while (finished < world) {
+            if (stopRequested && stopAgentsOnRequest && !toldAgentsToStop) {
+                toldAgentsToStop = true;
+                for (final Agent agent : agents.values()) {
+                    send(agent.connection, Message.of("STOP", "gen", generation, "graceful", "yes"));
+                }
+            }
             if (joined < world && System.nanoTime() - joinDeadline > 0) {
                 final List<Integer> missing = IntStream.range(0, world).filter(r -> workers[r] == null && !exited[r]).boxed().toList();
                 return Optional.of(new Failure(-1, EXIT_NOT_STARTED, "rank(s) " + missing

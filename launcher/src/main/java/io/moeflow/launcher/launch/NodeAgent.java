@@ -295,7 +295,11 @@ public final class NodeAgent implements Runnable {
                         }
                     }
                     case "STOP" -> {
-                        if (m.getInt("gen") == generation) {
+                        if (m.getInt("gen") == generation && m.get("graceful", "no").equals("yes")) {
+                            // the launcher got a signal (and this agent none: it runs on another host): the workers finish
+                            // their step and save, as on Ctrl-C; their exits are reported below
+                            stopWorkers(true, false);
+                        } else if (m.getInt("gen") == generation) {
                             stopWorkers(false);
                         }
                         master.send(Message.of("STOPPED", "gen", m.getInt("gen")));

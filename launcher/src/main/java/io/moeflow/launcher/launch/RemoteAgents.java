@@ -64,6 +64,7 @@ public final class RemoteAgents implements JobMaster.ReplacementListener, AutoCl
     /** Connects these agents to the job's master: it asks for replacements, and hears when an agent ended. */
     public void attach(final JobMaster jobMaster) {
         jobMaster.onReplacementWanted(this);
+        jobMaster.stopAgentsOnStopRequest(); // a signal reaches this launcher only, not the agents on other hosts
         final List<Started> all;
         synchronized (this) {
             master = jobMaster;
