@@ -98,19 +98,24 @@ class ClusterLaunchTest {
             LaunchJobTest.await(() -> hosts.leftovers(host).isEmpty(), 30, "host " + i + " has nothing left but its sshd: "
                 + hosts.leftovers(host));
         }
-        assertTrue(ProcessHandle.current().descendants().noneMatch(p -> p.info().command().orElse("").endsWith("ssh")),
-            "no ssh client left");
+        final List<String> ssh = ProcessHandle.current().descendants().map(p -> commandLine(p.pid()))
+            .filter(c -> c.startsWith("/usr/bin/ssh ")).toList();
+        assertEquals(List.of(), ssh, "no ssh client left");
+    }
+
+    /** A process's command line from /proc (ProcessHandle.Info may not know it), or "" when it ended. */
+    private static String commandLine(final long pid) {
+        try {
+            return Files.readString(Path.of("/proc", Long.toString(pid), "cmdline")).replace('\0', ' ');
+        } catch (final IOException e) {
+            return "";
+        }
     }
 
     /** The pid of node {@code node}'s agent JVM in host {@code host}'s namespace (its command line names its node rank). */
     private static long agentPid(final NetnsCluster hosts, final int host, final int node) {
         for (final long pid : hosts.pids(host)) {
-            String command;
-            try {
-                command = Files.readString(Path.of("/proc", Long.toString(pid), "cmdline")).replace('\0', ' ');
-            } catch (final IOException e) {
-                command = ""; // it ended
-            }
+            final String command = commandLine(pid);
             if (command.contains(Main.class.getName() + " launch ") && command.contains("--node-rank " + node + " ")) {
                 return pid;
             }
