@@ -1,5 +1,7 @@
 package io.moeflow.transport;
 
+import java.util.Arrays;
+
 import org.agrona.DirectBuffer;
 import org.agrona.MutableDirectBuffer;
 import org.agrona.UnsafeApi;
@@ -36,8 +38,12 @@ final class FrameIo {
 
     private final Transport transport;
     private final TransportCounters counters;
-    final int maxRawElements;
-    final int maxFp8Elements;
+    /** Values per raw (float32/int32) frame to each peer: the peer's largest frame, less the header. */
+    private final int[] maxRawElements;
+    /** Values per FP8 frame to each peer. */
+    private final int[] maxFp8Elements;
+    /** The largest frame to or from any peer: longer ones are malformed. */
+    private final int maxFrameLength;
     private final Fp8Codec e4m3 = new Fp8Codec(Fp8Format.E4M3);
     private final Fp8Codec e5m2 = new Fp8Codec(Fp8Format.E5M2);
     private final byte[] scratchBytes;
@@ -68,19 +74,33 @@ final class FrameIo {
         this.counters = transport.counters();
         this.maxSteps = ScheduleExecutor.maxSteps(transport.size());
         registerGroup(0); // the job-wide group
-        final int payload = transport.maxFrameLength() - Wire.HEADER_LENGTH;
-        if (payload < 4 * Fp8Codec.BLOCK_LENGTH) {
-            throw new IllegalArgumentException("maxFrameLength=" + transport.maxFrameLength() + " of " + transport.describe()
-                + ": must be >= " + (Wire.HEADER_LENGTH + 4 * Fp8Codec.BLOCK_LENGTH));
+        final int size = transport.size();
+        maxRawElements = new int[size];
+        maxFp8Elements = new int[size];
+        int largestFrame = Wire.HEADER_LENGTH;
+        for (int peer = 0; peer < size; peer++) {
+            if (peer == transport.rank()) {
+                continue;
+            }
+            final int frame = transport.maxFrameLength(peer);
+            final int payload = frame - Wire.HEADER_LENGTH;
+            if (payload < 4 * Fp8Codec.BLOCK_LENGTH) {
+                throw new IllegalArgumentException("maxFrameLength(" + peer + ")=" + frame + " of " + transport.describe()
+                    + ": must be >= " + (Wire.HEADER_LENGTH + 4 * Fp8Codec.BLOCK_LENGTH));
+            }
+            maxRawElements[peer] = payload / 4;
+            // as many values per FP8 frame as per raw frame (not 4x more), so that a batch of frames and its
+            // decoded values stay in cache between receiving and forwarding
+            maxFp8Elements[peer] = Math.min(payload / (Fp8Codec.BLOCK_LENGTH + 1), maxRawElements[peer] / Fp8Codec.BLOCK_LENGTH)
+                * Fp8Codec.BLOCK_LENGTH;
+            largestFrame = Math.max(largestFrame, frame);
         }
-        maxRawElements = payload / 4;
-        // as many values per FP8 frame as per raw frame (not 4x more), so that a batch of frames and its
-        // decoded values stay in cache between receiving and forwarding
-        maxFp8Elements = Math.min(payload / (Fp8Codec.BLOCK_LENGTH + 1), maxRawElements / Fp8Codec.BLOCK_LENGTH)
-            * Fp8Codec.BLOCK_LENGTH;
-        scratchBytes = new byte[payload];
-        scratchFloats = new float[Math.max(maxRawElements, maxFp8Elements)];
-        stageFloats = new float[maxFp8Elements];
+        maxFrameLength = largestFrame;
+        final int largestPayload = largestFrame - Wire.HEADER_LENGTH;
+        final int largestFp8 = Arrays.stream(maxFp8Elements).max().orElse(0);
+        scratchBytes = new byte[largestPayload];
+        scratchFloats = new float[Math.max(largestPayload / 4, largestFp8)];
+        stageFloats = new float[largestFp8];
     }
 
     /** Copies {@code count} 32-bit values between any two (base, address) locations. */
@@ -124,14 +144,20 @@ final class FrameIo {
         int residualStart;
     }
 
+    /** Values one frame to {@code peer} holds in {@code codec} (a {@code Wire.CODEC_*}). */
+    int frameElements(final int peer, final int codec) {
+        return codec == Wire.CODEC_RAW32 ? maxRawElements[peer] : maxFp8Elements[peer];
+    }
+
     /**
-     * Sends one frame with up to {@code maxElements} values of the block, starting at element {@code cursor}.
+     * Sends one frame with up to {@code maxElements} values of the block, starting at element {@code cursor}
+     * (at most as many as {@code peer}'s largest frame holds).
      *
      * @return values sent (0 for a header-only frame), or -1 if the transport took no frame now
      */
     int send(final int peer, final Outgoing out, final int cursor, final int maxElements) {
         final boolean fp8 = out.codec != Wire.CODEC_RAW32;
-        final int n = Math.min(maxElements, fp8 ? maxFp8Elements : maxRawElements);
+        final int n = Math.min(maxElements, frameElements(peer, out.codec));
         final int payloadLength = fp8 ? Fp8Codec.encodedLength(n) : 4 * n;
         final int length = Wire.HEADER_LENGTH + payloadLength;
         final int offset = transport.tryClaim(peer, out.lane, length);
@@ -308,8 +334,9 @@ final class FrameIo {
 
         @Override
         public FrameAction onFrame(final DirectBuffer buffer, final int offset, final int length) {
-            if (!Wire.isWellFormed(buffer, offset, length) || Wire.kind(buffer, offset) != Wire.KIND_DATA) {
-                counters.onMalformedFrame();
+            if (!Wire.isWellFormed(buffer, offset, length) || Wire.kind(buffer, offset) != Wire.KIND_DATA
+                || length > maxFrameLength) {
+                counters.onMalformedFrame(); // (longer than any peer's frames: it would not fit the scratch arrays)
                 return FrameAction.CONTINUE;
             }
             final byte frameOp = buffer.getByte(offset + Wire.OFFSET_OP);

@@ -35,8 +35,13 @@ public interface Transport extends AutoCloseable {
     /** Number of ranks in the job. */
     int size();
 
-    /** Largest frame, header included, that {@link #tryClaim} accepts. */
-    int maxFrameLength();
+    /**
+     * Largest frame, header included, that {@link #tryClaim} accepts to {@code peer} (not this rank).
+     * Peers may differ (Aeron HYBRID: a whole IPC term-sized frame to a rank of this node, one UDP MTU
+     * to the others); both ends of a pair see the same length, and a receiver accepts any frame up
+     * to it. Constant for the transport's life.
+     */
+    int maxFrameLength(int peer);
 
     /** Lanes per ordered pair of ranks, at least 2 (the control lane and one data lane). */
     int lanes();

@@ -41,8 +41,9 @@ import io.moeflow.transport.Wire;
  * bulk lanes), IPC through a shared media driver or UDP unicast to each rank's endpoint, or both
  * ({@link AeronMedia#HYBRID}: one Aeron client on the node's shared driver for the peers of this node,
  * one on this rank's own driver for the others; everything else is the same for both kinds of peers).
- * Frames are at most one MTU, so every frame is one Aeron fragment, written in place with
- * {@code tryClaim} and read in place from the log buffer.
+ * Frames are at most one MTU of their stream (HYBRID: IPC's to the peers of this node, UDP's to the
+ * others: {@link #maxFrameLength(int)} per peer), so every frame is one Aeron fragment, written in place
+ * with {@code tryClaim} and read in place from the log buffer.
  *
  * <p><b>Authentication.</b> On connect every rank runs the job-token handshake every back-end runs
  * ({@link PeerHandshake}) with each peer, its HELLO and PROOF messages carried in {@link Wire#KIND_HELLO}
@@ -131,7 +132,8 @@ public final class AeronTransport implements Transport {
     private final DataAdapter dataAdapter = new DataAdapter();
     private final ForeignImagePoller foreignPoller = new ForeignImagePoller();
     private final ForeignDataHandler foreignDataHandler = new ForeignDataHandler();
-    private final int maxFrameLength;
+    /** Per peer: its stream's MTU less Aeron's data header and, if its frames are authenticated, the trailer. */
+    private final int[] maxFrameLength;
     private final String description;
     private boolean handshakeDone;
     private boolean closed;
@@ -182,9 +184,14 @@ public final class AeronTransport implements Transport {
         this.proofVerified = new boolean[size];
         this.tokenHandshake = new PeerHandshake(config.token(), config.jobId(), rank, size);
         this.jobHash = PeerHandshake.jobHash(config.jobId());
-        // Aeron's data header takes 32 bytes of the MTU, the authentication trailer 24 more (one length for every peer)
-        this.maxFrameLength = config.mtuBytes() - DataHeaderFlyweight.HEADER_LENGTH
-            - (config.frameAuthentication() ? FrameAuthenticator.TRAILER_LENGTH : 0);
+        // Aeron's data header takes 32 bytes of the MTU, the authentication trailer 24 more
+        this.maxFrameLength = new int[size];
+        for (int peer = 0; peer < size; peer++) {
+            if (peer != rank) {
+                maxFrameLength[peer] = config.mtuBytesOf(peer) - DataHeaderFlyweight.HEADER_LENGTH
+                    - (authenticateFrames[peer] ? FrameAuthenticator.TRAILER_LENGTH : 0);
+            }
+        }
         this.sendAuthenticators = new FrameAuthenticator[LANES][size];
         this.receiveAuthenticators = new FrameAuthenticator[LANES][size];
         this.nextSendSequence = new long[LANES][size];
@@ -307,11 +314,11 @@ public final class AeronTransport implements Transport {
         }
         for (int lane = 0; lane < LANES; lane++) {
             final int term = lane == 0 ? Math.min(CONTROL_TERM_LENGTH_BYTES, config.termLengthBytes()) : config.termLengthBytes();
-            final int mtu = Math.min(config.mtuBytes(), term / 8);
             for (int peer = 0; peer < size; peer++) {
                 if (peer == rank) {
                     continue;
                 }
+                final int mtu = Math.min(config.mtuBytesOf(peer), term / 8);
                 final boolean udp = clientOf[peer].udp;
                 final ChannelUriStringBuilder out = new ChannelUriStringBuilder().media(udp ? "udp" : "ipc")
                     .termLength(term).mtu(mtu);
@@ -631,8 +638,8 @@ public final class AeronTransport implements Transport {
                 theirNonce, lanePublications[lane][peer].sessionId());
             final byte[] receiveKey = FrameAuthenticator.deriveKey(config.token(), peer, rank, size, jobHash, theirNonce,
                 tokenHandshake.nonce(), theirSession);
-            sendAuthenticators[lane][peer] = new FrameAuthenticator(sendKey, maxFrameLength);
-            receiveAuthenticators[lane][peer] = new FrameAuthenticator(receiveKey, maxFrameLength);
+            sendAuthenticators[lane][peer] = new FrameAuthenticator(sendKey, maxFrameLength[peer]);
+            receiveAuthenticators[lane][peer] = new FrameAuthenticator(receiveKey, maxFrameLength[peer]);
             nextSendSequence[lane][peer] = 1;
             nextReceiveSequence[lane][peer] = 1;
             if (filter != null && clientOf[peer].udp) {
@@ -706,8 +713,8 @@ public final class AeronTransport implements Transport {
     }
 
     @Override
-    public int maxFrameLength() {
-        return maxFrameLength;
+    public int maxFrameLength(final int peer) {
+        return maxFrameLength[peer];
     }
 
     @Override

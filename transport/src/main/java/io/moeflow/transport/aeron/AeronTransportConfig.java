@@ -48,12 +48,16 @@ import io.moeflow.transport.JobToken;
  * @param ownAeronDirectory HYBRID only (else null): this rank's own driver's directory, for the UDP peers
  * @param nodeOfRank       HYBRID only (else empty): the node index of every rank; peers with this rank's
  *                         index are reached by IPC, the others by UDP
+ * @param ipcMtuBytes      HYBRID only (else 0): the MTU of the streams to the peers of this node (IPC);
+ *                         {@code mtuBytes} is then the UDP peers' MTU. Each peer's frames are as large as
+ *                         its stream allows ({@link #mtuBytesOf}): a large buffer crosses the node's
+ *                         shared memory in 64 KiB frames, not in UDP-sized ones
  */
 public record AeronTransportConfig(int rank, int size, AeronMedia media, String aeronDirectory, boolean launchDriver,
                                    List<String> endpoints, String jobId, JobToken token, int termLengthBytes,
                                    int mtuBytes, int streamIdBase, long connectTimeoutNs, long closeTimeoutNs,
                                    IdleMode driverIdleMode, boolean frameAuthentication, long failureBoundNs,
-                                   String ownAeronDirectory, List<Integer> nodeOfRank) {
+                                   String ownAeronDirectory, List<Integer> nodeOfRank, int ipcMtuBytes) {
 
     /**
      * 8 MiB terms: a 4 MiB window in flight per stream, several milliseconds of transfer even at
@@ -105,13 +109,12 @@ public record AeronTransportConfig(int rank, int size, AeronMedia media, String 
         if (Integer.bitCount(termLengthBytes) != 1 || termLengthBytes < 64 * 1024 || termLengthBytes > 1 << 30) {
             throw new IllegalArgumentException("termLengthBytes=" + termLengthBytes + ": must be a power of two in [64 KiB, 1 GiB]");
         }
-        if (mtuBytes % 32 != 0 || mtuBytes < 1024 || mtuBytes > 65504) {
-            throw new IllegalArgumentException("mtuBytes=" + mtuBytes + ": must be a multiple of 32 in [1024, 65504]");
-        }
-        if (mtuBytes > termLengthBytes / 8) {
-            // Aeron's largest message is an eighth of a term, and a frame is one message
-            throw new IllegalArgumentException("mtuBytes=" + mtuBytes + " termLengthBytes=" + termLengthBytes
-                + ": the MTU may be at most an eighth of the term length; raise the term length or lower the MTU");
+        checkMtu("mtuBytes", mtuBytes, termLengthBytes);
+        if (media == AeronMedia.HYBRID) {
+            checkMtu("ipcMtuBytes", ipcMtuBytes, termLengthBytes);
+        } else if (ipcMtuBytes != 0) {
+            throw new IllegalArgumentException("ipcMtuBytes=" + ipcMtuBytes + ": only HYBRID uses it; give 0 for " + media
+                + " (its MTU is mtuBytes)");
         }
         if (connectTimeoutNs <= 0 || closeTimeoutNs < 0) {
             throw new IllegalArgumentException("connectTimeoutNs=" + connectTimeoutNs + " closeTimeoutNs=" + closeTimeoutNs
@@ -120,6 +123,17 @@ public record AeronTransportConfig(int rank, int size, AeronMedia media, String 
         JobMediaDriver.checkFailureBound(failureBoundNs);
         if (driverIdleMode == null) {
             throw new IllegalArgumentException("driverIdleMode=null: give BACKOFF or SPIN");
+        }
+    }
+
+    private static void checkMtu(final String name, final int mtu, final int termLengthBytes) {
+        if (mtu % 32 != 0 || mtu < 1024 || mtu > 65504) {
+            throw new IllegalArgumentException(name + "=" + mtu + ": must be a multiple of 32 in [1024, 65504]");
+        }
+        if (mtu > termLengthBytes / 8) {
+            // Aeron's largest message is an eighth of a term, and a frame is one message
+            throw new IllegalArgumentException(name + "=" + mtu + " termLengthBytes=" + termLengthBytes
+                + ": the MTU may be at most an eighth of the term length; raise the term length or lower the MTU");
         }
     }
 
@@ -170,6 +184,11 @@ public record AeronTransportConfig(int rank, int size, AeronMedia media, String 
         };
     }
 
+    /** The MTU of the streams to and from {@code peer}: HYBRID's {@code ipcMtuBytes} for a peer of this node, else {@code mtuBytes}. */
+    public int mtuBytesOf(final int peer) {
+        return media == AeronMedia.HYBRID && isIpcPeer(peer) ? ipcMtuBytes : mtuBytes;
+    }
+
     /** True if frames to and from {@code peer} carry authentication tags (HYBRID: UDP peers only). */
     public boolean authenticatesFramesOf(final int peer) {
         return frameAuthentication && (media != AeronMedia.HYBRID || !isIpcPeer(peer));
@@ -213,7 +232,7 @@ public record AeronTransportConfig(int rank, int size, AeronMedia media, String 
         return new AeronTransportConfig(rank, size, AeronMedia.IPC, aeronDirectory, false, List.of(), jobId, token,
             DEFAULT_TERM_LENGTH_BYTES, DEFAULT_IPC_MTU_BYTES, DEFAULT_STREAM_ID_BASE, DEFAULT_CONNECT_TIMEOUT_NS,
             DEFAULT_CLOSE_TIMEOUT_NS, IdleMode.BACKOFF, false,
-            JobMediaDriver.DEFAULT_FAILURE_BOUND_NS, null, List.of());
+            JobMediaDriver.DEFAULT_FAILURE_BOUND_NS, null, List.of(), 0);
     }
 
     /** UDP with this rank's own embedded driver in {@code aeronDirectory}. */
@@ -222,15 +241,15 @@ public record AeronTransportConfig(int rank, int size, AeronMedia media, String 
         return new AeronTransportConfig(rank, size, AeronMedia.UDP, aeronDirectory, true, endpoints, jobId, token,
             DEFAULT_TERM_LENGTH_BYTES, DEFAULT_UDP_MTU_BYTES, DEFAULT_STREAM_ID_BASE, DEFAULT_CONNECT_TIMEOUT_NS,
             DEFAULT_CLOSE_TIMEOUT_NS, IdleMode.BACKOFF, true,
-            JobMediaDriver.DEFAULT_FAILURE_BOUND_NS, null, List.of());
+            JobMediaDriver.DEFAULT_FAILURE_BOUND_NS, null, List.of(), 0);
     }
 
     /**
      * HYBRID: the peers whose {@code nodeOfRank} equals this rank's go through the node's shared
      * driver in {@code nodeAeronDirectory} (launched by the node agent, another process), the others
      * over UDP to {@code endpoints.get(peer)} through this rank's own embedded driver in
-     * {@code ownAeronDirectory}, with authenticated frames. One MTU for both kinds of peers: the UDP
-     * one, since the transport has one largest frame.
+     * {@code ownAeronDirectory}, with authenticated frames. Each kind of peer has its own MTU: IPC's
+     * ({@link #DEFAULT_IPC_MTU_BYTES}) within the node, UDP's ({@link #DEFAULT_UDP_MTU_BYTES}) across.
      */
     public static AeronTransportConfig hybrid(final int rank, final int size, final String nodeAeronDirectory,
                                               final String ownAeronDirectory, final List<String> endpoints, final int[] nodeOfRank,
@@ -238,45 +257,53 @@ public record AeronTransportConfig(int rank, int size, AeronMedia media, String 
         return new AeronTransportConfig(rank, size, AeronMedia.HYBRID, nodeAeronDirectory, true, endpoints, jobId, token,
             DEFAULT_TERM_LENGTH_BYTES, DEFAULT_UDP_MTU_BYTES, DEFAULT_STREAM_ID_BASE, DEFAULT_CONNECT_TIMEOUT_NS,
             DEFAULT_CLOSE_TIMEOUT_NS, IdleMode.BACKOFF, true, JobMediaDriver.DEFAULT_FAILURE_BOUND_NS, ownAeronDirectory,
-            nodeOfRank == null ? null : java.util.Arrays.stream(nodeOfRank).boxed().toList());
+            nodeOfRank == null ? null : java.util.Arrays.stream(nodeOfRank).boxed().toList(), DEFAULT_IPC_MTU_BYTES);
     }
 
     public AeronTransportConfig withLaunchDriver(final boolean launch) {
         return new AeronTransportConfig(rank, size, media, aeronDirectory, launch, endpoints, jobId, token, termLengthBytes,
             mtuBytes, streamIdBase, connectTimeoutNs, closeTimeoutNs, driverIdleMode, frameAuthentication,
-            failureBoundNs, ownAeronDirectory, nodeOfRank);
+            failureBoundNs, ownAeronDirectory, nodeOfRank, ipcMtuBytes);
     }
 
+    /** A copy with another term length and MTU (HYBRID: the UDP peers' MTU; the IPC one shrinks to fit the term). */
     public AeronTransportConfig withTermAndMtu(final int termBytes, final int mtu) {
         return new AeronTransportConfig(rank, size, media, aeronDirectory, launchDriver, endpoints, jobId, token, termBytes,
             mtu, streamIdBase, connectTimeoutNs, closeTimeoutNs, driverIdleMode, frameAuthentication,
-            failureBoundNs, ownAeronDirectory, nodeOfRank);
+            failureBoundNs, ownAeronDirectory, nodeOfRank, media == AeronMedia.HYBRID ? Math.min(ipcMtuBytes, termBytes / 8) : 0);
+    }
+
+    /** HYBRID: a copy with another MTU for the peers of this node (IPC). */
+    public AeronTransportConfig withIpcMtu(final int mtu) {
+        return new AeronTransportConfig(rank, size, media, aeronDirectory, launchDriver, endpoints, jobId, token,
+            termLengthBytes, mtuBytes, streamIdBase, connectTimeoutNs, closeTimeoutNs, driverIdleMode, frameAuthentication,
+            failureBoundNs, ownAeronDirectory, nodeOfRank, mtu);
     }
 
     public AeronTransportConfig withTimeouts(final long connectNs, final long closeNs) {
         return new AeronTransportConfig(rank, size, media, aeronDirectory, launchDriver, endpoints, jobId, token,
             termLengthBytes, mtuBytes, streamIdBase, connectNs, closeNs, driverIdleMode, frameAuthentication,
-            failureBoundNs, ownAeronDirectory, nodeOfRank);
+            failureBoundNs, ownAeronDirectory, nodeOfRank, ipcMtuBytes);
     }
 
     public AeronTransportConfig withDriverIdleMode(final IdleMode mode) {
         return new AeronTransportConfig(rank, size, media, aeronDirectory, launchDriver, endpoints, jobId, token,
             termLengthBytes, mtuBytes, streamIdBase, connectTimeoutNs, closeTimeoutNs, mode, frameAuthentication, failureBoundNs,
-            ownAeronDirectory, nodeOfRank);
+            ownAeronDirectory, nodeOfRank, ipcMtuBytes);
     }
 
     /** A copy with frame authentication on or off (measure its cost: {@code moeflow bench transport}). */
     public AeronTransportConfig withFrameAuthentication(final boolean on) {
         return new AeronTransportConfig(rank, size, media, aeronDirectory, launchDriver, endpoints, jobId, token,
             termLengthBytes, mtuBytes, streamIdBase, connectTimeoutNs, closeTimeoutNs, driverIdleMode, on,
-            failureBoundNs, ownAeronDirectory, nodeOfRank);
+            failureBoundNs, ownAeronDirectory, nodeOfRank, ipcMtuBytes);
     }
 
     /** A copy with another failure bound (see the record's {@code failureBoundNs}). */
     public AeronTransportConfig withFailureBoundNs(final long boundNs) {
         return new AeronTransportConfig(rank, size, media, aeronDirectory, launchDriver, endpoints, jobId, token,
             termLengthBytes, mtuBytes, streamIdBase, connectTimeoutNs, closeTimeoutNs, driverIdleMode, frameAuthentication,
-            boundNs, ownAeronDirectory, nodeOfRank);
+            boundNs, ownAeronDirectory, nodeOfRank, ipcMtuBytes);
     }
 
     @Override
@@ -286,6 +313,7 @@ public record AeronTransportConfig(int rank, int size, AeronMedia media, String 
             + termLengthBytes + " mtuBytes=" + mtuBytes + " connectTimeoutNs=" + connectTimeoutNs + " closeTimeoutNs="
             + closeTimeoutNs + " driverIdleMode=" + driverIdleMode + " frameAuthentication=" + frameAuthentication
             + " failureBoundNs=" + failureBoundNs
-            + (media == AeronMedia.HYBRID ? " ownAeronDirectory=" + ownAeronDirectory + " nodeOfRank=" + nodeOfRank : "") + "]";
+            + (media == AeronMedia.HYBRID ? " ownAeronDirectory=" + ownAeronDirectory + " nodeOfRank=" + nodeOfRank
+                + " ipcMtuBytes=" + ipcMtuBytes : "") + "]";
     }
 }

@@ -46,7 +46,7 @@ final class InProcessTransport implements Transport {
     }
 
     @Override
-    public int maxFrameLength() {
+    public int maxFrameLength(final int peer) {
         return cluster.maxFrameLength();
     }
 

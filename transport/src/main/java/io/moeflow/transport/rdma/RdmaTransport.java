@@ -459,7 +459,7 @@ public final class RdmaTransport implements Transport {
     }
 
     @Override
-    public int maxFrameLength() {
+    public int maxFrameLength(final int peer) {
         return config.maxFrameLengthBytes();
     }
 

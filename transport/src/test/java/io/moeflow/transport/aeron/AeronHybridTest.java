@@ -21,6 +21,7 @@ import org.junit.jupiter.api.Timeout;
 
 import io.moeflow.transport.Communicator;
 import io.moeflow.transport.Communicators;
+import io.moeflow.transport.FrameCountingTransport;
 import io.moeflow.transport.IdleMode;
 import io.moeflow.transport.JobFailureTest;
 import io.moeflow.transport.RankThreads;
@@ -99,6 +100,76 @@ class AeronHybridTest {
             assertArrayEquals(expectedAllToAll, Arrays.copyOfRange(out[r], allToAllAt, allToAllAt + expectedAllToAll.length),
                 "rank " + r + " all-to-all");
         }
+    }
+
+    @Test
+    void shouldSendFarFewerFramesToTheSameNodePeerThanAcrossNodes() throws Exception {
+        // each peer's payload is chunked at its own stream's largest frame: 64 KiB over IPC, one UDP MTU across
+        final int p = TWO_NODES.length;
+        final int n = 1_000_003;
+        final int perPeer = 250_000;
+        final float[][] inputs = new float[p][];
+        final float[][] sends = new float[p][];
+        final int[][] counts = new int[p][p];
+        for (int r = 0; r < p; r++) {
+            inputs[r] = RankThreads.values(71, r, n);
+            sends[r] = RankThreads.values(72, r, p * perPeer);
+            Arrays.fill(counts[r], perPeer);
+        }
+        final float[] expected = ReferenceCollectives.ringAllReduce(inputs, ReduceOp.SUM);
+        final long[][] allReduceFrames = new long[p][p];
+        final long[][] allReduceBytes = new long[p][p];
+        final long[][] allToAllFrames = new long[p][p];
+        try (AeronTestJob job = new AeronTestJob(); NodeDrivers drivers = new NodeDrivers(job, TWO_NODES)) {
+            final List<String> endpoints = LoopbackPorts.udpEndpoints(p);
+            RankThreads.run(p, 120_000, rank -> {
+                // the MTUs of a real job (the other tests use 8 KiB over UDP)
+                final FrameCountingTransport counting = new FrameCountingTransport(AeronTransport.connect(job.hybrid(rank, TWO_NODES,
+                    endpoints).withTermAndMtu(1 << 20, AeronTransportConfig.DEFAULT_UDP_MTU_BYTES)));
+                try (Communicator c = Communicators.create(counting, AeronCollectivesTest.CONFIG)) {
+                    final float[] buf = inputs[rank].clone();
+                    c.allReduce(buf, 0, n, ReduceOp.SUM);
+                    assertArrayEquals(expected, buf, "rank " + rank + " all-reduce");
+                    for (int peer = 0; peer < p; peer++) {
+                        allReduceFrames[rank][peer] = counting.framesTo(peer);
+                        allReduceBytes[rank][peer] = counting.bytesTo(peer);
+                    }
+                    final float[] received = new float[p * perPeer];
+                    c.allToAll(sends[rank], 0, counts[rank], received, 0, counts[rank], null);
+                    assertArrayEquals(ReferenceCollectives.allToAll(sends, counts, rank), received, "rank " + rank + " all-to-all");
+                    for (int peer = 0; peer < p; peer++) {
+                        allToAllFrames[rank][peer] = counting.framesTo(peer) - allReduceFrames[rank][peer];
+                    }
+                }
+            });
+        }
+        long sameNodeFrames = 0;
+        long sameNodeBytes = 0;
+        long crossNodeFrames = 0;
+        long crossNodeBytes = 0;
+        for (int r = 0; r < p; r++) {
+            for (int peer = 0; peer < p; peer++) {
+                if (peer == r) {
+                    continue;
+                }
+                final boolean sameNode = TWO_NODES[peer] == TWO_NODES[r];
+                sameNodeFrames += sameNode ? allReduceFrames[r][peer] : 0;
+                sameNodeBytes += sameNode ? allReduceBytes[r][peer] : 0;
+                crossNodeFrames += sameNode ? 0 : allReduceFrames[r][peer];
+                crossNodeBytes += sameNode ? 0 : allReduceBytes[r][peer];
+                // the all-to-all sends every peer the same bytes: ~48x fewer frames to the node's other rank
+                final int mate = r ^ 1;
+                if (!sameNode) {
+                    assertTrue(20 * allToAllFrames[r][mate] < allToAllFrames[r][peer], "rank " + r + " all-to-all frames to rank "
+                        + mate + " (same node) " + allToAllFrames[r][mate] + ", to rank " + peer + " (other node) " + allToAllFrames[r][peer]);
+                }
+            }
+        }
+        // the all-reduce: frames per byte (its algorithm may send the two kinds of peers different amounts)
+        assertTrue(sameNodeBytes > 0 && crossNodeBytes > 0, sameNodeBytes + " " + crossNodeBytes);
+        assertTrue(20.0 * sameNodeFrames / sameNodeBytes < (double) crossNodeFrames / crossNodeBytes, "all-reduce: "
+            + sameNodeFrames + " frames for " + sameNodeBytes + " bytes to same-node peers, " + crossNodeFrames + " for "
+            + crossNodeBytes + " bytes across nodes");
     }
 
     @Test

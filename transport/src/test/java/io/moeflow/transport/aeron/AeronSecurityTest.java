@@ -89,7 +89,7 @@ class AeronSecurityTest {
             final AeronTransportConfig impostor = new AeronTransportConfig(1, 2, AeronMedia.IPC, job.ipcDirectory(), false,
                 null, job.jobId, JobToken.generate(), 1 << 20, AeronTransportConfig.DEFAULT_IPC_MTU_BYTES,
                 AeronTransportConfig.DEFAULT_STREAM_ID_BASE, TimeUnit.MILLISECONDS.toNanos(800), 0, IdleMode.BACKOFF, false,
-                JobMediaDriver.DEFAULT_FAILURE_BOUND_NS, null, null);
+                JobMediaDriver.DEFAULT_FAILURE_BOUND_NS, null, null, 0);
             refusal.set(assertThrows(TransportException.class, () -> AeronTransport.connect(impostor)).getMessage());
         });
         assertTrue(counters.handshakesRejected() >= 1, counters.toString());

@@ -60,6 +60,16 @@ class AeronTransportConfigTest {
         assertEquals(false, hybrid.withFrameAuthentication(false).authenticatesFramesOf(2));
         assertEquals("/dev/shm/j/node", hybrid.ipcDirectory());
         assertEquals("/dev/shm/j/own-1", hybrid.udpDirectory());
+        // each kind of peer has its own MTU: IPC's within the node, UDP's across (the term caps the IPC one)
+        assertEquals(AeronTransportConfig.DEFAULT_IPC_MTU_BYTES, hybrid.mtuBytesOf(0));
+        assertEquals(AeronTransportConfig.DEFAULT_UDP_MTU_BYTES, hybrid.mtuBytesOf(2));
+        assertEquals(8192, hybrid.withTermAndMtu(64 * 1024, 1024).mtuBytesOf(0));
+        assertEquals(1408, hybrid.withIpcMtu(1408).mtuBytesOf(0));
+        assertEquals("ipcMtuBytes=100: must be a multiple of 32 in [1024, 65504]",
+            assertThrows(IllegalArgumentException.class, () -> hybrid.withIpcMtu(100)).getMessage());
+        assertEquals("ipcMtuBytes=1408: only HYBRID uses it; give 0 for UDP (its MTU is mtuBytes)",
+            assertThrows(IllegalArgumentException.class, () -> AeronTransportConfig.udp(0, 2, "/dev/shm/y", endpoints.subList(0, 2),
+                "job", TOKEN).withIpcMtu(1408)).getMessage());
         nodes[0] = 1; // the factory copied the array
         assertEquals(List.of(0, 0, 1, 1), hybrid.nodeOfRank());
         // degenerate: one node is IPC only, one rank per node UDP only
@@ -88,7 +98,7 @@ class AeronTransportConfigTest {
                 endpoints.subList(0, 1), new int[] {0, 0, 1, 1}, "job", TOKEN)).getMessage());
         assertTrue(assertThrows(IllegalArgumentException.class, () -> new AeronTransportConfig(0, 2, AeronMedia.UDP, "/dev/shm/y", true,
             endpoints.subList(0, 2), "job", TOKEN, 1 << 20, 8192, 0, 1, 1, io.moeflow.transport.IdleMode.BACKOFF, true,
-            JobMediaDriver.DEFAULT_FAILURE_BOUND_NS, null, List.of(0, 1))).getMessage().contains("only HYBRID uses them"));
+            JobMediaDriver.DEFAULT_FAILURE_BOUND_NS, null, List.of(0, 1), 0)).getMessage().contains("only HYBRID uses them"));
     }
 
     @Test
