@@ -56,8 +56,13 @@ class ClusterLaunchTest {
     }
 
     /** The reference: the same job as 2 worker JVMs on this host. */
-    private void runOnOneHost(final String name) {
-        final CliRun one = CliRun.of(CliRun.concat(new String[] {"launch", "--nproc-per-node", "2"}, train(name)));
+    private void runOnOneHost(final String name, final String... extraTrainOptions) {
+        runOnOneHost(2, name, extraTrainOptions);
+    }
+
+    private void runOnOneHost(final int workers, final String name, final String... extraTrainOptions) {
+        final CliRun one = CliRun.of(CliRun.concat(CliRun.concat(new String[] {"launch", "--nproc-per-node", Integer.toString(workers)},
+            train(name)), extraTrainOptions));
         assertEquals(0, one.exitCode(), one.out() + one.err());
     }
 
@@ -76,10 +81,14 @@ class ClusterLaunchTest {
     }
 
     private Path hostfile(final NetnsCluster hosts) throws IOException {
+        return hostfile(hosts, 1);
+    }
+
+    private Path hostfile(final NetnsCluster hosts, final int slots) throws IOException {
         final Path file = scratch.resolve("hostfile");
         final List<String> lines = new ArrayList<>(List.of("# written by ClusterLaunchTest"));
         for (int i = 0; i < hosts.size(); i++) {
-            lines.add(hosts.address(i) + " slots=1");
+            lines.add(hosts.address(i) + " slots=" + slots);
         }
         Files.write(file, lines);
         return file;
@@ -141,6 +150,23 @@ class ClusterLaunchTest {
         }
         runOnOneHost("onehost");
         assertSameCheckpoint(runs.resolve("onehost"), runs.resolve("hostfile"));
+    }
+
+    /** 2 hosts of 2 workers: IPC between the workers of a host, UDP across hosts; the same model as 4 workers on one host. */
+    @Test
+    void shouldTrainTwoWorkersPerHostLikeFourOnOneHost() throws Exception {
+        try (NetnsCluster hosts = NetnsCluster.start(2, scratch.resolve("net"))) {
+            final String[] launch = {"launch", "--hostfile", hostfile(hosts, 2).toString(), "--ssh-command", hosts.sshCommandLine()};
+            final CliRun run = CliRun.of(CliRun.concat(CliRun.concat(launch, train("hybrid")), "--steps", "20"));
+            assertEquals(0, run.exitCode(), run.out() + run.err());
+            assertTrue(run.out().contains("2 nodes of 2 worker JVMs (ranks 0-3)"), "--nproc-per-node from the slots: " + run.out());
+            assertTrue(run.out().contains("moeflow launch: all 4 ranks finished"), run.out());
+            final String rank2 = Files.readString(runs.resolve("hybrid/rank-2.log"));
+            assertTrue(rank2.contains("moeflow train: rank 2 transport hybrid: "), "IPC within a host, UDP across: " + rank2);
+            assertNothingLeftOn(hosts);
+        }
+        runOnOneHost(4, "four", "--steps", "20");
+        assertSameCheckpoint(runs.resolve("four"), runs.resolve("hybrid"));
     }
 
     @Test
