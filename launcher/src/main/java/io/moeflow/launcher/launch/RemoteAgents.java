@@ -113,7 +113,9 @@ public final class RemoteAgents implements JobMaster.ReplacementListener, AutoCl
             // the process was ended
         }
         try {
-            started.process.waitFor(); // its output ended: it has ended or is ending
+            if (!started.process.waitFor(10, TimeUnit.SECONDS)) { // its output ended: it has ended or is ending
+                return; // still running without output: the master sees the agent itself
+            }
         } catch (final InterruptedException e) {
             return;
         }
