@@ -94,9 +94,10 @@ class ClusterLaunchTest {
         return file;
     }
 
+    /** A launch over the hosts; heartbeats every 2 s (a node is lost after 6 s of silence: the tests share 2 busy cores). */
     private String[] hostfileLaunch(final NetnsCluster hosts, final String name, final String... launchOptions) throws IOException {
         final String[] launch = CliRun.concat(new String[] {"launch", "--hostfile", hostfile(hosts).toString(), "--ssh-command",
-            hosts.sshCommandLine(), "--heartbeat-interval", "0.5"}, launchOptions);
+            hosts.sshCommandLine(), "--heartbeat-interval", "2"}, launchOptions);
         return CliRun.concat(launch, train(name));
     }
 
@@ -253,6 +254,31 @@ class ClusterLaunchTest {
                     assertEquals(Long.parseLong(stop0.group(1)), reader.step(), "the checkpoint of the step they stopped after");
                 }
                 assertNothingLeftOn(hosts);
+            } finally {
+                launcher.descendants().forEach(ProcessHandle::destroyForcibly);
+                launcher.destroyForcibly();
+            }
+        }
+    }
+
+    /** kill -9 of a --hostfile launcher: its agents lose their master and end their workers; its ssh clients end too. */
+    @Test
+    void shouldLeaveNothingOnAnyHostWhenTheHostfileLauncherIsKilled() throws Exception {
+        try (NetnsCluster hosts = NetnsCluster.start(2, scratch.resolve("net"))) {
+            final List<String> args = new ArrayList<>(List.of(hostfileLaunch(hosts, "killed")));
+            args.addAll(List.of("--steps", "1000000", "--save-every", "0"));
+            final Path log = scratch.resolve("launcher.log");
+            final Process launcher = new ProcessBuilder(WorkerProcesses.javaCommand(WorkerProcesses.inheritedJvmFlags(),
+                Main.class.getName(), args)).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+            try {
+                LaunchJobTest.await(() -> LaunchJobTest.contains(log, "step 1/1000000") || !launcher.isAlive(), 120, "the job trains");
+                assertTrue(launcher.isAlive(), Files.readString(log));
+                final List<ProcessHandle> ssh = launcher.descendants().filter(p -> commandLine(p.pid()).startsWith("/usr/bin/ssh ")).toList();
+                assertEquals(2, ssh.size(), "one ssh client per host");
+                assertTrue(hosts.leftovers(1).size() >= 2, "host 1 runs an agent and a worker: " + hosts.leftovers(1));
+                launcher.destroyForcibly(); // SIGKILL: no shutdown hook, no close() runs in the launcher
+                assertNothingLeftOn(hosts);
+                LaunchJobTest.await(() -> ssh.stream().noneMatch(ProcessHandle::isAlive), 30, "the ssh clients end with their agents");
             } finally {
                 launcher.descendants().forEach(ProcessHandle::destroyForcibly);
                 launcher.destroyForcibly();
