@@ -94,10 +94,13 @@ class ClusterLaunchTest {
         return file;
     }
 
-    /** A launch over the hosts; heartbeats every 2 s (a node is lost after 6 s of silence: the tests share 2 busy cores). */
+    /**
+     * A launch over the hosts; heartbeats every 5 s (a node is lost after 15 s of silence: the tests share 2 cores with
+     * whatever else runs; at load 20 beats of 2 s were missed). A killed agent is seen at once: its connection closes.
+     */
     private String[] hostfileLaunch(final NetnsCluster hosts, final String name, final String... launchOptions) throws IOException {
         final String[] launch = CliRun.concat(new String[] {"launch", "--hostfile", hostfile(hosts).toString(), "--ssh-command",
-            hosts.sshCommandLine(), "--heartbeat-interval", "2"}, launchOptions);
+            hosts.sshCommandLine(), "--heartbeat-interval", "5"}, launchOptions);
         return CliRun.concat(launch, train(name));
     }
 
@@ -157,7 +160,8 @@ class ClusterLaunchTest {
     @Test
     void shouldTrainTwoWorkersPerHostLikeFourOnOneHost() throws Exception {
         try (NetnsCluster hosts = NetnsCluster.start(2, scratch.resolve("net"))) {
-            final String[] launch = {"launch", "--hostfile", hostfile(hosts, 2).toString(), "--ssh-command", hosts.sshCommandLine()};
+            final String[] launch = {"launch", "--hostfile", hostfile(hosts, 2).toString(), "--ssh-command", hosts.sshCommandLine(),
+                "--heartbeat-interval", "5"};
             final CliRun run = CliRun.of(CliRun.concat(CliRun.concat(launch, train("hybrid")), "--steps", "20"));
             assertEquals(0, run.exitCode(), run.out() + run.err());
             assertTrue(run.out().contains("2 nodes of 2 worker JVMs (ranks 0-3)"), "--nproc-per-node from the slots: " + run.out());
@@ -305,6 +309,7 @@ class ClusterLaunchTest {
             final ProcessBuilder sbatch = slurm.command(command.toArray(new String[0])).redirectErrorStream(true);
             sbatch.environment().put("MOEFLOW", cli.toString());
             sbatch.environment().put("NPROC", "1");
+            sbatch.environment().put("LAUNCH_OPTIONS", "--heartbeat-interval 5");
             final Process p = sbatch.start();
             final boolean ended = p.waitFor(600, TimeUnit.SECONDS);
             final String submitted = new String(p.getInputStream().readAllBytes());
