@@ -253,6 +253,12 @@ public final class LaunchCommand implements Callable<Integer> {
         }
         System.out.println("moeflow launch: detected " + d.detected() + "; using " + (taken.isEmpty() ? "only the flags given"
             : String.join(" ", taken) + " (flags given on the command line win)"));
+        if (nnodes > 1 && joinKeyFile == null && (env.get(JoinKey.ENV) == null || env.get(JoinKey.ENV).isBlank())) {
+            throw new BadLaunchInput(d.detected().split(":")[0] + ": no join key in " + JoinKey.ENV + "; every node needs the same one: "
+                + (d.detected().startsWith("Slurm") ? "export " + JoinKey.ENV + "=$(" + JoinKey.HOW_TO_MAKE + ") in the batch script "
+                    + "before srun (see docs/examples/moeflow.sbatch)" : "put it in a Secret and give it to every pod as " + JoinKey.ENV
+                    + " (see docs/examples/kubernetes/moeflow-job.yaml)"));
+        }
     }
 
     /** Appends --run-name NAME to the train options when they name no run (and resume none); true when it did. */

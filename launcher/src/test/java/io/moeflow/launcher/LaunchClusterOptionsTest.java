@@ -86,6 +86,12 @@ class LaunchClusterOptionsTest {
         return cli.getCommand();
     }
 
+    private static Map<String, String> withKey(final Map<String, String> env) {
+        final Map<String, String> keyed = new HashMap<>(env);
+        keyed.put("MOEFLOW_JOIN_KEY", "cd".repeat(32));
+        return keyed;
+    }
+
     private static Map<String, String> slurmTask(final int procId) {
         final Map<String, String> env = new HashMap<>(Map.of("SLURM_JOB_ID", "77", "SLURM_STEP_ID", "0", "SLURM_PROCID",
             Integer.toString(procId), "SLURM_NTASKS", "2", "SLURM_LOCALID", "0", "SLURM_NODEID", Integer.toString(procId),
@@ -95,13 +101,19 @@ class LaunchClusterOptionsTest {
 
     @Test
     void shouldTakeTheJobShapeFromSlurmUnlessGiven() throws Exception {
+        final LaunchCommand noKey = parsed("--nproc-per-node", "2", "train", "--steps", "5");
+        final LaunchCommand.BadLaunchInput e = assertThrows(LaunchCommand.BadLaunchInput.class,
+            () -> noKey.applyClusterDefaults(slurmTask(1)));
+        assertTrue(e.getMessage().startsWith("Slurm job 77: no join key in MOEFLOW_JOIN_KEY; every node needs the same one: export "
+            + "MOEFLOW_JOIN_KEY=$(openssl rand -hex 32) in the batch script before srun"), e.getMessage());
+
         final LaunchCommand task = parsed("--nproc-per-node", "2", "train", "--steps", "5");
-        task.applyClusterDefaults(slurmTask(1));
+        task.applyClusterDefaults(withKey(slurmTask(1)));
         assertEquals(List.of(2, 1, "n1", 20077), List.of(task.nnodes, task.nodeRank, task.masterAddr, task.masterPort()));
         assertEquals(List.of("--steps", "5", "--run-name", "slurm-77"), task.trainArgs);
 
         final LaunchCommand given = parsed("--master-port", "1234", "--master-addr", "10.0.0.9", "train", "--run-name", "mine");
-        given.applyClusterDefaults(slurmTask(0));
+        given.applyClusterDefaults(withKey(slurmTask(0)));
         assertEquals(List.of(2, 0, "10.0.0.9", 1234), List.of(given.nnodes, given.nodeRank, given.masterAddr, given.masterPort()));
         assertEquals(List.of("--run-name", "mine"), given.trainArgs, "the run name given is kept");
     }
@@ -109,7 +121,7 @@ class LaunchClusterOptionsTest {
     @Test
     void shouldTakeTheNodeRankFromAKubernetesIndexAndSayWhatIsMissing() throws Exception {
         final LaunchCommand pod = parsed("--nnodes", "3", "train");
-        pod.applyClusterDefaults(Map.of("JOB_COMPLETION_INDEX", "2", "MOEFLOW_MASTER_ADDR", "moe-0.moe", "HOSTNAME", "moe-2"));
+        pod.applyClusterDefaults(withKey(Map.of("JOB_COMPLETION_INDEX", "2", "MOEFLOW_MASTER_ADDR", "moe-0.moe", "HOSTNAME", "moe-2")));
         assertEquals(List.of(3, 2, "moe-0.moe", 29500), List.of(pod.nnodes, pod.nodeRank, pod.masterAddr, pod.masterPort()));
         assertEquals(List.of("--run-name", "k8s-moe"), pod.trainArgs);
 
