@@ -47,7 +47,8 @@ public final class BenchTransportCommand implements Callable<Integer> {
         description = "Sizes MIN..MAX, doubling (B, KiB, MiB, GiB). MAX is also the baselines' size. Default: ${DEFAULT-VALUE}.")
     String sizes;
 
-    @Option(names = "--backend", defaultValue = "ipc", description = "ipc (shared memory) or udp (loopback). Default: ${DEFAULT-VALUE}.")
+    @Option(names = "--backend", defaultValue = "ipc", description = "ipc (shared memory), udp (loopback) or hybrid (two simulated"
+        + " nodes of half the ranks each: ipc within a node, udp across). Default: ${DEFAULT-VALUE}.")
     String backend;
 
     @Option(names = "--iters", defaultValue = "0",
@@ -66,6 +67,11 @@ public final class BenchTransportCommand implements Callable<Integer> {
     @Option(names = "--udp-mtu", defaultValue = "8192",
         description = "MTU of the UDP back-end in bytes (loopback allows jumbo frames). Default: ${DEFAULT-VALUE}.")
     int udpMtu;
+
+    @Option(names = "--hybrid-ipc-mtu", defaultValue = "65504", description = "MTU between the ranks of one node with --backend"
+        + " hybrid; the --udp-mtu value gives every peer the UDP frame size (as before frames were sized per peer)."
+        + " Default: ${DEFAULT-VALUE}.")
+    int hybridIpcMtu;
 
     @Option(names = "--timeout", defaultValue = "600", description = "Seconds before every worker is killed. Default: ${DEFAULT-VALUE}.")
     long timeoutSeconds;
@@ -147,7 +153,7 @@ public final class BenchTransportCommand implements Callable<Integer> {
     TransportBenchConfig config() {
         final long[] range = ByteSizes.parseRange("--sizes", sizes);
         return new TransportBenchConfig(ranks, parseOp(op), range[0], range[1], parseBackend(backend), iterations, warmup,
-            parseCompression(compression), !noBaselines, udpMtu, TimeUnit.SECONDS.toNanos(timeoutSeconds));
+            parseCompression(compression), !noBaselines, udpMtu, TimeUnit.SECONDS.toNanos(timeoutSeconds), hybridIpcMtu);
     }
 
     private static BenchOp parseOp(final String text) {
@@ -166,8 +172,10 @@ public final class BenchTransportCommand implements Callable<Integer> {
                 return TransportBenchConfig.Backend.IPC;
             case "udp":
                 return TransportBenchConfig.Backend.UDP;
+            case "hybrid":
+                return TransportBenchConfig.Backend.HYBRID;
             default:
-                throw new IllegalArgumentException("--backend=" + text + ": give ipc or udp");
+                throw new IllegalArgumentException("--backend=" + text + ": give ipc, udp or hybrid");
         }
     }
 
@@ -195,6 +203,7 @@ public final class BenchTransportCommand implements Callable<Integer> {
             "--warmup", Integer.toString(config.warmup()),
             "--compression", config.compression() == null ? "none" : config.compression().cliName(),
             "--udp-mtu", Integer.toString(config.udpMtuBytes()),
+            "--hybrid-ipc-mtu", Integer.toString(config.hybridIpcMtuBytes()),
             "--timeout", Long.toString(TimeUnit.NANOSECONDS.toSeconds(config.timeoutNs())),
             "--worker-rank", Integer.toString(worker.rank()),
             "--worker-job-dir", worker.jobDir().toString(),

@@ -46,6 +46,11 @@ class BenchTransportCommandTest {
         assertEquals(Fp8Format.E4M3, config.compression());
         assertEquals(7, config.iterationsFor(1));
         assertTrue(config.baselines());
+        final TransportBenchConfig hybrid = parse("--ranks", "4", "--backend", "hybrid", "--hybrid-ipc-mtu", "1408").config();
+        assertEquals(TransportBenchConfig.Backend.HYBRID, hybrid.backend());
+        assertEquals(1408, hybrid.hybridIpcMtuBytes());
+        assertEquals(List.of(0, 0, 1, 1), List.of(hybrid.nodeOf(0), hybrid.nodeOf(1), hybrid.nodeOf(2), hybrid.nodeOf(3)));
+        assertThrows(IllegalArgumentException.class, () -> parse("--ranks", "3", "--backend", "hybrid").config());
         final TransportBenchConfig defaults = parse().config();
         assertEquals(BenchOp.ALLREDUCE, defaults.op());
         assertEquals(TransportBenchConfig.Backend.IPC, defaults.backend());
@@ -57,7 +62,7 @@ class BenchTransportCommandTest {
     @Test
     void shouldRenderWorkerOptionsThatParseBackToTheSameRun() {
         final TransportBenchConfig config = parse("--ranks", "2", "--op", "broadcast", "--sizes", "1KiB..4MiB", "--backend", "udp",
-            "--compression", "fp8-e5m2", "--no-baselines", "--udp-mtu", "1408").config();
+            "--compression", "fp8-e5m2", "--no-baselines", "--udp-mtu", "1408", "--hybrid-ipc-mtu", "8192").config();
         final List<String> command = BenchTransportCommand.workerCommand(config, new WorkerSpec(1, Paths.get("/dev/shm/job"), "job-1",
             List.of("127.0.0.1:1", "127.0.0.1:2"), List.of(3, 4)));
         final int first = command.indexOf("transport") + 1;

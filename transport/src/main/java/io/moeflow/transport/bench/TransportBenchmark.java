@@ -72,9 +72,14 @@ public final class TransportBenchmark {
         return jobDir.resolve("job.token");
     }
 
-    /** The Aeron directory of a rank: the shared IPC driver's, or the rank's own UDP driver's. */
+    /** The Aeron directory of a rank: the shared IPC driver's, or the rank's own UDP driver's (UDP, HYBRID). */
     public static String aeronDirectory(final Path jobDir, final TransportBenchConfig.Backend backend, final int rank) {
         return jobDir.resolve(backend == TransportBenchConfig.Backend.IPC ? "aeron-ipc" : "aeron-udp-" + rank).toString();
+    }
+
+    /** HYBRID: the shared driver's directory of simulated node {@code node}. */
+    public static String nodeDirectory(final Path jobDir, final int node) {
+        return jobDir.resolve("aeron-node-" + node).toString();
     }
 
     /**
@@ -88,12 +93,16 @@ public final class TransportBenchmark {
             out.println("# removed " + abandoned + ": its benchmark was killed before it could clean up");
         }
         final Path jobDir = SHARED_MEMORY.resolve(JOB_DIR_PREFIX + jobId);
-        // closed in reverse order: the workers, the driver (IPC only), then the directory
+        final boolean hybrid = config.backend() == TransportBenchConfig.Backend.HYBRID;
+        // closed in reverse order: the workers, the drivers (IPC: the host's; HYBRID: each node's), then the directory
         try (JobDirectory job = JobDirectory.create(SHARED_MEMORY, JOB_DIR_PREFIX + jobId);
              JobMediaDriver driver = config.backend() == TransportBenchConfig.Backend.IPC
-                 ? JobMediaDriver.launch(aeronDirectory(jobDir, config.backend(), 0), IdleMode.BACKOFF) : null) {
+                 ? JobMediaDriver.launch(aeronDirectory(jobDir, config.backend(), 0), IdleMode.BACKOFF) : null;
+             JobMediaDriver node0 = hybrid ? JobMediaDriver.launch(nodeDirectory(jobDir, 0), IdleMode.BACKOFF) : null;
+             JobMediaDriver node1 = hybrid ? JobMediaDriver.launch(nodeDirectory(jobDir, 1), IdleMode.BACKOFF) : null) {
             JobToken.generate().writeTo(tokenFile(job.path()));
-            final List<String> endpoints = config.backend() == TransportBenchConfig.Backend.UDP ? LoopbackPorts.udpEndpoints(config.ranks()) : List.of();
+            final List<String> endpoints = config.backend() != TransportBenchConfig.Backend.IPC
+                ? LoopbackPorts.udpEndpoints(config.ranks()) : List.of();
             final List<Integer> tcpPorts = LoopbackPorts.tcpPorts(config.ranks());
             final List<List<String>> commands = new ArrayList<>();
             for (int r = 0; r < config.ranks(); r++) {
@@ -127,10 +136,12 @@ public final class TransportBenchmark {
         WorkerProcesses.exitWhenParentDies();
         final JobToken token = JobToken.readFrom(tokenFile(spec.jobDir()));
         final String dir = aeronDirectory(spec.jobDir(), config.backend(), spec.rank());
-        final AeronTransportConfig transportConfig = config.backend() == TransportBenchConfig.Backend.IPC
-            ? AeronTransportConfig.ipc(spec.rank(), config.ranks(), dir, spec.jobId(), token)
-                .withTimeouts(CONNECT_TIMEOUT_NS, AeronTransportConfig.DEFAULT_CLOSE_TIMEOUT_NS)
-            : udpConfig(config, spec, token, dir, spec.udpEndpoints());
+        final AeronTransportConfig transportConfig = switch (config.backend()) {
+            case IPC -> AeronTransportConfig.ipc(spec.rank(), config.ranks(), dir, spec.jobId(), token)
+                .withTimeouts(CONNECT_TIMEOUT_NS, AeronTransportConfig.DEFAULT_CLOSE_TIMEOUT_NS);
+            case UDP -> udpConfig(config, spec, token, dir, spec.udpEndpoints());
+            case HYBRID -> hybridConfig(config, spec, token, dir);
+        };
         final Transport transport = AeronTransport.connect(transportConfig);
         // the benchmark may spin while it measures; tests and training use the backoff default
         final CommunicatorConfig commConfig = CommunicatorConfig.DEFAULT.withIdleMode(IdleMode.SPIN);
@@ -177,6 +188,22 @@ public final class TransportBenchmark {
             .withTimeouts(CONNECT_TIMEOUT_NS, AeronTransportConfig.DEFAULT_CLOSE_TIMEOUT_NS);
     }
 
+    /** HYBRID: IPC to the rank's simulated node through that node's driver, UDP over loopback to the other node. */
+    private static AeronTransportConfig hybridConfig(final TransportBenchConfig config, final WorkerSpec spec, final JobToken token,
+                                                     final String dir) {
+        final int[] nodeOfRank = new int[config.ranks()];
+        for (int r = 0; r < nodeOfRank.length; r++) {
+            nodeOfRank[r] = config.nodeOf(r);
+        }
+        return AeronTransportConfig.hybrid(spec.rank(), config.ranks(), nodeDirectory(spec.jobDir(), config.nodeOf(spec.rank())), dir,
+                spec.udpEndpoints(), nodeOfRank, spec.jobId(), token)
+            .withTermAndMtu(AeronTransportConfig.DEFAULT_TERM_LENGTH_BYTES, config.udpMtuBytes())
+            .withIpcMtu(config.hybridIpcMtuBytes())
+            // a driver per rank and one per node share the host's cores with the ranks: spinning ones starve them
+            .withDriverIdleMode(IdleMode.BACKOFF)
+            .withTimeouts(CONNECT_TIMEOUT_NS, AeronTransportConfig.DEFAULT_CLOSE_TIMEOUT_NS);
+    }
+
     /** The measuring side of one worker process. */
     private static final class Worker {
         private final TransportBenchConfig config;
@@ -217,6 +244,13 @@ public final class TransportBenchmark {
                 config.compression() == null ? "float32" : config.compression().cliName()));
             print(String.format(Locale.ROOT, "# host: %d cores, Java %s. Times are per operation, averaged over ranks;"
                     + " p50 is rank 0's median.", Runtime.getRuntime().availableProcessors(), System.getProperty("java.version")));
+            if (config.backend() == TransportBenchConfig.Backend.HYBRID) {
+                // rank 0's peers: rank 1 shares its node when there are 4 ranks or more, rank p-1 is on the other node
+                print(String.format(Locale.ROOT, "# hybrid: 2 simulated nodes of %d ranks on this host; frames up to %s B within a"
+                    + " node (IPC MTU %d), %d B across (UDP MTU %d, authenticated)", p / 2,
+                    p >= 4 ? Integer.toString(transport.maxFrameLength(1)) : "-", config.hybridIpcMtuBytes(),
+                    transport.maxFrameLength(p - 1), config.udpMtuBytes()));
+            }
             print("# time/p50/busbw: float[] buffers; off-heap: the same operation on UnsafeBuffers over direct memory;"
                 + " copy: GB/s each rank copies at this size with all ranks copying at once; bound: the busbw that copy rate allows"
                 + " for this algorithm's passes over memory (MemoryBound); %: busbw / bound.");
