@@ -124,6 +124,12 @@ public final class LaunchCommand implements Callable<Integer> {
             + " beats is lost. Default: ${DEFAULT-VALUE}")
     double heartbeatIntervalSeconds;
 
+    @Option(names = "--failure-bound", paramLabel = "SECONDS", defaultValue = "2",
+        description = "When a rank dies, every other rank notices within about this long (the transport's liveness timeouts are "
+            + "tuned to it); raise it on heavily loaded hosts where a busy rank would be taken for a dead one. Set on node 0 "
+            + "(the master gives it to every node). Default: ${DEFAULT-VALUE}")
+    double failureBoundSeconds;
+
     @Option(names = "--echo", paramLabel = "RANKS", defaultValue = "0",
         description = "Ranks whose output is echoed with a [rank k] prefix (by the node running them): a list (0,1), 'all' or 'none'. "
             + "Default: ${DEFAULT-VALUE}")
@@ -344,6 +350,7 @@ public final class LaunchCommand implements Callable<Integer> {
             Integer.toString(node), "--agent-only", "--master-addr", masterAddr, "--master-port", Integer.toString(port), "--nproc-per-node",
             Integer.toString(nprocPerNode), "--join-key-file", "-", "--join-timeout", Long.toString(joinTimeoutSeconds),
             "--stop-timeout", Long.toString(stopTimeoutSeconds), "--heartbeat-interval", Double.toString(heartbeatIntervalSeconds),
+            "--failure-bound", Double.toString(failureBoundSeconds),
             "--echo", echo, "--transport", transport, "--java", javaExecutable.toString(), "train"));
         launch.addAll(trainArgs);
         return WorkerProcesses.javaCommand(WorkerProcesses.inheritedJvmFlags(), Main.class.getName(), launch);
@@ -393,6 +400,9 @@ public final class LaunchCommand implements Callable<Integer> {
         if (joinTimeoutSeconds < 1 || stopTimeoutSeconds < 1) {
             throw new BadLaunchInput("--join-timeout " + joinTimeoutSeconds + " --stop-timeout " + stopTimeoutSeconds
                 + ": must be >= 1 second");
+        }
+        if (!(failureBoundSeconds >= 0.2 && failureBoundSeconds <= 600)) {
+            throw new BadLaunchInput("--failure-bound " + failureBoundSeconds + ": must be in [0.2, 600] seconds");
         }
         if (!(heartbeatIntervalSeconds >= 0.05 && heartbeatIntervalSeconds <= 600)) {
             throw new BadLaunchInput("--heartbeat-interval " + heartbeatIntervalSeconds + ": must be in [0.05, 600] seconds");
@@ -606,7 +616,8 @@ public final class LaunchCommand implements Callable<Integer> {
             "--threads", Integer.toString(threads)));
         return new LaunchPlan(runDir.getFileName().toString(), nnodes, nprocPerNode, maxRestarts,
             TimeUnit.SECONDS.toNanos(joinTimeoutSeconds), TimeUnit.SECONDS.toNanos(stopTimeoutSeconds),
-            (long) (heartbeatIntervalSeconds * 1e9), job.argsHash(), workerArgs, List.of("--resume", CheckpointStore.AUTO), runDir,
+            (long) (heartbeatIntervalSeconds * 1e9), (long) (failureBoundSeconds * 1e9), job.argsHash(), workerArgs,
+            List.of("--resume", CheckpointStore.AUTO), runDir,
             job.train().steps, transport);
     }
 

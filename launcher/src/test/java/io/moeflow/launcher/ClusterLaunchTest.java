@@ -100,7 +100,7 @@ class ClusterLaunchTest {
      */
     private String[] hostfileLaunch(final NetnsCluster hosts, final String name, final String... launchOptions) throws IOException {
         final String[] launch = CliRun.concat(new String[] {"launch", "--hostfile", hostfile(hosts).toString(), "--ssh-command",
-            hosts.sshCommandLine(), "--heartbeat-interval", "5"}, launchOptions);
+            hosts.sshCommandLine(), "--heartbeat-interval", "5", "--failure-bound", "5"}, launchOptions);
         return CliRun.concat(launch, train(name));
     }
 
@@ -161,7 +161,7 @@ class ClusterLaunchTest {
     void shouldTrainTwoWorkersPerHostLikeFourOnOneHost() throws Exception {
         try (NetnsCluster hosts = NetnsCluster.start(2, scratch.resolve("net"))) {
             final String[] launch = {"launch", "--hostfile", hostfile(hosts, 2).toString(), "--ssh-command", hosts.sshCommandLine(),
-                "--heartbeat-interval", "5"};
+                "--heartbeat-interval", "5", "--failure-bound", "5"};
             final CliRun run = CliRun.of(CliRun.concat(CliRun.concat(launch, train("hybrid")), "--steps", "20"));
             assertEquals(0, run.exitCode(), run.out() + run.err());
             assertTrue(run.out().contains("2 nodes of 2 worker JVMs (ranks 0-3)"), "--nproc-per-node from the slots: " + run.out());
@@ -309,7 +309,7 @@ class ClusterLaunchTest {
             final ProcessBuilder sbatch = slurm.command(command.toArray(new String[0])).redirectErrorStream(true);
             sbatch.environment().put("MOEFLOW", cli.toString());
             sbatch.environment().put("NPROC", "1");
-            sbatch.environment().put("LAUNCH_OPTIONS", "--heartbeat-interval 5");
+            sbatch.environment().put("LAUNCH_OPTIONS", "--heartbeat-interval 5 --failure-bound 5");
             final Process p = sbatch.start();
             final boolean ended = p.waitFor(600, TimeUnit.SECONDS);
             final String submitted = new String(p.getInputStream().readAllBytes());

@@ -3,6 +3,7 @@ package io.moeflow.launcher.launch;
 import java.nio.file.Path;
 import java.util.List;
 
+import io.moeflow.transport.aeron.JobMediaDriver;
 import io.moeflow.transport.rdma.TransportChoice;
 
 /**
@@ -16,6 +17,8 @@ import io.moeflow.transport.rdma.TransportChoice;
  * @param joinTimeoutNs  how long agents, then workers of each generation, have to join
  * @param stopTimeoutNs  how long an agent has to stop its workers when told to
  * @param heartbeatIntervalNs how often master and agents beat each other; a node silent for {@link #MISSED_BEATS} beats is dead
+ * @param failureBoundNs the transport's failure bound: when a rank dies, every other rank's operation fails within about
+ *                       this long (the agents' media drivers and the workers' transports are tuned to it)
  * @param argsHash       the hash of the train options ({@code NodeAgent}s must show the same)
  * @param workerArgs     the {@code moeflow} arguments of every worker, e.g. {@code train --run-name x ...}
  * @param restartArgs    added to {@code workerArgs} from the first restart on, e.g. {@code --resume auto}
@@ -25,7 +28,8 @@ import io.moeflow.transport.rdma.TransportChoice;
  *                       has reported its RDMA probe
  */
 public record LaunchPlan(String runId, int nnodes, int nprocPerNode, int maxRestarts, long joinTimeoutNs, long stopTimeoutNs,
-                         long heartbeatIntervalNs, String argsHash, List<String> workerArgs, List<String> restartArgs, Path runDir, long totalSteps,
+                         long heartbeatIntervalNs, long failureBoundNs, String argsHash,
+                         List<String> workerArgs, List<String> restartArgs, Path runDir, long totalSteps,
                          String transport) {
 
     /** Heartbeats a node may miss before it is declared dead. */
@@ -47,6 +51,7 @@ public record LaunchPlan(String runId, int nnodes, int nprocPerNode, int maxRest
         if (heartbeatIntervalNs <= 0) {
             throw new IllegalArgumentException("heartbeatIntervalNs=" + heartbeatIntervalNs + ": must be > 0");
         }
+        JobMediaDriver.checkFailureBound(failureBoundNs);
         if (argsHash == null || argsHash.isEmpty()) {
             throw new IllegalArgumentException("argsHash: give the hash of the train options");
         }

@@ -92,6 +92,8 @@ public final class NodeAgent implements Runnable {
     private JobMediaDriver driver;
     private int generation = -1;
     private int worldSize;
+    /** The job's transport failure bound, from the master: this node's media driver and its workers use it. */
+    private long failureBoundNs = JobMediaDriver.DEFAULT_FAILURE_BOUND_NS;
     private String nodeAddr;
     private volatile boolean finished;
     /** Set by the shutdown hook: no new worker starts once the launcher is exiting. */
@@ -154,6 +156,8 @@ public final class NodeAgent implements Runnable {
             joined = true;
             lastHeardNs = System.nanoTime();
             worldSize = job.getInt("world");
+            failureBoundNs = TimeUnit.MILLISECONDS.toNanos(Long.parseLong(job.get("boundMs",
+                Long.toString(TimeUnit.NANOSECONDS.toMillis(JobMediaDriver.DEFAULT_FAILURE_BOUND_NS)))));
             startHeartbeats(master, TimeUnit.MILLISECONDS.toNanos(Long.parseLong(job.get("beatMs", "1000"))));
             serve(master, job.get("run"));
         } catch (final EOFException e) {
@@ -326,7 +330,7 @@ public final class NodeAgent implements Runnable {
         }
         generation = gen;
         final Path aeronDir = jobDir.resolve("aeron-g" + gen);
-        driver = JobMediaDriver.launch(aeronDir.toString(), IdleMode.BACKOFF);
+        driver = JobMediaDriver.launch(aeronDir.toString(), IdleMode.BACKOFF, failureBoundNs);
         reported = new boolean[config.nproc()];
         for (int local = 0; local < config.nproc(); local++) {
             final int rank = config.node() * config.nproc() + local;
@@ -351,6 +355,7 @@ public final class NodeAgent implements Runnable {
             env.put(WorkerEnv.MASTER_PORT, Integer.toString(config.masterPort()));
             env.put(WorkerEnv.RUN_ID, runId);
             env.put(WorkerEnv.GENERATION, Integer.toString(gen));
+            env.put(WorkerEnv.FAILURE_BOUND_MS, Long.toString(TimeUnit.NANOSECONDS.toMillis(failureBoundNs)));
             env.put(WorkerEnv.JOB_DIR, jobDir.toString());
             env.put(WorkerEnv.AERON_DIR, driver.aeronDirectory());
             env.put(WorkerEnv.AGENT_PID, Long.toString(ProcessHandle.current().pid()));

@@ -37,7 +37,7 @@ class JobMasterTest {
     }
 
     private LaunchPlan plan(final int maxRestarts, final long joinTimeoutNs, final String transport) {
-        return new LaunchPlan("job", 1, 2, maxRestarts, joinTimeoutNs, 5 * SECOND_NS, 60 * SECOND_NS, ARGS_HASH,
+        return new LaunchPlan("job", 1, 2, maxRestarts, joinTimeoutNs, 5 * SECOND_NS, 60 * SECOND_NS, 2 * SECOND_NS, ARGS_HASH,
             List.of("train", "--steps", "10"), List.of("--resume", "auto"), Path.of("runs", "job"), 10, transport);
     }
 
@@ -84,9 +84,18 @@ class JobMasterTest {
         }
     }
 
-    /** A plan of {@code nnodes} nodes of one worker that beat every 200 ms. */
+    /** Waits (at most 10 s) until the master's console holds {@code text}. */
+    private void awaitConsole(final String text) throws InterruptedException {
+        final long deadline = System.nanoTime() + 10 * SECOND_NS;
+        while (!console.toString(StandardCharsets.UTF_8).contains(text) && System.nanoTime() < deadline) {
+            Thread.sleep(10);
+        }
+        assertTrue(console.toString(StandardCharsets.UTF_8).contains(text), console.toString(StandardCharsets.UTF_8));
+    }
+
+        /** A plan of {@code nnodes} nodes of one worker that beat every 200 ms. */
     private static LaunchPlan nodesPlan(final int nnodes, final int maxRestarts, final long joinTimeoutNs) {
-        return new LaunchPlan("job", nnodes, 1, maxRestarts, joinTimeoutNs, 5 * SECOND_NS, BEAT_NS, ARGS_HASH,
+        return new LaunchPlan("job", nnodes, 1, maxRestarts, joinTimeoutNs, 5 * SECOND_NS, BEAT_NS, 2 * SECOND_NS, ARGS_HASH,
             List.of("train", "--steps", "10"), List.of("--resume", "auto"), Path.of("runs", "job"), 10, "auto");
     }
 
@@ -268,6 +277,7 @@ class JobMasterTest {
                 assertEquals("JOB", job.verb());
                 assertEquals(2, job.getInt("world"));
                 assertEquals(200, job.getInt("beatMs"));
+                assertEquals(2000, job.getInt("boundMs"), "every node takes the failure bound from the master");
                 try (Beats beats1 = new Beats(a1)) {
                     assertEquals(0, receive(a0).getInt("gen"));
                     assertEquals(0, receive(a1).getInt("gen"));
@@ -309,11 +319,7 @@ class JobMasterTest {
                 final String lost = "node 1 (host h1) was lost: its agent stopped answering (3 heartbeats of 0.2 s missed); waiting up to"
                     + " 10 s for a new agent of node 1 (host h1), then restarting the group from the newest complete checkpoint (restart 1"
                     + " of 1)";
-                final long deadline = System.nanoTime() + 10 * SECOND_NS;
-                while (!console.toString(StandardCharsets.UTF_8).contains(lost) && System.nanoTime() < deadline) {
-                    Thread.sleep(10);
-                }
-                assertTrue(console.toString(StandardCharsets.UTF_8).contains(lost), console.toString(StandardCharsets.UTF_8));
+                awaitConsole(lost);
 
                 final Message notLost = receive(hello(server, 0, ARGS_HASH));
                 assertEquals("REJECT", notLost.verb(), "only the lost node may be replaced");
@@ -456,7 +462,7 @@ class JobMasterTest {
     @Test
     void shouldCheckTheProbeOfANodesReplacementBeforeRestartingOverRdma() throws Exception {
         try (RendezvousServer server = RendezvousServer.bind("127.0.0.1", 0, key)) {
-            final LaunchPlan rdma = new LaunchPlan("job", 2, 1, 1, 10 * SECOND_NS, 5 * SECOND_NS, BEAT_NS, ARGS_HASH,
+            final LaunchPlan rdma = new LaunchPlan("job", 2, 1, 1, 10 * SECOND_NS, 5 * SECOND_NS, BEAT_NS, 2 * SECOND_NS, ARGS_HASH,
                 List.of("train", "--steps", "10"), List.of("--resume", "auto"), Path.of("runs", "job"), 10, "rdma");
             final CompletableFuture<Integer> result = master(server, rdma);
             final Connection a0 = hello(server, 0, ARGS_HASH, "yes");
@@ -468,6 +474,7 @@ class JobMasterTest {
                 a1.close(); // node 1's agent was killed
                 assertEquals("STOP", receive(a0).verb());
                 a0.send(Message.of("STOPPED", "gen", 0));
+                awaitConsole("waiting up to"); // a replacement that comes earlier is told to retry, as a real agent would
                 final Connection replacement = hello(server, 1, ARGS_HASH, "no: libdisni (UnsatisfiedLinkError: no disni)");
                 assertEquals("JOB", receive(replacement).verb());
                 assertEquals(JobMaster.EXIT_BAD_TRANSPORT, result.get(20, TimeUnit.SECONDS));

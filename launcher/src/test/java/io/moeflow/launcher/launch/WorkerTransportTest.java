@@ -121,9 +121,11 @@ class WorkerTransportTest {
         assertTrue(incomplete.getMessage().contains("MOEFLOW_NODE_ADDR is not"), incomplete.getMessage());
         env.put(WorkerEnv.NODE_ADDR, "10.0.0.2");
         env.put(WorkerEnv.TRANSPORT, "udp");
+        env.put(WorkerEnv.FAILURE_BOUND_MS, "5000");
         final WorkerSession.Environment e = WorkerSession.Environment.of(env).orElseThrow();
         assertEquals("10.0.0.2", e.nodeAddr());
         assertEquals("udp", e.transport());
+        assertEquals(5_000_000_000L, e.failureBoundNs());
         assertEquals(3, e.rank());
     }
 

@@ -85,7 +85,10 @@ public final class JobMediaDriver implements AutoCloseable {
         return failureBoundNs / 20;
     }
 
-    static void checkFailureBound(final long failureBoundNs) {
+    /**
+     * @throws IllegalArgumentException unless the bound is in [200 ms, 10 min]
+     */
+    public static void checkFailureBound(final long failureBoundNs) {
         if (failureBoundNs < TimeUnit.MILLISECONDS.toNanos(200) || failureBoundNs > TimeUnit.MINUTES.toNanos(10)) {
             throw new IllegalArgumentException("failureBoundNs=" + failureBoundNs + ": must be in [200 ms, 10 min]");
         }
