@@ -130,6 +130,12 @@ public final class LaunchCommand implements Callable<Integer> {
             + "(the master gives it to every node). Default: ${DEFAULT-VALUE}")
     double failureBoundSeconds;
 
+    @Option(names = "--udp-mtu", paramLabel = "BYTES", defaultValue = "1408",
+        description = "Largest UDP frame between nodes, headers included (a multiple of 32 in [1024, 65504]): 1408 fits a standard "
+            + "1500-byte Ethernet frame; with jumbo frames (MTU 9000) give 8960. Set on node 0 (the master gives it to every node). "
+            + "Default: ${DEFAULT-VALUE}")
+    int udpMtuBytes;
+
     @Option(names = "--echo", paramLabel = "RANKS", defaultValue = "0",
         description = "Ranks whose output is echoed with a [rank k] prefix (by the node running them): a list (0,1), 'all' or 'none'. "
             + "Default: ${DEFAULT-VALUE}")
@@ -350,7 +356,7 @@ public final class LaunchCommand implements Callable<Integer> {
             Integer.toString(node), "--agent-only", "--master-addr", masterAddr, "--master-port", Integer.toString(port), "--nproc-per-node",
             Integer.toString(nprocPerNode), "--join-key-file", "-", "--join-timeout", Long.toString(joinTimeoutSeconds),
             "--stop-timeout", Long.toString(stopTimeoutSeconds), "--heartbeat-interval", Double.toString(heartbeatIntervalSeconds),
-            "--failure-bound", Double.toString(failureBoundSeconds),
+            "--failure-bound", Double.toString(failureBoundSeconds), "--udp-mtu", Integer.toString(udpMtuBytes),
             "--echo", echo, "--transport", transport, "--java", javaExecutable.toString(), "train"));
         launch.addAll(trainArgs);
         return WorkerProcesses.javaCommand(WorkerProcesses.inheritedJvmFlags(), Main.class.getName(), launch);
@@ -403,6 +409,10 @@ public final class LaunchCommand implements Callable<Integer> {
         }
         if (!(failureBoundSeconds >= 0.2 && failureBoundSeconds <= 600)) {
             throw new BadLaunchInput("--failure-bound " + failureBoundSeconds + ": must be in [0.2, 600] seconds");
+        }
+        if (udpMtuBytes % 32 != 0 || udpMtuBytes < 1024 || udpMtuBytes > 65504) {
+            throw new BadLaunchInput("--udp-mtu " + udpMtuBytes + ": must be a multiple of 32 in [1024, 65504] (1408 for a 1500-byte "
+                + "Ethernet MTU, 8960 for jumbo frames)");
         }
         if (!(heartbeatIntervalSeconds >= 0.05 && heartbeatIntervalSeconds <= 600)) {
             throw new BadLaunchInput("--heartbeat-interval " + heartbeatIntervalSeconds + ": must be in [0.05, 600] seconds");
@@ -616,7 +626,7 @@ public final class LaunchCommand implements Callable<Integer> {
             "--threads", Integer.toString(threads)));
         return new LaunchPlan(runDir.getFileName().toString(), nnodes, nprocPerNode, maxRestarts,
             TimeUnit.SECONDS.toNanos(joinTimeoutSeconds), TimeUnit.SECONDS.toNanos(stopTimeoutSeconds),
-            (long) (heartbeatIntervalSeconds * 1e9), (long) (failureBoundSeconds * 1e9), job.argsHash(), workerArgs,
+            (long) (heartbeatIntervalSeconds * 1e9), (long) (failureBoundSeconds * 1e9), udpMtuBytes, job.argsHash(), workerArgs,
             List.of("--resume", CheckpointStore.AUTO), runDir,
             job.train().steps, transport);
     }

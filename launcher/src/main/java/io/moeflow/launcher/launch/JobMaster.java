@@ -321,7 +321,7 @@ public final class JobMaster {
         hosts.put(node, agent.host);
         send(agent.connection, Message.of("JOB", "run", plan.runId(), "node", node, "nnodes", plan.nnodes(), "nproc",
             plan.nprocPerNode(), "world", plan.worldSize(), "beatMs", TimeUnit.NANOSECONDS.toMillis(plan.heartbeatIntervalNs()),
-            "boundMs", TimeUnit.NANOSECONDS.toMillis(plan.failureBoundNs())));
+            "boundMs", TimeUnit.NANOSECONDS.toMillis(plan.failureBoundNs()), "udpMtu", plan.udpMtuBytes()));
     }
 
     /** Resolves {@code --transport} from every node's RDMA probe (reported in its AGENT hello): at the start and after a node was replaced. */

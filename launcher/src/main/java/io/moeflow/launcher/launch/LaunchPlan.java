@@ -19,6 +19,7 @@ import io.moeflow.transport.rdma.TransportChoice;
  * @param heartbeatIntervalNs how often master and agents beat each other; a node silent for {@link #MISSED_BEATS} beats is dead
  * @param failureBoundNs the transport's failure bound: when a rank dies, every other rank's operation fails within about
  *                       this long (the agents' media drivers and the workers' transports are tuned to it)
+ * @param udpMtuBytes    the largest UDP frame between nodes (UDP and HYBRID transports)
  * @param argsHash       the hash of the train options ({@code NodeAgent}s must show the same)
  * @param workerArgs     the {@code moeflow} arguments of every worker, e.g. {@code train --run-name x ...}
  * @param restartArgs    added to {@code workerArgs} from the first restart on, e.g. {@code --resume auto}
@@ -28,7 +29,7 @@ import io.moeflow.transport.rdma.TransportChoice;
  *                       has reported its RDMA probe
  */
 public record LaunchPlan(String runId, int nnodes, int nprocPerNode, int maxRestarts, long joinTimeoutNs, long stopTimeoutNs,
-                         long heartbeatIntervalNs, long failureBoundNs, String argsHash,
+                         long heartbeatIntervalNs, long failureBoundNs, int udpMtuBytes, String argsHash,
                          List<String> workerArgs, List<String> restartArgs, Path runDir, long totalSteps,
                          String transport) {
 

@@ -24,6 +24,7 @@ import java.util.regex.Pattern;
 import org.agrona.IoUtil;
 
 import io.moeflow.transport.IdleMode;
+import io.moeflow.transport.aeron.AeronTransportConfig;
 import io.moeflow.transport.aeron.JobMediaDriver;
 import io.moeflow.transport.bench.JobDirectory;
 import io.moeflow.transport.rdma.RdmaSupport;
@@ -94,6 +95,8 @@ public final class NodeAgent implements Runnable {
     private int worldSize;
     /** The job's transport failure bound, from the master: this node's media driver and its workers use it. */
     private long failureBoundNs = JobMediaDriver.DEFAULT_FAILURE_BOUND_NS;
+    /** The job's UDP MTU, from the master: this node's workers use it towards other nodes. */
+    private int udpMtuBytes = AeronTransportConfig.DEFAULT_UDP_MTU_BYTES;
     private String nodeAddr;
     private volatile boolean finished;
     /** Set by the shutdown hook: no new worker starts once the launcher is exiting. */
@@ -156,6 +159,7 @@ public final class NodeAgent implements Runnable {
             joined = true;
             lastHeardNs = System.nanoTime();
             worldSize = job.getInt("world");
+            udpMtuBytes = Integer.parseInt(job.get("udpMtu", Integer.toString(AeronTransportConfig.DEFAULT_UDP_MTU_BYTES)));
             failureBoundNs = TimeUnit.MILLISECONDS.toNanos(Long.parseLong(job.get("boundMs",
                 Long.toString(TimeUnit.NANOSECONDS.toMillis(JobMediaDriver.DEFAULT_FAILURE_BOUND_NS)))));
             startHeartbeats(master, TimeUnit.MILLISECONDS.toNanos(Long.parseLong(job.get("beatMs", "1000"))));
@@ -355,6 +359,7 @@ public final class NodeAgent implements Runnable {
             env.put(WorkerEnv.MASTER_PORT, Integer.toString(config.masterPort()));
             env.put(WorkerEnv.RUN_ID, runId);
             env.put(WorkerEnv.GENERATION, Integer.toString(gen));
+            env.put(WorkerEnv.UDP_MTU, Integer.toString(udpMtuBytes));
             env.put(WorkerEnv.FAILURE_BOUND_MS, Long.toString(TimeUnit.NANOSECONDS.toMillis(failureBoundNs)));
             env.put(WorkerEnv.JOB_DIR, jobDir.toString());
             env.put(WorkerEnv.AERON_DIR, driver.aeronDirectory());

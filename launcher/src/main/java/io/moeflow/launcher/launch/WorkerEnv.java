@@ -30,6 +30,8 @@ public final class WorkerEnv {
     public static final String TRANSPORT = "MOEFLOW_TRANSPORT";
     /** The job's transport failure bound in milliseconds (launch --failure-bound), the same on every node. */
     public static final String FAILURE_BOUND_MS = "MOEFLOW_FAILURE_BOUND_MS";
+    /** The largest UDP frame between nodes in bytes (launch --udp-mtu), the same on every node. */
+    public static final String UDP_MTU = "MOEFLOW_UDP_MTU";
     /** Test hook: this worker never joins the rendezvous (the launcher must time out and say so). */
     public static final String TEST_NEVER_JOIN = "MOEFLOW_TEST_NEVER_JOIN";
 

@@ -54,12 +54,13 @@ public final class WorkerSession implements AutoCloseable {
      *
      * @param nodeAddr  where this node's workers receive UDP and RDMA ({@link WorkerEnv#NODE_ADDR})
      * @param transport the {@code --transport} flag ({@link WorkerEnv#TRANSPORT}); READY says what the master chose
+     * @param udpMtuBytes the largest UDP frame towards other nodes ({@link WorkerEnv#UDP_MTU}, launch --udp-mtu)
      * @param failureBoundNs the job's transport failure bound ({@link WorkerEnv#FAILURE_BOUND_MS}, launch --failure-bound)
      */
     public record Environment(int rank, int localRank, int worldSize, int localWorldSize, String masterAddr, int masterPort,
                               String runId, int generation, String joinKey, Path jobDir, String aeronDir, long agentPid,
                               long joinTimeoutNs, boolean neverJoin, String nodeAddr, String transport,
-                              long failureBoundNs) {
+                              int udpMtuBytes, long failureBoundNs) {
 
         /** The environment of a launched worker, or empty when this process was not started by {@code moeflow launch}. */
         public static Optional<Environment> current() {
@@ -77,7 +78,7 @@ public final class WorkerSession implements AutoCloseable {
                     text(env, JoinKey.ENV), Path.of(text(env, WorkerEnv.JOB_DIR)), text(env, WorkerEnv.AERON_DIR),
                     Long.parseLong(text(env, WorkerEnv.AGENT_PID)),
                     TimeUnit.SECONDS.toNanos(Long.parseLong(text(env, WorkerEnv.JOIN_TIMEOUT_S))),
-                    env.containsKey(WorkerEnv.TEST_NEVER_JOIN), text(env, WorkerEnv.NODE_ADDR), text(env, WorkerEnv.TRANSPORT),
+                    env.containsKey(WorkerEnv.TEST_NEVER_JOIN), text(env, WorkerEnv.NODE_ADDR), text(env, WorkerEnv.TRANSPORT), integer(env, WorkerEnv.UDP_MTU),
                     TimeUnit.MILLISECONDS.toNanos(Long.parseLong(text(env, WorkerEnv.FAILURE_BOUND_MS)))));
             } catch (final NumberFormatException e) {
                 throw new IllegalArgumentException("a launched worker's environment holds a bad number (" + e.getMessage()
@@ -212,10 +213,12 @@ public final class WorkerSession implements AutoCloseable {
                     .withFailureBoundNs(env.failureBoundNs()));
             case UDP:
                 return AeronTransport.connect(AeronTransportConfig.udp(rank, world, ownAeronDirectory(), transport.endpoints(),
-                    transportJobId, token).withFailureBoundNs(env.failureBoundNs()));
+                    transportJobId, token).withFailureBoundNs(env.failureBoundNs())
+                    .withTermAndMtu(AeronTransportConfig.DEFAULT_TERM_LENGTH_BYTES, env.udpMtuBytes()));
             case HYBRID:
                 return AeronTransport.connect(AeronTransportConfig.hybrid(rank, world, env.aeronDir(), ownAeronDirectory(),
-                    transport.endpoints(), transport.nodeOfRank(), transportJobId, token).withFailureBoundNs(env.failureBoundNs()));
+                    transport.endpoints(), transport.nodeOfRank(), transportJobId, token).withFailureBoundNs(env.failureBoundNs())
+                    .withTermAndMtu(AeronTransportConfig.DEFAULT_TERM_LENGTH_BYTES, env.udpMtuBytes()));
             case RDMA:
                 return rdma();
             default:

@@ -37,7 +37,7 @@ class JobMasterTest {
     }
 
     private LaunchPlan plan(final int maxRestarts, final long joinTimeoutNs, final String transport) {
-        return new LaunchPlan("job", 1, 2, maxRestarts, joinTimeoutNs, 5 * SECOND_NS, 60 * SECOND_NS, 2 * SECOND_NS, ARGS_HASH,
+        return new LaunchPlan("job", 1, 2, maxRestarts, joinTimeoutNs, 5 * SECOND_NS, 60 * SECOND_NS, 2 * SECOND_NS, 1408, ARGS_HASH,
             List.of("train", "--steps", "10"), List.of("--resume", "auto"), Path.of("runs", "job"), 10, transport);
     }
 
@@ -95,7 +95,7 @@ class JobMasterTest {
 
         /** A plan of {@code nnodes} nodes of one worker that beat every 200 ms. */
     private static LaunchPlan nodesPlan(final int nnodes, final int maxRestarts, final long joinTimeoutNs) {
-        return new LaunchPlan("job", nnodes, 1, maxRestarts, joinTimeoutNs, 5 * SECOND_NS, BEAT_NS, 2 * SECOND_NS, ARGS_HASH,
+        return new LaunchPlan("job", nnodes, 1, maxRestarts, joinTimeoutNs, 5 * SECOND_NS, BEAT_NS, 2 * SECOND_NS, 1408, ARGS_HASH,
             List.of("train", "--steps", "10"), List.of("--resume", "auto"), Path.of("runs", "job"), 10, "auto");
     }
 
@@ -278,6 +278,7 @@ class JobMasterTest {
                 assertEquals(2, job.getInt("world"));
                 assertEquals(200, job.getInt("beatMs"));
                 assertEquals(2000, job.getInt("boundMs"), "every node takes the failure bound from the master");
+                assertEquals(1408, job.getInt("udpMtu"), "and the UDP MTU");
                 try (Beats beats1 = new Beats(a1)) {
                     assertEquals(0, receive(a0).getInt("gen"));
                     assertEquals(0, receive(a1).getInt("gen"));
@@ -462,7 +463,7 @@ class JobMasterTest {
     @Test
     void shouldCheckTheProbeOfANodesReplacementBeforeRestartingOverRdma() throws Exception {
         try (RendezvousServer server = RendezvousServer.bind("127.0.0.1", 0, key)) {
-            final LaunchPlan rdma = new LaunchPlan("job", 2, 1, 1, 10 * SECOND_NS, 5 * SECOND_NS, BEAT_NS, 2 * SECOND_NS, ARGS_HASH,
+            final LaunchPlan rdma = new LaunchPlan("job", 2, 1, 1, 10 * SECOND_NS, 5 * SECOND_NS, BEAT_NS, 2 * SECOND_NS, 1408, ARGS_HASH,
                 List.of("train", "--steps", "10"), List.of("--resume", "auto"), Path.of("runs", "job"), 10, "rdma");
             final CompletableFuture<Integer> result = master(server, rdma);
             final Connection a0 = hello(server, 0, ARGS_HASH, "yes");

@@ -122,10 +122,12 @@ class WorkerTransportTest {
         env.put(WorkerEnv.NODE_ADDR, "10.0.0.2");
         env.put(WorkerEnv.TRANSPORT, "udp");
         env.put(WorkerEnv.FAILURE_BOUND_MS, "5000");
+        env.put(WorkerEnv.UDP_MTU, "8960");
         final WorkerSession.Environment e = WorkerSession.Environment.of(env).orElseThrow();
         assertEquals("10.0.0.2", e.nodeAddr());
         assertEquals("udp", e.transport());
         assertEquals(5_000_000_000L, e.failureBoundNs());
+        assertEquals(8960, e.udpMtuBytes());
         assertEquals(3, e.rank());
     }
 
