@@ -669,9 +669,11 @@ public final class LaunchCommand implements Callable<Integer> {
         try {
             code = master.run();
             if (master.stopRequested()) {
-                out.println("moeflow launch: stopped by a signal (exit code " + code + "); continue with: ./moeflow launch "
-                    + (nnodes > 1 ? "--nnodes " + nnodes + " " : "") + "--nproc-per-node " + nprocPerNode + " train --run-name "
-                    + runDir.getFileName() + " --runs-dir " + runDir.getParent() + " --resume auto");
+                out.println("moeflow launch: stopped by a signal (exit code " + code + "); continue with: " + (nnodes > 1
+                    ? (hostfile != null ? "the same launch --hostfile command" : "the same launch command on every node")
+                    + ", with the train option --resume auto (run " + runDir + ")"
+                    : "./moeflow launch --nproc-per-node " + nprocPerNode + " train --run-name " + runDir.getFileName() + " --runs-dir "
+                    + runDir.getParent() + " --resume auto"));
             }
         } finally {
             masterDone.countDown();

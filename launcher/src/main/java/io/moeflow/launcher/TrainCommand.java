@@ -298,6 +298,9 @@ public final class TrainCommand implements Callable<Integer> {
     }
 
     private String resumeCommand(final Path runDir) {
+        if (session != null && session.worldSize() > session.environment().localWorldSize()) {
+            return "the job's launch command on every node, with the train option --resume auto (run " + runDir + ")";
+        }
         final String command = session == null ? "./moeflow train"
             : "./moeflow launch --nproc-per-node " + session.environment().localWorldSize() + " train";
         return command + " --run-name " + runDir.getFileName()

@@ -18,6 +18,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Tag;
@@ -27,6 +29,8 @@ import org.junit.jupiter.api.io.TempDir;
 
 import io.moeflow.checkpoint.CheckpointFile;
 import io.moeflow.checkpoint.CheckpointStore;
+import io.moeflow.checkpoint.Resolution;
+import io.moeflow.launcher.launch.JobMaster;
 import io.moeflow.launcher.launch.JoinKey;
 import io.moeflow.transport.bench.WorkerProcesses;
 
@@ -181,6 +185,29 @@ class LaunchMultiNodeTest {
     private static void signal(final String signal, final Process p) throws IOException, InterruptedException {
         final Process kill = new ProcessBuilder("kill", "-" + signal, Long.toString(p.pid())).inheritIO().start();
         assertTrue(kill.waitFor(10, TimeUnit.SECONDS) && kill.exitValue() == 0, "kill -" + signal + " " + p.pid());
+    }
+
+    @Test
+    void shouldStopTheWholeJobAfterTheSameStepWhenOneNodeGetsSigterm() throws Exception {
+        final int port = freePort();
+        final Process node0 = nodeTraining(0, "term", port, ENDLESS, "--max-restarts", "1");
+        final Process node1 = nodeTraining(1, "term", port, ENDLESS);
+        await(() -> contains(log("term", 0), "step 1/1000000") || !node0.isAlive(), 120, "the job trains");
+        signal("TERM", node1); // e.g. Kubernetes deleting node 1's pod: a stop, not a loss
+        final int code = exitCode(node0, "node 0");
+        exitCode(node1, "node 1");
+        final String out = text("term", 0);
+        assertTrue(code != 0 && code != JobMaster.EXIT_AGENT_LOST, "exit code " + code + ": " + out);
+        assertTrue(out.contains("moeflow launch: node 1 (host " + InetAddress.getLocalHost().getHostName() + ") got a stop signal"), out);
+        assertTrue(out.contains("moeflow launch: stopped by a signal"), out);
+        assertFalse(out.contains("was lost") || out.contains("waiting up to"), "a stop is not a loss: " + out);
+        final Pattern stoppedAt = Pattern.compile("stopped at step (\\d+)");
+        final Matcher rank0 = stoppedAt.matcher(Files.readString(runs.resolve("term").resolve("rank-0.log")));
+        final Matcher rank1 = stoppedAt.matcher(Files.readString(runs.resolve("term").resolve("rank-1.log")));
+        assertTrue(rank0.find() && rank1.find(), "both ranks stopped and saved");
+        assertEquals(rank0.group(1), rank1.group(1), "both ranks stopped after the same step");
+        final Resolution newest = new CheckpointStore(runs.resolve("term").resolve("checkpoints")).resolveAuto().orElseThrow();
+        assertEquals(Long.parseLong(rank0.group(1)), newest.step(), "the newest complete checkpoint is the stop's: " + newest);
     }
 
     @Test

@@ -377,8 +377,9 @@ public final class JobMaster {
         final byte[] token = new byte[JobToken.LENGTH_BYTES];
         new SecureRandom().nextBytes(token);
         boolean toldAgentsToStop = false;
+        boolean stopFromNode = false;
         while (finished < world) {
-            if (stopRequested && stopAgentsOnRequest && !toldAgentsToStop) {
+            if (stopRequested && (stopAgentsOnRequest || stopFromNode) && !toldAgentsToStop) {
                 toldAgentsToStop = true;
                 for (final Agent agent : agents.values()) {
                     send(agent.connection, Message.of("STOP", "gen", generation, "graceful", "yes"));
@@ -403,6 +404,18 @@ public final class JobMaster {
             final boolean fromAgent = e.hello().verb().equals("AGENT");
             final Agent agent = heard(e);
             if (e.kind() == Kind.CLOSED) {
+                if (agent != null && stopRequested) {
+                    // a node stopping on a signal: its workers saved with the others; the job ends once the rest have exited
+                    final int node = nodeOf(e.connection());
+                    agents.remove(node);
+                    for (int r = node * plan.nprocPerNode(); r < (node + 1) * plan.nprocPerNode(); r++) {
+                        if (!exited[r]) {
+                            exited[r] = true;
+                            finished++;
+                        }
+                    }
+                    continue;
+                }
                 if (agent != null) {
                     return Optional.of(new Failure(-1, EXIT_AGENT_LOST, lose(nodeOf(e.connection()), "its agent's connection closed"), true));
                 }
@@ -446,6 +459,15 @@ public final class JobMaster {
                 continue;
             }
             final Message m = e.message();
+            if (agent != null && m.verb().equals("STOPPING")) {
+                if (!stopRequested) {
+                    out.println("moeflow launch: " + nodes(List.of(m.getInt("node"))) + " got a stop signal: every rank stops after"
+                        + " the same step and saves; the job ends there");
+                }
+                stopRequested = true;
+                stopFromNode = true;
+                continue;
+            }
             if (agent != null && m.verb().equals("EXIT") && m.getInt("gen") == generation) {
                 final int rank = m.getInt("rank");
                 final int code = m.getInt("code");
@@ -459,7 +481,9 @@ public final class JobMaster {
                 steps.onStep(m);
             }
         }
-        return Optional.empty();
+        // every rank exited with 0, or exited while its node stopped on a signal (its agent left without reporting)
+        return agents.size() < plan.nnodes() ? Optional.of(new Failure(-1, EXIT_STOPPED, "stopped by a signal", false))
+            : Optional.empty();
     }
 
     /**
@@ -490,7 +514,10 @@ public final class JobMaster {
             }
             final int node = nodeOf(e.connection());
             if (e.kind() == Kind.CLOSED) {
-                out.println("moeflow launch: " + lose(node, "its agent's connection closed"));
+                final String lost = lose(node, "its agent's connection closed");
+                if (!stopRequested) { // on a stop signal agents leave as their workers end: expected, not a loss
+                    out.println("moeflow launch: " + lost);
+                }
                 waiting.remove(Integer.valueOf(node));
             } else if (e.message().verb().equals("STOPPED") && e.message().getInt("gen") == generation) {
                 waiting.remove(Integer.valueOf(node));

@@ -99,6 +99,8 @@ public final class NodeAgent implements Runnable {
     private int udpMtuBytes = AeronTransportConfig.DEFAULT_UDP_MTU_BYTES;
     private String nodeAddr;
     private volatile boolean finished;
+    /** The connection to the master while joined: the shutdown hook tells the master this node got a stop signal. */
+    private volatile Connection masterConnection;
     /** Set by the shutdown hook: no new worker starts once the launcher is exiting. */
     private volatile boolean shuttingDown;
     private volatile String failure;
@@ -146,10 +148,28 @@ public final class NodeAgent implements Runnable {
         return joined ? EXIT_MASTER_LOST : EXIT_NOT_JOINED;
     }
 
+    /**
+     * This node's launcher got a stop signal (SIGTERM, Ctrl-C): the master is told first, so that it stops the whole job
+     * after the current step (every rank saves) instead of taking this node's stop for its loss and waiting for a
+     * replacement.
+     */
+    private void tellMasterStopping() {
+        final Connection master = masterConnection;
+        if (master == null || finished) {
+            return;
+        }
+        try {
+            master.send(Message.of("STOPPING", "node", config.node()));
+        } catch (final IOException e) {
+            // the master is gone: nothing to tell
+        }
+    }
+
     @Override
     public void run() {
         final Thread hook = new Thread(() -> {
             shuttingDown = true;
+            tellMasterStopping();
             cleanUp(true);
         }, "moeflow-agent-cleanup");
         Runtime.getRuntime().addShutdownHook(hook);
@@ -157,6 +177,7 @@ public final class NodeAgent implements Runnable {
         try (Connection master = join(deadline)) {
             final Message job = jobMessage;
             joined = true;
+            masterConnection = master;
             lastHeardNs = System.nanoTime();
             worldSize = job.getInt("world");
             udpMtuBytes = Integer.parseInt(job.get("udpMtu", Integer.toString(AeronTransportConfig.DEFAULT_UDP_MTU_BYTES)));
