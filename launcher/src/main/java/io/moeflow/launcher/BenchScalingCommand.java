@@ -5,8 +5,6 @@ import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.LocalDateTime;
-import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -69,7 +67,7 @@ public final class BenchScalingCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--steps " + steps + " --warmup " + warmup + ": both must be >= 1");
         }
         final Path root = dir != null ? dir : Path.of(TrainDefaults.RUNS_DIR, "bench",
-            "scaling-" + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));
+            RunDirectory.timestampedName("scaling-"));
         Files.createDirectories(root);
         final int cores = Runtime.getRuntime().availableProcessors();
         final ModelConfig model = ModelConfig.benchModel();

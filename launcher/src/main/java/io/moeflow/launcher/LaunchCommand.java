@@ -13,8 +13,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
-import java.time.LocalDateTime;
-import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
@@ -314,7 +312,7 @@ public final class LaunchCommand implements Callable<Integer> {
         if (!given("--master-addr")) {
             masterAddr = addressTowards(hosts.hosts().get(0).name());
         }
-        addRunNameIfNone("run-" + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));
+        addRunNameIfNone(RunDirectory.timestampedName("run-"));
         checkOptions();
         final Path javaExecutable = javaExecutable();
         echoRanks(echo, worldSize());
@@ -602,7 +600,7 @@ public final class LaunchCommand implements Callable<Integer> {
     /** Node 0: the run's directory, created (or reused when resuming). */
     static Path createRunDirectory(final TrainCommand train) {
         final String runName = train.runName != null ? train.runName
-            : "run-" + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss"));
+            : RunDirectory.timestampedName("run-");
         return train.resume == null ? RunDirectory.create(train.runsDir, runName)
             : train.resume.equals(CheckpointStore.AUTO) ? RunDirectory.createOrReuse(train.runsDir, runName)
             : RunDirectory.ofCheckpoint(Path.of(train.resume));

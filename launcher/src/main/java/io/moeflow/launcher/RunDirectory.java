@@ -4,10 +4,19 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.LocalDateTime;
+import java.time.format.DateTimeFormatter;
 
 /** The directory of one run, {@code <runs-dir>/<name>/}. */
 final class RunDirectory {
+    private static final DateTimeFormatter STAMP = DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss");
+
     private RunDirectory() {
+    }
+
+    /** A name for a run nobody named: {@code prefix} and this second, e.g. {@code run-20261203-213045}. */
+    static String timestampedName(final String prefix) {
+        return prefix + LocalDateTime.now().format(STAMP);
     }
 
     /** Creates a new run directory; refuses a name that is in use, so two runs never mix their files. */

@@ -5,8 +5,6 @@ import java.io.PrintStream;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.LocalDateTime;
-import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -105,7 +103,7 @@ public final class StudyCurriculumCommand implements Callable<Integer> {
         final Dataset training = all.training();
         final Dataset heldOut = all.heldOut();
         final Path dir = out != null ? out : Path.of(TrainDefaults.RUNS_DIR,
-            "study-curriculum-" + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));
+            RunDirectory.timestampedName("study-curriculum-"));
         final PrintStream o = System.out;
         final long tokensPerStep = (long) batchSize * modelConfig.seqLen();
         o.printf("study curriculum: %d schedules x %d seeds, %,d steps each (%,d tokens), lr %s cosine to %s with "

@@ -7,8 +7,6 @@ import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.LocalDateTime;
-import java.time.format.DateTimeFormatter;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -314,7 +312,7 @@ public final class TrainCommand implements Callable<Integer> {
         }
         if (resume == null) {
             return RunDirectory.create(runsDir, runName != null ? runName
-                : "run-" + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));
+                : RunDirectory.timestampedName("run-"));
         }
         if (!resume.equals(CheckpointStore.AUTO)) {
             return RunDirectory.ofCheckpoint(Path.of(resume));
