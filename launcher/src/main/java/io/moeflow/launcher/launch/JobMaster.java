@@ -160,14 +160,10 @@ public final class JobMaster {
                 out.println("moeflow launch: " + agentsMissing.get().reason());
                 return agentsMissing.get().exitCode();
             }
-            try {
-                transport = chooseTransport();
-            } catch (final IllegalArgumentException | TransportException e) {
-                out.println("moeflow launch: " + e.getMessage());
+            if (!resolveTransport()) {
                 code = EXIT_BAD_TRANSPORT;
                 return code;
             }
-            out.println("moeflow launch: transport " + transport.reason());
             int restarts = 0;
             for (int generation = 0; ; generation++) {
                 final Optional<Failure> failure = runGeneration(generation);
@@ -200,14 +196,7 @@ public final class JobMaster {
                         code = replacement.get().exitCode();
                         return code;
                     }
-                    try { // the replacement's probe counts too: rdma needs it on every node
-                        final TransportChoice before = transport;
-                        transport = chooseTransport();
-                        if (transport.kind() != before.kind()) {
-                            out.println("moeflow launch: transport " + transport.reason());
-                        }
-                    } catch (final IllegalArgumentException | TransportException e) {
-                        out.println("moeflow launch: " + e.getMessage());
+                    if (!resolveTransport()) { // the replacement's probe counts too: rdma needs it on every node
                         code = EXIT_BAD_TRANSPORT;
                         return code;
                     }
@@ -322,6 +311,24 @@ public final class JobMaster {
         send(agent.connection, Message.of("JOB", "run", plan.runId(), "node", node, "nnodes", plan.nnodes(), "nproc",
             plan.nprocPerNode(), "world", plan.worldSize(), "beatMs", TimeUnit.NANOSECONDS.toMillis(plan.heartbeatIntervalNs()),
             "boundMs", TimeUnit.NANOSECONDS.toMillis(plan.failureBoundNs()), "udpMtu", plan.udpMtuBytes()));
+    }
+
+    /**
+     * Chooses the transport ({@link #chooseTransport}) and says so when the choice is new (at the start, or a replacement
+     * changed it); false, having said why, when the transport asked for cannot run on the job's nodes.
+     */
+    private boolean resolveTransport() {
+        final TransportChoice before = transport;
+        try {
+            transport = chooseTransport();
+        } catch (final IllegalArgumentException | TransportException e) {
+            out.println("moeflow launch: " + e.getMessage());
+            return false;
+        }
+        if (before == null || transport.kind() != before.kind()) {
+            out.println("moeflow launch: transport " + transport.reason());
+        }
+        return true;
     }
 
     /** Resolves {@code --transport} from every node's RDMA probe (reported in its AGENT hello): at the start and after a node was replaced. */
